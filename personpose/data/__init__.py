@@ -1,0 +1,1 @@
+"""Data layer: keypoints and PATN-format files, pose maps and part masks, data sets."""

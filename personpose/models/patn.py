@@ -1,0 +1,149 @@
+"""PATN generator: Pose-Attentional Transfer Network (Zhu et al., CVPR 2019), DIGEST section 5.
+
+Two encoders (image P1; pose cat(BP1, BP2)), ``n_blocks`` Pose-Attentional Transfer Blocks
+at 1/4 resolution, one decoder. Paper size (ngf 64, 9 blocks, batch norm): 41,365,763
+parameters (41.4 M).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from personpose.models.init import init_weights
+from personpose.models.layers import (
+    check_padding,
+    conv_stream,
+    encoder,
+    norm_layer,
+    padded_conv,
+    resolve_bias,
+)
+
+
+class PATBlock(nn.Module):
+    """One Pose-Attentional Transfer Block at ``channels`` (C) feature maps.
+
+    image stream: conv3x3-norm-ReLU-(dropout)-conv3x3-norm, C -> C.
+    pose stream: conv3x3-norm-ReLU-(dropout)-conv3x3 (no norm), Cp -> Cp -> C, where
+    Cp = C for the first block and 2C after it (its input is cat(pose_out, img)).
+    ``att = sigmoid(pose_out)``; ``img' = img + image_stream(img) * att``;
+    ``pose' = cat(pose_out, img')`` (N, 2C, h, w).
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        *,
+        pose_in_channels: int,
+        norm: str = "batch",
+        dropout: bool = False,
+        padding: str = "reflect",
+        bias: bool = False,
+    ) -> None:
+        super().__init__()
+        kw = dict(norm=norm, padding=padding, bias=bias, dropout=dropout)
+        self.image_stream = conv_stream(channels, channels, channels, **kw)
+        self.pose_stream = conv_stream(
+            pose_in_channels, pose_in_channels, channels, last_norm=False, **kw
+        )
+
+    def forward(self, img: torch.Tensor, pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """img (N, C, h, w), pose (N, Cp, h, w) -> (img' (N, C, h, w), pose' (N, 2C, h, w))."""
+        pose_out = self.pose_stream(pose)
+        img = img + self.image_stream(img) * torch.sigmoid(pose_out)
+        return img, torch.cat((pose_out, img), dim=1)
+
+
+class PATNGenerator(nn.Module):
+    """PATN generator: ``forward(P1, BP1, BP2)`` -> generated image (N, 3, H, W) in [-1, 1].
+
+    Args:
+        ngf: base width (64 in the paper); the blocks run at ``ngf * 2**n_down`` channels.
+        n_blocks: number of PAT blocks (9 in the paper).
+        norm: "batch" | "instance" (no affine, no running stats) | "none".
+        dropout: Dropout(0.5) between the two convs of each block stream (PATN's default
+            ``use_dropout`` is on unless ``--no_dropout``).
+        padding: padding of the stride-1 convs: "reflect" (PATN) | "replicate" | "zero".
+        use_bias: conv biases; ``None`` = PATN's rule (none before batch norm). The output
+            7x7 conv always has a bias.
+        image_channels, pose_channels: channels of P1 (3) and of each pose map (18).
+        n_down: stride-2 stages (2: H and W must be divisible by 4).
+        init: apply :func:`init_weights` (N(0, 0.02) convs, N(1, 0.02) BN scales, zero
+            biases) from the global RNG; call ``init_weights(g, generator=...)`` to redo it.
+    """
+
+    def __init__(
+        self,
+        ngf: int = 64,
+        n_blocks: int = 9,
+        norm: str = "batch",
+        dropout: bool = False,
+        padding: str = "reflect",
+        use_bias: bool | None = None,
+        image_channels: int = 3,
+        pose_channels: int = 18,
+        n_down: int = 2,
+        init: bool = True,
+    ) -> None:
+        super().__init__()
+        if n_blocks < 1 or ngf < 1 or n_down < 0:
+            raise ValueError(
+                f"PATNGenerator: need n_blocks >= 1, ngf >= 1, n_down >= 0; got "
+                f"n_blocks={n_blocks}, ngf={ngf}, n_down={n_down}"
+            )
+        check_padding(padding)
+        bias = resolve_bias(norm, use_bias)
+        self.image_channels, self.pose_channels, self.n_down = image_channels, pose_channels, n_down
+        c = ngf * 2**n_down
+        kw = dict(norm=norm, padding=padding, bias=bias)
+        self.image_encoder = encoder(image_channels, ngf, n_down, **kw)
+        self.pose_encoder = encoder(2 * pose_channels, ngf, n_down, **kw)
+        self.blocks = nn.ModuleList(
+            PATBlock(c, pose_in_channels=c if i == 0 else 2 * c, dropout=dropout, **kw)
+            for i in range(n_blocks)
+        )
+        up: list[nn.Module] = []
+        for i in range(n_down):
+            ch = c // 2**i
+            up += [
+                nn.ConvTranspose2d(
+                    ch, ch // 2, 3, stride=2, padding=1, output_padding=1, bias=bias
+                ),
+                norm_layer(norm, ch // 2),
+                nn.ReLU(inplace=True),
+            ]
+        up += padded_conv(ngf, image_channels, 7, padding, bias=True)
+        up.append(nn.Tanh())
+        self.decoder = nn.Sequential(*up)
+        if init:
+            init_weights(self)
+
+    def forward(self, P1: torch.Tensor, BP1: torch.Tensor, BP2: torch.Tensor) -> torch.Tensor:
+        """P1 (N, 3, H, W) in [-1, 1]; BP1, BP2 (N, 18, H, W) pose maps -> (N, 3, H, W) in [-1, 1]."""
+        self._check_inputs(P1, BP1, BP2)
+        img = self.image_encoder(P1)
+        pose = self.pose_encoder(torch.cat((BP1, BP2), dim=1))
+        for block in self.blocks:
+            img, pose = block(img, pose)
+        return self.decoder(img)
+
+    def _check_inputs(self, P1: torch.Tensor, BP1: torch.Tensor, BP2: torch.Tensor) -> None:
+        k = 2**self.n_down
+        expected = {"P1": self.image_channels, "BP1": self.pose_channels, "BP2": self.pose_channels}
+        for name, t in zip(expected, (P1, BP1, BP2)):
+            if t.dim() != 4 or t.shape[1] != expected[name]:
+                raise ValueError(
+                    f"PATNGenerator.forward: {name} has shape {tuple(t.shape)}; expected "
+                    f"(N, {expected[name]}, H, W)"
+                )
+            if t.shape[0] != P1.shape[0] or t.shape[2:] != P1.shape[2:]:
+                raise ValueError(
+                    f"PATNGenerator.forward: {name} shape {tuple(t.shape)} does not match "
+                    f"P1 {tuple(P1.shape)} in N, H, W"
+                )
+        if P1.shape[2] % k or P1.shape[3] % k:
+            raise ValueError(
+                f"PATNGenerator.forward: H x W = {P1.shape[2]}x{P1.shape[3]} px; expected both "
+                f"divisible by {k} (n_down={self.n_down})"
+            )

@@ -1,0 +1,49 @@
+"""Shared fixtures: paths to ../shared material, offline mode, small thread count."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("PERSONPOSE_OFFLINE", "1")
+os.environ.setdefault("WANDB_MODE", "disabled")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("PERSONPOSE_SHARED", REPO.parent / "shared"))
+
+
+def _shared_path(*parts: str) -> Path:
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{path} is missing; CI always provides ../shared beside the checkout")
+        pytest.skip(f"{path} not available (set PERSONPOSE_SHARED or place shared/ beside the repo)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def real_data() -> Path:
+    """``../shared/data/real``: real DeepFashion/Market samples (research use, never copied)."""
+    return _shared_path("data", "real")
+
+
+@pytest.fixture(scope="session")
+def golden_dir() -> Path:
+    """``../shared/paper/golden``: values computed by the study authors' code."""
+    return _shared_path("paper", "golden")
+
+
+@pytest.fixture(scope="session")
+def movenet_model() -> Path:
+    """``../shared/models/movenet/*.tflite``: the small offline pose estimator."""
+    return _shared_path("models", "movenet", "movenet_singlepose_lightning_int8_4.tflite")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _threads():
+    import torch
+
+    torch.set_num_threads(2)
+    yield
