@@ -177,7 +177,7 @@ class PoseTransferModule(L.LightningModule):
         if batch_idx == 0:
             self.grid_callback_batch = {"batch": batch, "fake": fake.detach()}
         if self.val_metrics is not None:
-            self.val_metrics.update(to_unit(fake), to_unit(batch["P2"]), **_extras(batch))
+            self.val_metrics.update(to_unit(fake), to_unit(batch["P2"]), **extras_of(batch))
 
     def on_validation_epoch_end(self) -> None:
         if self.val_metrics is None:
@@ -223,7 +223,7 @@ class PoseTransferModule(L.LightningModule):
                 self._pools[name].load_state_dict(pool_state)
 
 
-def _extras(batch: dict) -> dict[str, Any]:
+def extras_of(batch: dict) -> dict[str, Any]:
     """Keyword extras the metrics may use: target keypoints, part labels, the source image."""
     extras: dict[str, Any] = {"kp2": batch["kp2"], "source": to_unit(batch["P1"])}
     if "label2" in batch:

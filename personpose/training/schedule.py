@@ -4,14 +4,16 @@ from __future__ import annotations
 
 
 class PATNSchedule:
-    """Multiplicative lr factor for step ``s``: 1 for ``niter`` epochs, then linear decay to 0.
+    """Multiplicative lr factor at generator step ``s`` (PATN / pix2pix rule, faithful).
 
-    PATN's rule with epochs counted from 1: ``1 - max(0, epoch + 1 - niter) / (niter_decay + 1)``
-    where ``epoch = step // steps_per_epoch``. A picklable callable, so LambdaLR's state dict
-    stays plain data.
+    ``factor = 1 - max(0, e + 1 + epoch_count - niter) / (niter_decay + 1)`` with the 0-based
+    epoch ``e = s // steps_per_epoch`` and PATN's ``epoch_count = 1``: full rate for the first
+    ``niter - 1`` epochs, then a linear decay that reaches 0 in epoch ``niter + niter_decay``
+    (the reference's off-by-one, kept so schedules match). A picklable callable, so
+    ``LambdaLR``'s state dict stays plain data.
     """
 
-    def __init__(self, steps_per_epoch: int, niter: int, niter_decay: int) -> None:
+    def __init__(self, steps_per_epoch: int, niter: int, niter_decay: int, epoch_count: int = 1):
         if steps_per_epoch < 1:
             raise ValueError(f"steps_per_epoch must be >= 1, got {steps_per_epoch}")
         if niter < 0 or niter_decay < 0:
@@ -19,7 +21,9 @@ class PATNSchedule:
         self.steps_per_epoch = steps_per_epoch
         self.niter = niter
         self.niter_decay = niter_decay
+        self.epoch_count = epoch_count
 
     def __call__(self, step: int) -> float:
         epoch = step // self.steps_per_epoch
-        return max(0.0, 1.0 - max(0, epoch + 1 - self.niter) / float(self.niter_decay + 1))
+        decayed = max(0, epoch + 1 + self.epoch_count - self.niter)
+        return max(0.0, 1.0 - decayed / float(self.niter_decay + 1))
