@@ -44,9 +44,10 @@ def collect(roots: list[Path]) -> tuple[list[dict], list[dict]]:
     for root in roots:
         if not root.exists():
             raise FileNotFoundError(f"{root}: no such folder")
-        for job in sorted({p.parent for p in root.rglob("*") if p.name in ("results.json",
-                                                                             "error.json")}
-                          | {p.parent.parent for p in root.rglob(".hydra/config.yaml")}):
+        for job in sorted(
+            {p.parent for p in root.rglob("*") if p.name in ("results.json", "error.json")}
+            | {p.parent.parent for p in root.rglob(".hydra/config.yaml")}
+        ):
             res, err = job / "results.json", job / "error.json"
             if res.is_file():
                 r = json.loads(res.read_text())
@@ -101,19 +102,39 @@ def markdown(metrics: list[str], table: dict, runs: list[dict], problems: list[d
     if protocol:
         lines += ["", "Protocols:"] + [f"- `{m}`: {protocol[m]}" for m in metrics if m in protocol]
     if problems:
-        lines += ["", "Failed or unfinished jobs:"] + [f"- {p['dir']}: {p['reason']}" for p in problems]
+        lines += ["", "Failed or unfinished jobs:"] + [
+            f"- {p['dir']}: {p['reason']}" for p in problems
+        ]
     return "\n".join(lines) + "\n"
 
 
 def write_csv(runs: list[dict], metrics: list[str], path: Path) -> None:
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["loss", "seed", "data_seed", "steps", "dir", *metrics,
-                *[f"copy_source/{m}" for m in metrics]])
+    w.writerow(
+        [
+            "loss",
+            "seed",
+            "data_seed",
+            "steps",
+            "dir",
+            *metrics,
+            *[f"copy_source/{m}" for m in metrics],
+        ]
+    )
     for r in runs:
         base = r.get("baselines", {}).get("copy_source", {})
-        w.writerow([loss_label(r), r.get("seed"), r.get("data_seed"), r.get("steps"), r["_dir"],
-                    *[r["metrics"].get(m, "") for m in metrics], *[base.get(m, "") for m in metrics]])
+        w.writerow(
+            [
+                loss_label(r),
+                r.get("seed"),
+                r.get("data_seed"),
+                r.get("steps"),
+                r["_dir"],
+                *[r["metrics"].get(m, "") for m in metrics],
+                *[base.get(m, "") for m in metrics],
+            ]
+        )
     atomic_write_text(path, buf.getvalue())
 
 
@@ -129,8 +150,13 @@ def plot(metrics: list[str], table: dict, runs: list[dict], out: Path) -> list[P
     for m in [m for m in metrics if m in HEADLINE]:
         fig, ax = plt.subplots(figsize=(max(4, 0.9 * len(losses)), 3))
         xs = [loss for loss in losses if m in table.get(loss, {})]
-        ax.bar(xs, [table[x][m][0] for x in xs], yerr=[table[x][m][1] for x in xs], capsize=3,
-               color=["#999" if x == "copy-source" else "#3b75af" for x in xs])
+        ax.bar(
+            xs,
+            [table[x][m][0] for x in xs],
+            yerr=[table[x][m][1] for x in xs],
+            capsize=3,
+            color=["#999" if x == "copy-source" else "#3b75af" for x in xs],
+        )
         ax.set_title(f"{m} ({'lower' if m in LOWER_IS_BETTER else 'higher'} is better)")
         ax.tick_params(axis="x", rotation=45)
         fig.tight_layout()
@@ -164,8 +190,11 @@ def plot(metrics: list[str], table: dict, runs: list[dict], out: Path) -> list[P
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m personpose.report", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m personpose.report",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("dirs", nargs="+", type=Path, help="multirun or run folders to collect")
     ap.add_argument("--out", type=Path, default=None, help="output folder (default: first DIR)")
     ap.add_argument("--no-plots", action="store_true")
@@ -184,8 +213,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_plots:
         plot(metrics, table, runs, out)
     print(md)
-    print(f"wrote {out / 'ablation.md'}, {out / 'ablation.csv'}" + ("" if args.no_plots else
-                                                                    ", plots"))
+    print(
+        f"wrote {out / 'ablation.md'}, {out / 'ablation.csv'}"
+        + ("" if args.no_plots else ", plots")
+    )
     return 0
 
 

@@ -64,6 +64,23 @@ def build_datamodule(cfg: DictConfig):
     return build(cfg.data)
 
 
+def _world_size(cfg: DictConfig) -> int:
+    """Processes that share each epoch's pairs (devices x nodes; 1 without DDP)."""
+    t = cfg.trainer
+    if "ddp" not in str(t.strategy):
+        return 1
+    devices = t.devices
+    if isinstance(devices, int) and devices > 0:
+        n = devices
+    elif isinstance(devices, list | tuple) or OmegaConf.is_list(devices):
+        n = len(devices)
+    else:  # -1 / "auto": all visible GPUs
+        import torch
+
+        n = max(1, torch.cuda.device_count())
+    return n * int(t.num_nodes)
+
+
 def train_and_evaluate(
     cfg: DictConfig, run_dir: Path, job_name: str, group: str | None, choices: dict | None = None
 ) -> dict:
@@ -97,7 +114,7 @@ def train_and_evaluate(
 
     module = PoseTransferModule(
         cfg,
-        steps_per_epoch=datamodule.steps_per_epoch,
+        steps_per_epoch=datamodule.steps_per_epoch_for(_world_size(cfg)),
         allow_random_vgg=allow_random,
         val_metrics=make_metrics(list(cfg.eval.val_metrics)),
     )
@@ -135,9 +152,9 @@ def train_and_evaluate(
         test = run_test_split(
             module,
             datamodule.test_dataloader(),
-            make_metrics if cfg.eval.test_metrics is None else (
-                lambda: make_metrics(list(cfg.eval.test_metrics))
-            ),
+            make_metrics
+            if cfg.eval.test_metrics is None
+            else (lambda: make_metrics(list(cfg.eval.test_metrics))),
             out_dir=run_dir / "test_outputs" if cfg.eval.save_outputs else None,
             save_strips=bool(cfg.eval.save_strips),
         )
@@ -177,19 +194,31 @@ def main(cfg: DictConfig) -> Any:
     job_name = _jobdir(hc.job.override_dirname)
     try:
         results = train_and_evaluate(
-            cfg, run_dir, job_name, cfg.sweep_name if multirun else None,
+            cfg,
+            run_dir,
+            job_name,
+            cfg.sweep_name if multirun else None,
             {k: v for k, v in hc.runtime.choices.items() if not k.startswith("hydra")},
         )
     except Exception as exc:
         atomic_write_json(
             run_dir / ERROR,
-            {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(),
-             "overrides": list(hc.overrides.task), "versions": versions()},
+            {
+                "error": f"{type(exc).__name__}: {exc}",
+                "traceback": traceback.format_exc(),
+                "overrides": list(hc.overrides.task),
+                "versions": versions(),
+            },
         )
         if not multirun:
             raise
-        log.error("job %s failed (%s: %s); see %s; the sweep goes on",
-                  job_name, type(exc).__name__, exc, run_dir / ERROR)
+        log.error(
+            "job %s failed (%s: %s); see %s; the sweep goes on",
+            job_name,
+            type(exc).__name__,
+            exc,
+            run_dir / ERROR,
+        )
         return None
     if results:
         _print_summary(results)

@@ -28,7 +28,7 @@ _D_NAMES = ("shape", "appearance")
 
 def to_unit(x: torch.Tensor) -> torch.Tensor:
     """[-1, 1] images -> [0, 1], quantised to 8-bit levels like a saved PNG."""
-    return torch.round(((x.detach().float().clamp(-1, 1) + 1) * 127.5)) / 255.0
+    return torch.round((x.detach().float().clamp(-1, 1) + 1) * 127.5) / 255.0
 
 
 class PoseTransferModule(L.LightningModule):
@@ -59,9 +59,8 @@ class PoseTransferModule(L.LightningModule):
         self.adversarial = bool(cfg.loss.adversarial.enabled)
         if self.adversarial:
             adv = cfg.loss.adversarial
-            head = adv.get("d_head", "faithful")
-            self.d_shape = instantiate(cfg.model.discriminator, in_channels=3 + 18, head=head)
-            self.d_appearance = instantiate(cfg.model.discriminator, in_channels=3 + 3, head=head)
+            self.d_shape = instantiate(cfg.model.discriminator, in_channels=3 + 18)
+            self.d_appearance = instantiate(cfg.model.discriminator, in_channels=3 + 3)
             self.objective = GANObjective(adv.objective)
             self._pools = {name: ImagePool(int(adv.pool_size)) for name in _D_NAMES}
             self.lambda_gan = float(cfg.weights.adversarial)
@@ -188,7 +187,7 @@ class PoseTransferModule(L.LightningModule):
 
     # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        np_state = np.random.get_state()
+        np_state = np.random.get_state()  # noqa: NPY002 - the global state is what we restore
         checkpoint["personpose"] = {
             "rng_torch": torch.get_rng_state(),
             "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
@@ -213,9 +212,14 @@ class PoseTransferModule(L.LightningModule):
         if state["rng_cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng_cuda"])
         n = state["rng_numpy"]
-        np.random.set_state(
-            ("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
-             n["cached_gaussian"])
+        np.random.set_state(  # noqa: NPY002
+            (
+                "MT19937",
+                n["keys"].numpy().astype(np.uint32),
+                n["pos"],
+                n["has_gauss"],
+                n["cached_gaussian"],
+            )
         )
         random.setstate((3, tuple(state["rng_python"]), state.get("rng_python_gauss")))
         if self.adversarial:

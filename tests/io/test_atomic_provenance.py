@@ -27,8 +27,12 @@ def test_atomic_write_keeps_old_file_when_writer_fails(tmp_path):
 
 
 def test_redact_nested_secret_keys():
-    cfg = {"logger": {"wandb": {"api_key": "abc123", "project": "p"}}, "token": None,
-           "list": [{"HF_TOKEN": "t"}], "password_hint": ""}
+    cfg = {
+        "logger": {"wandb": {"api_key": "abc123", "project": "p"}},
+        "token": None,
+        "list": [{"HF_TOKEN": "t"}],
+        "password_hint": "",
+    }
     out = redact(cfg)
     assert out["logger"]["wandb"] == {"api_key": REDACTED, "project": "p"}
     assert out["token"] is None  # nothing to hide

@@ -5,7 +5,7 @@ from personpose.training.schedule import PATNSchedule
 
 def test_patn_schedule_matches_reference_rule():
     s = PATNSchedule(steps_per_epoch=10, niter=3, niter_decay=4)
-    # reference: lr_l = 1 - max(0, epoch + 1 + epoch_count - niter) / (niter_decay + 1), epoch 0-based
+    # reference: 1 - max(0, epoch + 1 + epoch_count - niter) / (niter_decay + 1), epoch 0-based
     assert [s(k) for k in (0, 9, 10, 19)] == [1.0, 1.0, 1.0, 1.0]
     assert s(20) == pytest.approx(1 - 1 / 5)
     assert s(29) == pytest.approx(1 - 1 / 5)

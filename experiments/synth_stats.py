@@ -1,0 +1,246 @@
+"""How hard is the synthetic data set compared with real Market-1501?
+
+Prints a Markdown table and writes JSON (default experiments/results/synth_stats.json):
+- body-proportion ratios (upper arm / torso, thigh / torso, torso / image height; medians and
+  IQRs) and the within-pair joint displacement (mean displacement of the joints visible in
+  both images / the target's torso length), synthetic vs the real Market annotations;
+- the copy-source baseline ("generated" = the source image) on the test pairs: SSIM,
+  mask-SSIM and L1 under the PATN protocol, synthetic vs the real Market test sample.
+
+Definitions: torso length = |neck - mid-hip| px (joints 1 and mean of 8, 11), only where
+all three are present; height = image height (px). PATN protocol: skimage
+``structural_similarity(gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+channel_axis=-1, data_range=generated.max() - generated.min())`` on uint8 images;
+mask-SSIM multiplies both images by PATN's keypoint mask (segments of half-width 4 px along
+the 23 mask limbs, disks of radius 4 px at the joints, 5x5 closing) of the target pose; L1 =
+mean |generated - target| on [0, 1] intensities.
+
+    python experiments/synth_stats.py [--data DIR | --cache-root ROOT] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from skimage.draw import disk, polygon
+from skimage.metrics import structural_similarity
+from skimage.morphology import closing
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # run from a checkout without installing
+
+from personpose.data.keypoints import PATN_MASK_LIMBS, PATN_MASK_RADIUS  # noqa: E402
+
+REAL = REPO.parent / "shared" / "data" / "real"
+# DIGEST section 2: copy-source baseline on 100 real Market test pairs; pair displacement.
+DIGEST = {"ssim": 0.148, "mask_ssim": 0.718, "l1": 0.194, "displacement_median": 0.45}
+
+
+def read_annotations(path: Path) -> dict[str, np.ndarray]:
+    """PATN annotation CSV -> {name: (18, 2) float (row, col), -1 missing}."""
+    out = {}
+    with open(path) as f:
+        next(f)
+        for line in f:
+            name, ys, xs = line.strip().split(":")
+            out[name.strip()] = np.stack([json.loads(ys), json.loads(xs)], -1).astype(float)
+    return out
+
+
+def read_pairs(path: Path) -> list[tuple[str, str]]:
+    with open(path) as f:
+        next(f)
+        return [tuple(line.strip().split(",")) for line in f if line.strip()]
+
+
+def torso_length(kp: np.ndarray) -> np.ndarray:
+    """(..., 18, 2) -> (...) |neck - mid-hip| px; NaN where a joint is missing."""
+    ok = (kp[..., [1, 8, 11], :] >= 0).all(axis=(-1, -2))
+    t = np.linalg.norm(kp[..., 1, :] - 0.5 * (kp[..., 8, :] + kp[..., 11, :]), axis=-1)
+    return np.where(ok, t, np.nan)
+
+
+def ratio_stats(kps: np.ndarray, height: int) -> dict[str, list[float]]:
+    """Quartiles [q25, median, q75] of the proportion ratios over (N, 18, 2) keypoints."""
+    vis = (kps >= 0).all(-1)
+    t = torso_length(kps)
+
+    def limb(pairs):
+        vals = []
+        for a, b in pairs:
+            m = vis[:, a] & vis[:, b] & ~np.isnan(t)
+            vals.append(np.linalg.norm(kps[m, a] - kps[m, b], axis=-1) / t[m])
+        return np.concatenate(vals)
+
+    q = lambda x: [round(float(v), 4) for v in np.percentile(x, [25, 50, 75])]  # noqa: E731
+    return {
+        "upper_arm/torso": q(limb([(2, 3), (5, 6)])),
+        "thigh/torso": q(limb([(8, 9), (11, 12)])),
+        "torso/height": q(t[~np.isnan(t)] / height),
+    }
+
+
+def pair_displacement(ann: dict[str, np.ndarray], pairs: list[tuple[str, str]]) -> np.ndarray:
+    """Per pair: mean |p1_j - p2_j| over joints visible in both / target torso length."""
+    out = []
+    for a, b in pairs:
+        ka, kb = ann[a], ann[b]
+        m = (ka >= 0).all(-1) & (kb >= 0).all(-1)
+        t = torso_length(kb)
+        if m.any() and np.isfinite(t) and t > 0:
+            out.append(np.linalg.norm(ka[m] - kb[m], axis=-1).mean() / t)
+    return np.array(out)
+
+
+def patn_mask(kp: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """PATN keypoint mask (H, W) bool of a target pose (18, 2) (row, col)."""
+    h, w = size
+    m = np.zeros(size, bool)
+    vis = (kp >= 0).all(-1)
+    r = PATN_MASK_RADIUS
+    for a, b in PATN_MASK_LIMBS:
+        if not (vis[a] and vis[b]):
+            continue
+        p, q = kp[a].astype(float), kp[b].astype(float)
+        d = q - p
+        n = np.array([-d[1], d[0]]) / (np.hypot(*d) + 1e-9) * r
+        corners = np.array([p + n, q + n, q - n, p - n])
+        rr, cc = polygon(corners[:, 0], corners[:, 1], shape=size)
+        m[rr, cc] = True
+    for j in np.flatnonzero(vis):
+        rr, cc = disk((kp[j, 0], kp[j, 1]), r, shape=size)
+        m[rr, cc] = True
+    return closing(m, np.ones((5, 5), bool)).astype(bool)
+
+
+def patn_ssim(gen: np.ndarray, tgt: np.ndarray) -> float:
+    return float(
+        structural_similarity(
+            gen,
+            tgt,
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+            channel_axis=-1,
+            data_range=float(gen.max()) - float(gen.min()),
+        )
+    )
+
+
+def copy_source_scores(img_dir: Path, ann: dict, pairs: list[tuple[str, str]]) -> dict[str, float]:
+    """Copy-source baseline (generated := source image) over ``pairs``."""
+    ssim, mssim, l1 = [], [], []
+    for a, b in pairs:
+        src = np.asarray(Image.open(img_dir / a).convert("RGB"))
+        tgt = np.asarray(Image.open(img_dir / b).convert("RGB"))
+        ssim.append(patn_ssim(src, tgt))
+        m = patn_mask(ann[b], tgt.shape[:2])[..., None].astype(np.uint8)
+        mssim.append(patn_ssim(src * m, tgt * m))
+        l1.append(np.abs(src.astype(float) - tgt.astype(float)).mean() / 255.0)
+    return {
+        "ssim": round(float(np.mean(ssim)), 4),
+        "mask_ssim": round(float(np.mean(mssim)), 4),
+        "l1": round(float(np.mean(l1)), 4),
+        "pairs": len(pairs),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--data", type=Path, help="an existing synthetic data folder")
+    p.add_argument("--cache-root", type=Path, help="generate/reuse the default set under here")
+    p.add_argument("--ids", type=int, default=None, help="identities (default: the default size)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quick", action="store_true", help="60 ids, 100 test pairs")
+    p.add_argument(
+        "--out", type=Path, default=REPO / "experiments" / "results" / "synth_stats.json"
+    )
+    a = p.parse_args(argv)
+
+    from personpose.data.synth import DEFAULT_IDS, ensure_dataset
+
+    t0 = time.process_time()
+    if a.data is not None:
+        data = a.data
+    else:
+        ids = a.ids or (60 if a.quick else DEFAULT_IDS)
+        root = a.cache_root or Path(tempfile.gettempdir()) / "personpose-synth-cache"
+        data = ensure_dataset(root, "market", ids=ids, seed=a.seed, progress=False)
+    gen_cpu = time.process_time() - t0
+    meta = json.loads((data / "synth-meta.json").read_text())
+    height = meta["size"][0]
+    synth_ann = {}
+    for split in ("train", "val", "test"):
+        synth_ann.update(read_annotations(data / f"synth-annotation-{split}.csv"))
+    synth_pairs = read_pairs(data / "synth-pairs-test.csv")
+    all_pairs = [
+        pr for s in ("train", "val", "test") for pr in read_pairs(data / f"synth-pairs-{s}.csv")
+    ]
+    if a.quick:
+        synth_pairs = synth_pairs[:100]
+
+    result: dict = {
+        "synthetic": {"data": str(data), "settings": meta["settings"]},
+        "real_market": {},
+    }
+    s_kp = np.stack(list(synth_ann.values()))
+    result["synthetic"]["ratios"] = ratio_stats(s_kp, height)
+    d = pair_displacement(synth_ann, all_pairs)
+    result["synthetic"]["displacement"] = [
+        round(float(v), 4) for v in np.percentile(d, [25, 50, 75])
+    ]
+    result["synthetic"]["copy_source"] = copy_source_scores(data / "test", synth_ann, synth_pairs)
+    if a.data is None:  # includes reusing a cached set (then ~0)
+        result["synthetic"]["generation_cpu_s"] = round(gen_cpu, 1)
+
+    real_train = REAL / "annotations" / "market-annotation-train.csv"
+    if real_train.is_file():
+        r_ann = read_annotations(real_train)
+        result["real_market"]["ratios"] = ratio_stats(np.stack(list(r_ann.values())), 128)
+        r_test = read_annotations(REAL / "annotations" / "market-annotation-test.csv")
+        rd = pair_displacement(r_test, read_pairs(REAL / "annotations" / "market-pairs-test.csv"))
+        result["real_market"]["displacement"] = [
+            round(float(v), 4) for v in np.percentile(rd, [25, 50, 75])
+        ]
+        sample = REAL / "market"
+        s_ann = read_annotations(sample / "market-annotation-test.csv")
+        result["real_market"]["copy_source"] = copy_source_scores(
+            sample / "test", s_ann, read_pairs(sample / "market-pairs-test.csv")
+        )
+    result["digest_section_2"] = DIGEST
+
+    rows = [("| measure | synthetic | real Market | DIGEST |"), "|---|---|---|---|"]
+    fmt = lambda q: f"{q[1]:.3f} ({q[0]:.3f}-{q[2]:.3f})"  # noqa: E731
+    real = result["real_market"]
+    for k in ("upper_arm/torso", "thigh/torso", "torso/height"):
+        rv = fmt(real["ratios"][k]) if real else "-"
+        rows.append(f"| {k} median (IQR) | {fmt(result['synthetic']['ratios'][k])} | {rv} | |")
+    rv = fmt(real["displacement"]) if real else "-"
+    rows.append(
+        f"| pair displacement / torso | {fmt(result['synthetic']['displacement'])} | {rv} | 0.45 |"
+    )
+    for k in ("ssim", "mask_ssim", "l1"):
+        rv = f"{real['copy_source'][k]:.3f}" if real else "-"
+        sv = result["synthetic"]["copy_source"][k]
+        rows.append(f"| copy-source {k} | {sv:.3f} | {rv} | {DIGEST[k]} |")
+    n_s = result["synthetic"]["copy_source"]["pairs"]
+    n_r = real["copy_source"]["pairs"] if real else 0
+    rows.append(f"| test pairs scored | {n_s} | {n_r} | 100 |")
+    print("\n".join(rows))
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"\nwrote {a.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,346 @@
+"""Read, write and validate PATN annotation and pairs CSV files.
+
+Annotation CSV (separator ``:``, one header line)::
+
+    name:keypoints_y:keypoints_x
+    0001_c3s1_000551_03.jpg: [12, 25, ...]: [38, 29, ...]
+
+Each keypoint field is a JSON list of 18 integers (rows first, then columns, in px);
+``-1`` in both lists marks a missing joint. A space after each ``:`` is tolerated.
+
+Pairs CSV (separator ``,``, header ``from,to``): one (source, target) image name pair per line.
+
+Every error is a :class:`DataFormatError` whose message starts with ``<file>:<line>:`` and
+says what was expected.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from personpose.data.keypoints import KEYPOINT_NAMES, MISSING, NUM_JOINTS
+
+ANNOTATION_HEADER = "name:keypoints_y:keypoints_x"
+PAIRS_HEADER = "from,to"
+MAX_LISTED = 5  # how many offending names an error message lists
+
+
+class DataFormatError(ValueError):
+    """A data file does not follow the PATN format (the message names the file and line)."""
+
+
+def _where(path: Path | str | None, line: int | None = None) -> str:
+    where = str(path) if path is not None else "<memory>"
+    return f"{where}:{line}" if line is not None else where
+
+
+def _listing(items: Sequence[str], total: int | None = None) -> str:
+    total = len(items) if total is None else total
+    shown = ", ".join(items[:MAX_LISTED])
+    return shown + (f", ... ({total} in total)" if total > MAX_LISTED else f" ({total} in total)")
+
+
+@dataclass
+class Annotations:
+    """Keypoints of the images listed in one annotation CSV.
+
+    ``keypoints`` is (N, 18, 2) int64 of (row, col) px, -1 = missing; ``lines`` holds the
+    1-based line number of each row in ``path`` (for error messages).
+    """
+
+    names: list[str]
+    keypoints: np.ndarray
+    lines: list[int]
+    path: Path | None = None
+    _index: dict[str, int] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.keypoints = np.asarray(self.keypoints, dtype=np.int64).reshape(-1, NUM_JOINTS, 2)
+        if not (len(self.names) == len(self.keypoints) == len(self.lines)):
+            raise ValueError("names, keypoints and lines must have the same length")
+        self._index = {name: i for i, name in enumerate(self.names)}
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._index
+
+    def index(self, name: str) -> int:
+        """Row of ``name`` (KeyError if absent)."""
+        return self._index[name]
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        """Keypoints (18, 2) int64 of image ``name``."""
+        return self.keypoints[self._index[name]]
+
+    def line_of(self, name: str) -> int:
+        return self.lines[self._index[name]]
+
+    def subset(self, names: Iterable[str]) -> Annotations:
+        """The rows of ``names`` (in the given order)."""
+        rows = [self._index[n] for n in names]
+        return Annotations(
+            [self.names[r] for r in rows],
+            self.keypoints[rows],
+            [self.lines[r] for r in rows],
+            self.path,
+        )
+
+    def with_keypoints(self, keypoints: np.ndarray) -> Annotations:
+        """The same images with other keypoints (e.g. after a crop)."""
+        return Annotations(list(self.names), keypoints, list(self.lines), self.path)
+
+
+@dataclass
+class PairList:
+    """(source, target) image names from a pairs CSV, in file order, with their line numbers."""
+
+    pairs: list[tuple[str, str]]
+    lines: list[int]
+    path: Path | None = None
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, i: int) -> tuple[str, str]:
+        return self.pairs[i]
+
+    def __iter__(self):
+        return iter(self.pairs)
+
+    def names(self) -> list[str]:
+        """Every image name used by a pair, each once, in order of first use."""
+        return list(dict.fromkeys(n for pair in self.pairs for n in pair))
+
+    def select(self, indices: Iterable[int]) -> PairList:
+        """The pairs at ``indices`` (in the given order)."""
+        indices = list(indices)
+        return PairList(
+            [self.pairs[i] for i in indices], [self.lines[i] for i in indices], self.path
+        )
+
+
+def _parse_list(text: str, what: str, where: str) -> list[int]:
+    try:
+        values = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataFormatError(
+            f"{where}: {what} is not a JSON list ({exc.msg}); expected a JSON list of "
+            f"{NUM_JOINTS} integers"
+        ) from None
+    if not isinstance(values, list):
+        raise DataFormatError(f"{where}: {what} must be a JSON list of {NUM_JOINTS} integers")
+    if len(values) != NUM_JOINTS:
+        raise DataFormatError(
+            f"{where}: {what} has {len(values)} values, expected {NUM_JOINTS} "
+            "(OpenPose COCO-18 keypoints)"
+        )
+    for j, v in enumerate(values):
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise DataFormatError(
+                f"{where}: {what}[{j}] ({KEYPOINT_NAMES[j]}) = {v!r} is not an integer; "
+                "expected whole pixel coordinates or -1 for a missing joint"
+            )
+    return values
+
+
+def check_keypoints(
+    kp: np.ndarray, image_size: tuple[int, int] | None, where: str, name: str = ""
+) -> None:
+    """Raise DataFormatError unless ``kp`` (18, 2) holds (row, col) inside ``image_size`` or -1."""
+    label = f" ({name})" if name else ""
+    for j in range(NUM_JOINTS):
+        y, x = int(kp[j, 0]), int(kp[j, 1])
+        joint = f"joint {j} ({KEYPOINT_NAMES[j]}){label}"
+        if (y == MISSING) != (x == MISSING):
+            raise DataFormatError(
+                f"{where}: {joint} has y={y}, x={x}: a missing joint must be -1 in both lists"
+            )
+        if y == MISSING:
+            continue
+        if y < 0 or x < 0:
+            raise DataFormatError(
+                f"{where}: {joint} has negative coordinates (y={y}, x={x}); expected >= 0 or -1"
+            )
+        if image_size is not None and (y >= image_size[0] or x >= image_size[1]):
+            h, w = image_size
+            raise DataFormatError(
+                f"{where}: {joint} at (y={y}, x={x}) lies outside the {h}x{w} image "
+                f"(expected rows 0..{h - 1}, cols 0..{w - 1}, or -1 for missing)"
+            )
+
+
+def read_annotations(path: str | Path, image_size: tuple[int, int] | None = None) -> Annotations:
+    """Read and validate an annotation CSV.
+
+    ``image_size`` (H, W) px, when given, is the frame of the coordinates (the size of the
+    image files): every present joint must satisfy 0 <= y < H and 0 <= x < W.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise DataFormatError(f"{path}: cannot read annotation file ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise DataFormatError(f"{path}: not a UTF-8 text file") from None
+    raw_lines = text.splitlines()
+    if not raw_lines or raw_lines[0].replace(" ", "").strip() != ANNOTATION_HEADER:
+        first = raw_lines[0][:60] if raw_lines else ""
+        raise DataFormatError(
+            f"{_where(path, 1)}: expected header {ANNOTATION_HEADER!r}, got {first!r}"
+        )
+    names: list[str] = []
+    keypoints: list[np.ndarray] = []
+    lines: list[int] = []
+    seen: dict[str, int] = {}
+    for lineno, line in enumerate(raw_lines[1:], start=2):
+        if not line.strip():
+            continue
+        where = _where(path, lineno)
+        fields = line.rsplit(":", 2)
+        if len(fields) != 3:
+            raise DataFormatError(
+                f"{where}: expected 3 ':'-separated fields {ANNOTATION_HEADER!r}, got {len(fields)}"
+            )
+        name = fields[0].strip()
+        if not name:
+            raise DataFormatError(f"{where}: empty image name")
+        if name in seen:
+            raise DataFormatError(
+                f"{where}: duplicate name {name!r} (first on line {seen[name]}); "
+                "expected each image once"
+            )
+        ys = _parse_list(fields[1], "keypoints_y", where)
+        xs = _parse_list(fields[2], "keypoints_x", where)
+        kp = np.stack([np.asarray(ys, np.int64), np.asarray(xs, np.int64)], axis=-1)
+        seen[name] = lineno
+        names.append(name)
+        keypoints.append(kp)
+        lines.append(lineno)
+    kps = np.stack(keypoints) if keypoints else np.zeros((0, NUM_JOINTS, 2), np.int64)
+    result = Annotations(names, kps, lines, path)
+    check_annotations(result, image_size)
+    return result
+
+
+def check_annotations(annotations: Annotations, image_size: tuple[int, int] | None) -> None:
+    """Vectorised :func:`check_keypoints` over all rows; the error names the first bad line."""
+    kp = annotations.keypoints
+    y, x = kp[..., 0], kp[..., 1]
+    missing_y, missing_x = y == MISSING, x == MISSING
+    bad = (missing_y != missing_x) | (~missing_y & ((y < 0) | (x < 0)))
+    if image_size is not None:
+        bad |= ~missing_y & ((y >= image_size[0]) | (x >= image_size[1]))
+    rows = np.flatnonzero(bad.any(-1))
+    if len(rows):
+        r = int(rows[0])
+        where = _where(annotations.path, annotations.lines[r])
+        check_keypoints(kp[r], image_size, where, annotations.names[r])
+
+
+def format_annotation_line(name: str, kp: np.ndarray) -> str:
+    """One annotation row ``name: [y...]: [x...]`` for keypoints (18, 2) (row, col)."""
+    kp = np.asarray(kp).reshape(NUM_JOINTS, 2)
+    ys = json.dumps([int(v) for v in kp[:, 0]])
+    xs = json.dumps([int(v) for v in kp[:, 1]])
+    return f"{name}: {ys}: {xs}"
+
+
+def write_annotations(
+    path: str | Path, names: Sequence[str], keypoints: np.ndarray | Sequence
+) -> Path:
+    """Write an annotation CSV (PATN style, with a space after each ':')."""
+    path = Path(path)
+    keypoints = np.asarray(keypoints, dtype=np.int64).reshape(-1, NUM_JOINTS, 2)
+    if len(names) != len(keypoints):
+        raise ValueError(f"{len(names)} names but {len(keypoints)} keypoint sets")
+    rows = [ANNOTATION_HEADER] + [format_annotation_line(n, k) for n, k in zip(names, keypoints)]
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def read_pairs(path: str | Path, annotations: Annotations | None = None) -> PairList:
+    """Read a pairs CSV; with ``annotations``, every name must be in that annotation file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise DataFormatError(f"{path}: cannot read pairs file ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise DataFormatError(f"{path}: not a UTF-8 text file") from None
+    raw_lines = text.splitlines()
+    if not raw_lines or raw_lines[0].replace(" ", "").strip() != PAIRS_HEADER:
+        first = raw_lines[0][:60] if raw_lines else ""
+        raise DataFormatError(f"{_where(path, 1)}: expected header {PAIRS_HEADER!r}, got {first!r}")
+    pairs: list[tuple[str, str]] = []
+    lines: list[int] = []
+    for lineno, line in enumerate(raw_lines[1:], start=2):
+        if not line.strip():
+            continue
+        fields = [f.strip() for f in line.split(",")]
+        if len(fields) != 2 or not all(fields):
+            raise DataFormatError(
+                f"{_where(path, lineno)}: expected two image names 'from,to', got {line!r}"
+            )
+        pairs.append((fields[0], fields[1]))
+        lines.append(lineno)
+    result = PairList(pairs, lines, path)
+    if annotations is not None:
+        check_pairs_annotated(result, annotations)
+    return result
+
+
+def check_pairs_annotated(pairs: PairList, annotations: Annotations) -> None:
+    """Raise DataFormatError if a pair names an image absent from the annotation file."""
+    absent = [
+        (line, col, name)
+        for (src, dst), line in zip(pairs.pairs, pairs.lines)
+        for col, name in (("from", src), ("to", dst))
+        if name not in annotations
+    ]
+    if absent:
+        line, col, name = absent[0]
+        names = list(dict.fromkeys(n for _, _, n in absent))
+        raise DataFormatError(
+            f"{_where(pairs.path, line)}: image {name!r} (column {col!r}) is not in the "
+            f"annotation file {_where(annotations.path)}; every pair must name annotated "
+            f"images. Absent names: {_listing(names)}"
+        )
+
+
+def write_pairs(path: str | Path, pairs: Iterable[tuple[str, str]]) -> Path:
+    """Write a pairs CSV with header ``from,to``."""
+    path = Path(path)
+    rows = [PAIRS_HEADER] + [f"{a},{b}" for a, b in pairs]
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def check_images_exist(
+    image_dir: str | Path, names: Sequence[str], annotations: Annotations | None = None
+) -> None:
+    """Raise DataFormatError listing the first few (and the count of) missing image files."""
+    image_dir = Path(image_dir)
+    if not image_dir.is_dir():
+        raise DataFormatError(f"{image_dir}: image folder does not exist")
+    present = {p.name for p in image_dir.iterdir()}
+    missing = [
+        n for n in names if n not in present and ("/" not in n or not (image_dir / n).is_file())
+    ]
+    if not missing:
+        return
+    if annotations is not None:
+        shown = [f"{n} (line {annotations.line_of(n)})" if n in annotations else n for n in missing]
+        source = f" named in {_where(annotations.path)}"
+    else:
+        shown, source = list(missing), ""
+    raise DataFormatError(
+        f"{image_dir}: {len(missing)} of {len(names)} image files{source} do not exist: "
+        f"{_listing(shown, len(missing))}"
+    )

@@ -1,0 +1,421 @@
+"""LightningDataModule over a PATN data folder (real or synthetic).
+
+Splits: ``train`` and ``test`` come from their files; ``val`` comes from its files when the
+folder has them (the synthetic set does), otherwise it is carved from the training
+identities (seeded by ``seed``), so train, val and test never share a person.
+
+Training draws ``pairs_per_epoch`` pairs per epoch; the pair at position i of epoch e is a
+pure function of (``pair_seed``, e, i). The train loader's sampler
+(:class:`~personpose.data.dataset.EpochPairSampler`) receives the epoch from Lightning
+(``set_epoch`` at each epoch start, also after resuming from a checkpoint), and passes it with
+every index, so workers (persistent or not) and DDP ranks all agree.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+from collections.abc import Mapping
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from personpose.data.annotations import DataFormatError
+from personpose.data.dataset import (
+    EpochPairSampler,
+    PairDataset,
+    ResumableLoader,
+    SplitFiles,
+    has_split,
+    load_split,
+    resolve_layout,
+)
+from personpose.data.images import SizePolicy
+from personpose.data.splits import (
+    carve_val_ids,
+    check_disjoint,
+    pair_ids,
+    split_pairs,
+    subsample_pairs,
+)
+
+VAL_SPLITS = ("auto", "file", "carve")
+# Keys of a data config that are not constructor arguments (dropped by build_datamodule).
+# None today: ``allow_random_weights`` is read by the training code from the config and is
+# also accepted (and stored) by the data module, so plain ``instantiate`` works as well.
+META_KEYS: tuple[str, ...] = ()
+
+
+def _plain(value: Any) -> Any:
+    """OmegaConf containers (as Hydra passes them) -> plain Python."""
+    try:
+        from omegaconf import DictConfig, ListConfig, OmegaConf
+    except ImportError:  # pragma: no cover - omegaconf is a dependency
+        return value
+    if isinstance(value, (DictConfig, ListConfig)):
+        return OmegaConf.to_container(value, resolve=True)
+    return value
+
+
+def seed_worker(worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``: seed numpy and ``random`` from the worker's torch seed.
+
+    The torch seed of a worker is the loader's base seed (drawn from the loader's seeded
+    ``generator``) plus the worker id, so every worker's RNGs are deterministic.
+    """
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)  # noqa: NPY002 - the global RNG is what third-party code uses
+    random.seed(seed)
+
+
+def build_datamodule(cfg: Mapping) -> PersonPoseDataModule:
+    """Instantiate the ``_target_`` of a data config (``conf/data/*.yaml``) without its
+    :data:`META_KEYS`."""
+    from hydra.utils import instantiate
+
+    plain = dict(_plain(cfg))
+    for key in META_KEYS:
+        plain.pop(key, None)
+    plain.setdefault("_target_", f"{__name__}.PersonPoseDataModule")
+    return instantiate(plain, _convert_="all")
+
+
+class PersonPoseDataModule(L.LightningDataModule):
+    """Train / val / test loaders of person-image pairs (sample dict: see ``dataset.py``).
+
+    Args:
+        root: data folder; for synthetic data (``synth`` given) the cache folder under which
+            ``personpose.data.synth.ensure_dataset`` creates (once) and returns the data folder.
+        layout: file naming: ``market``, ``deepfashion`` or ``synth`` (also the person-id rule).
+        image_size: [H, W] px given to the model.
+        batch_size: training batch size (per process); ``eval_batch_size`` for val/test
+            (None: ``batch_size``).
+        num_workers, pin_memory, persistent_workers: DataLoader settings.
+        pairs_per_epoch: training pairs drawn per epoch (None: every pair once, shuffled).
+        seed: data seed: synthetic generation and the val carving (not the training seed).
+        pair_seed: seed of the per-epoch pair draws (None: ``seed``).
+        val_split: ``auto`` (val files if present, else carve), ``file`` or ``carve``.
+        val_fraction: share of training identities held out when carving.
+        val_max_pairs: cap on validation pairs (seeded subset in file order; None: all).
+        fit: ``none``, ``center_crop`` or ``resize`` when files are not ``image_size``.
+        source_size: [H, W] px of the files (and of the annotation coordinates) when ``fit``
+            is not ``none``; None means ``image_size``.
+        files: overrides of the layout's file names (annotation, pairs, images, labels,
+            id_rule; ``{split}`` is replaced by the split name).
+        synth: synthetic-set options ``{preset, ids, options: {...}}``, or None for a real set.
+        sigma: pose-map sigma (px).
+        mask_options: keyword arguments of ``part_masks`` (e.g. scale_with_height).
+        with_maps: False: samples carry no BP1/BP2/mask2 (compute them on the device).
+        verify_images: decode every image at setup (slow; catches corrupt files early).
+        require_disjoint: error if two splits share a person identity.
+        drop_last: drop the last incomplete training batch.
+        allow_random_weights: read by the training code (random-init networks allowed for
+            this data set); stored here only so the config can be instantiated as is.
+            (No ``save_hyperparameters``: Lightning fails when module and data module log the
+            same key with different values; :meth:`describe` gives the provenance instead.)
+        name: data set name for logs and results (None: ``layout``).
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        layout: str = "synth",
+        image_size=(128, 64),
+        batch_size: int = 8,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        pairs_per_epoch: int | None = 4000,
+        seed: int = 0,
+        pair_seed: int | None = None,
+        val_split: str = "auto",
+        val_fraction: float = 0.05,
+        val_max_pairs: int | None = None,
+        fit: str = "none",
+        source_size=None,
+        files: Mapping | None = None,
+        synth: Mapping | None = None,
+        sigma: float = 6.0,
+        mask_options: Mapping | None = None,
+        with_maps: bool = True,
+        verify_images: bool = False,
+        require_disjoint: bool = True,
+        pin_memory: bool = False,
+        persistent_workers: bool = False,
+        drop_last: bool = True,
+        allow_random_weights: bool = False,
+        name: str | None = None,
+    ) -> None:
+        super().__init__()
+        if val_split not in VAL_SPLITS:
+            raise ValueError(f"val_split must be one of {VAL_SPLITS}, got {val_split!r}")
+        self.root = Path(str(root)).expanduser()
+        self.layout = resolve_layout(layout, _plain(files))
+        self.policy = SizePolicy.create(_plain(image_size), _plain(source_size), fit)
+        self.batch_size = int(batch_size)
+        self.eval_batch_size = int(eval_batch_size or batch_size)
+        self.num_workers = int(num_workers)
+        self.pairs_per_epoch = None if pairs_per_epoch is None else int(pairs_per_epoch)
+        self.seed = int(seed)
+        self.pair_seed = self.seed if pair_seed is None else int(pair_seed)
+        self.val_split = val_split
+        self.val_fraction = float(val_fraction)
+        self.val_max_pairs = None if val_max_pairs is None else int(val_max_pairs)
+        self.synth = _plain(synth)
+        self.dataset_kwargs = {
+            "sigma": float(sigma),
+            "mask_options": _plain(mask_options) or {},
+            "with_maps": bool(with_maps),
+            "verify_images": bool(verify_images),
+        }
+        self.require_disjoint = bool(require_disjoint)
+        self.pin_memory = bool(pin_memory)
+        self.persistent_workers = bool(persistent_workers)
+        self.drop_last = bool(drop_last)
+        self.allow_random_weights = bool(allow_random_weights)
+        self.name = name or (layout if isinstance(layout, str) else "custom")
+        self._data_dir: Path | None = None
+        self._tables: dict[str, SplitFiles] | None = None
+        self.val_source: str | None = None
+        self.val_ids: list[str] = []
+        self.train_set: PairDataset | None = None
+        self.val_set: PairDataset | None = None
+        self.test_set: PairDataset | None = None
+
+    # -- data folder and tables -------------------------------------------------------------
+    def _ensure_synthetic(self) -> Path:
+        from personpose.data.synth import ensure_dataset
+
+        cfg = dict(self.synth or {})
+        unknown = set(cfg) - {"preset", "ids", "options"}
+        if unknown or "preset" not in cfg or "ids" not in cfg:
+            raise ValueError(
+                f"synth must be {{preset, ids, options}}, got keys {sorted(cfg)} "
+                f"(unknown: {sorted(unknown)})"
+            )
+        options = dict(cfg.get("options") or {})
+        return Path(ensure_dataset(self.root, cfg["preset"], int(cfg["ids"]), self.seed, **options))
+
+    @property
+    def data_dir(self) -> Path:
+        """The folder the splits are read from (generated first for synthetic data)."""
+        if self._data_dir is None:
+            path = self._ensure_synthetic() if self.synth else self.root
+            if not path.is_dir():
+                raise DataFormatError(
+                    f"{path}: data folder does not exist; set data.root to your copy of the "
+                    f"{self.name} data set (PATN layout)"
+                )
+            self._data_dir = path
+        return self._data_dir
+
+    def prepare_data(self) -> None:
+        """Generate the synthetic set once per node (no-op for real data)."""
+        if self.synth:
+            self._ensure_synthetic()
+
+    def tables(self) -> dict[str, SplitFiles]:
+        """Validated tables of the splits present: train, val (file or carved), test."""
+        if self._tables is not None:
+            return self._tables
+        root, layout = self.data_dir, self.layout
+        tables: dict[str, SplitFiles] = {}
+        for split in ("train", "test"):
+            if has_split(root, layout, split):
+                tables[split] = load_split(root, layout, split, self.policy)
+        use_file = self.val_split == "file" or (
+            self.val_split == "auto" and has_split(root, layout, "val")
+        )
+        if use_file:
+            val = load_split(root, layout, "val", self.policy)
+            self.val_source = "file"
+        elif "train" in tables:
+            train = tables["train"]
+            held = carve_val_ids(
+                pair_ids(train.pairs, layout.id_rule), self.val_fraction, self.seed
+            )
+            rest, held_pairs, _ = split_pairs(train.pairs, held, layout.id_rule)
+            tables["train"] = SplitFiles(
+                "train", train.image_dir, train.annotations, rest, train.label_dir
+            )
+            val = SplitFiles("val", train.image_dir, train.annotations, held_pairs, train.label_dir)
+            self.val_source = "carved from train"
+            self.val_ids = sorted(held)
+        else:
+            val = None
+        if val is not None:
+            val.pairs = subsample_pairs(val.pairs, self.val_max_pairs, self.seed)
+            tables["val"] = val
+        if self.require_disjoint:
+            check_disjoint({k: t.pairs for k, t in tables.items()}, layout.id_rule)
+        self._tables = tables
+        return tables
+
+    def _dataset(self, split: str, **kwargs) -> PairDataset:
+        tables = self.tables()
+        if split not in tables:
+            ann, pairs = (
+                self.layout.annotation.format(split=split),
+                self.layout.pairs.format(split=split),
+            )
+            raise DataFormatError(
+                f"{self.data_dir}: no {split!r} split; expected {ann}, {pairs} and "
+                f"{self.layout.images.format(split=split)}/"
+            )
+        return PairDataset.from_split(tables[split], self.policy, **self.dataset_kwargs, **kwargs)
+
+    def setup(self, stage: str | None = None) -> None:
+        """Build the data sets of ``stage`` (fit: train + val; validate: val; test: test)."""
+        if stage in (None, "fit") and self.train_set is None:
+            n_train = len(self.tables()["train"].pairs) if "train" in self.tables() else 0
+            per_epoch = self.pairs_per_epoch if self.pairs_per_epoch is not None else n_train
+            self.train_set = self._dataset("train", pairs_per_epoch=per_epoch, seed=self.pair_seed)
+        if stage in (None, "fit", "validate") and self.val_set is None:
+            self.val_set = self._dataset("val")
+        if stage in (None, "test", "predict") and self.test_set is None:
+            self.test_set = self._dataset("test")
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(H, W) px of the samples."""
+        return self.policy.image_size
+
+    @property
+    def world_size(self) -> int:
+        """Processes sharing the training draws (the trainer's, else env WORLD_SIZE, else 1)."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None:
+            return int(trainer.world_size)
+        return int(os.environ.get("WORLD_SIZE", "1"))
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Training batches per epoch per process, for :attr:`world_size` processes."""
+        return self.steps_per_epoch_for(self.world_size)
+
+    def steps_per_epoch_for(self, world_size: int) -> int:
+        """Training batches per epoch per process when ``world_size`` processes share the
+        draws (pass devices x nodes before ``trainer.fit`` under DDP)."""
+        if self.train_set is None:
+            self.setup("fit")
+        per_rank = math.ceil(len(self.train_set) / int(world_size))
+        if self._drop_last(per_rank):
+            return per_rank // self.batch_size
+        return math.ceil(per_rank / self.batch_size)
+
+    def _drop_last(self, per_rank: int) -> bool:
+        # never drop the only (incomplete) batch of a tiny epoch
+        return self.drop_last and per_rank >= self.batch_size
+
+    # -- loaders ----------------------------------------------------------------------------
+    def _loader(self, dataset, batch_size: int, loader_class=DataLoader, **kwargs) -> DataLoader:
+        workers = self.num_workers
+        return loader_class(
+            dataset,
+            batch_size=batch_size,
+            num_workers=workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.persistent_workers and workers > 0,
+            worker_init_fn=seed_worker,
+            generator=torch.Generator().manual_seed(self.pair_seed),
+            **kwargs,
+        )
+
+    def train_sampler(self) -> EpochPairSampler:
+        """The epoch-aware sampler (sharded over DDP ranks when attached to a trainer)."""
+        if self.train_set is None:
+            self.setup("fit")
+        trainer = getattr(self, "trainer", None)
+        rank = int(trainer.global_rank) if trainer is not None else 0
+        sampler = EpochPairSampler(self.train_set, num_replicas=self.world_size, rank=rank)
+        if trainer is not None:
+            sampler.set_epoch(int(trainer.current_epoch))
+        return sampler
+
+    def train_dataloader(self) -> DataLoader:
+        sampler = self.train_sampler()
+        drop = self._drop_last(len(sampler))
+        loader = self._loader(
+            self.train_set,
+            self.batch_size,
+            loader_class=ResumableLoader,
+            sampler=sampler,
+            drop_last=drop,
+        )
+        loader.progress = self._batches_trained
+        return loader
+
+    def _batches_trained(self) -> int | None:
+        """Batches of the current epoch whose training step ran (Lightning's progress)."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return None
+        return int(trainer.fit_loop.epoch_loop.batch_progress.current.processed)
+
+    def val_dataloader(self) -> DataLoader:
+        if self.val_set is None:
+            self.setup("validate")
+        return self._loader(self.val_set, self.eval_batch_size, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        if self.test_set is None:
+            self.setup("test")
+        return self._loader(self.test_set, self.eval_batch_size, shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self.test_dataloader()
+
+    # -- provenance -------------------------------------------------------------------------
+    def describe(self) -> dict[str, Any]:
+        """What was loaded, for results.json: folder, sizes, splits and their counts."""
+        out: dict[str, Any] = {
+            "name": self.name,
+            "data_dir": str(self.data_dir),
+            "layout": asdict(self.layout),
+            "image_size": list(self.policy.image_size),
+            "source_size": list(self.policy.source_size),
+            "fit": self.policy.fit,
+            "seed": self.seed,
+            "pair_seed": self.pair_seed,
+            "pairs_per_epoch": self.pairs_per_epoch,
+            "val_source": None,
+            "splits": {},
+        }
+        tables = self.tables()
+        out["val_source"] = self.val_source
+        if self.val_ids:
+            out["val_ids"] = len(self.val_ids)
+        for split, t in tables.items():
+            names = t.pairs.names()
+            out["splits"][split] = {
+                "pairs": len(t.pairs),
+                "images": len(names),
+                "labels": t.label_dir is not None,
+            }
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        """Saved in checkpoints: the settings that fix the pair sequence."""
+        return {
+            "pair_seed": self.pair_seed,
+            "pairs_per_epoch": self.pairs_per_epoch,
+            "seed": self.seed,
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Warn when a resumed run would see a different pair sequence."""
+        import warnings
+
+        changed = {k: (v, self.state_dict().get(k)) for k, v in state_dict.items()}
+        changed = {k: v for k, v in changed.items() if v[0] != v[1]}
+        if changed:
+            warnings.warn(
+                f"resuming with different data settings {changed} (checkpoint, now): the "
+                "training pair sequence differs from the original run",
+                stacklevel=2,
+            )

@@ -1,0 +1,185 @@
+"""Load person images and label maps, and fit them (with their keypoints) to the model size.
+
+Size policy (:class:`SizePolicy`): image files on disk have ``source_size`` (H, W) px, the
+frame the annotation coordinates are given in; the model sees ``image_size``. ``fit`` says
+how one becomes the other:
+
+- ``"none"``: the files must already be ``image_size`` (anything else is an error);
+- ``"center_crop"``: cut the centre, e.g. DeepFashion 256x256 -> 256x176 removes 40 px on
+  the left and right, so x shifts by -40; joints that leave the frame become -1;
+- ``"resize"``: rescale (bicubic for images, nearest for label maps), keypoints scaled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from personpose.data.annotations import DataFormatError
+from personpose.data.keypoints import MISSING
+
+FIT_MODES = ("none", "center_crop", "resize")
+
+
+def _size(value, what: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be [H, W] in px, got {value!r}") from None
+    if h <= 0 or w <= 0:
+        raise ValueError(f"{what} must be positive [H, W] in px, got {value!r}")
+    return h, w
+
+
+@dataclass(frozen=True)
+class SizePolicy:
+    """How files of ``source_size`` (H, W) px become model inputs of ``image_size`` (H, W) px."""
+
+    image_size: tuple[int, int]
+    source_size: tuple[int, int]
+    fit: str = "none"
+
+    @classmethod
+    def create(cls, image_size, source_size=None, fit: str | None = "none") -> SizePolicy:
+        """Validated policy; ``source_size`` None means the files are already ``image_size``."""
+        fit = "none" if fit in (None, "", False) else str(fit)
+        if fit not in FIT_MODES:
+            raise ValueError(f"fit must be one of {FIT_MODES}, got {fit!r}")
+        image_size = _size(image_size, "image_size")
+        source_size = image_size if source_size is None else _size(source_size, "source_size")
+        if fit == "none" and source_size != image_size:
+            raise ValueError(
+                f"source_size {source_size} differs from image_size {image_size}: set "
+                "fit to 'center_crop' or 'resize' to adapt the images"
+            )
+        if fit == "center_crop" and (
+            source_size[0] < image_size[0] or source_size[1] < image_size[1]
+        ):
+            raise ValueError(
+                f"center_crop cannot enlarge {source_size} to {image_size}; use fit='resize'"
+            )
+        return cls(image_size, source_size, fit)
+
+    @property
+    def identity(self) -> bool:
+        return self.source_size == self.image_size
+
+    @property
+    def crop_offset(self) -> tuple[int, int]:
+        """(top, left) px of the centre crop in the source frame."""
+        return (
+            (self.source_size[0] - self.image_size[0]) // 2,
+            (self.source_size[1] - self.image_size[1]) // 2,
+        )
+
+    def keypoints(self, kp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Map keypoints (..., 18, 2) (row, col) from the source frame to the model frame.
+
+        Returns (keypoints int64, lost) where ``lost`` (..., 18) bool marks present joints
+        that fall outside the frame after a crop (they are set to -1).
+        """
+        kp = np.asarray(kp, dtype=np.int64)
+        present = (kp[..., 0] != MISSING) & (kp[..., 1] != MISSING)
+        out = kp.copy()
+        lost = np.zeros(present.shape, dtype=bool)
+        if self.identity:
+            return out, lost
+        h, w = self.image_size
+        if self.fit == "center_crop":
+            top, left = self.crop_offset
+            moved = kp - np.array([top, left], dtype=np.int64)
+            inside = (
+                (moved[..., 0] >= 0)
+                & (moved[..., 0] < h)
+                & (moved[..., 1] >= 0)
+                & (moved[..., 1] < w)
+            )
+            lost = present & ~inside
+            out = np.where((present & inside)[..., None], moved, MISSING)
+        else:  # resize: pixel centres map onto pixel centres
+            scale = np.array(self.image_size, np.float64) / np.array(self.source_size, np.float64)
+            scaled = np.rint((kp + 0.5) * scale - 0.5).astype(np.int64)
+            scaled = np.clip(scaled, 0, np.array([h - 1, w - 1]))
+            out = np.where(present[..., None], scaled, MISSING)
+        return out.astype(np.int64), lost
+
+    def apply(self, img: Image.Image, *, nearest: bool = False) -> Image.Image:
+        """Fit a PIL image of ``source_size`` to ``image_size`` (no size check here)."""
+        if self.identity:
+            return img
+        h, w = self.image_size
+        if self.fit == "center_crop":
+            top, left = self.crop_offset
+            return img.crop((left, top, left + w, top + h))
+        resample = Image.Resampling.NEAREST if nearest else Image.Resampling.BICUBIC
+        return img.resize((w, h), resample=resample)
+
+
+def _open(path: Path) -> Image.Image:
+    try:
+        img = Image.open(path)
+        img.load()  # decode now, so corrupt or truncated files fail here
+    except FileNotFoundError:
+        raise DataFormatError(f"{path}: image file does not exist") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise DataFormatError(
+            f"{path}: unreadable or corrupt image file ({type(exc).__name__}: {exc})"
+        ) from None
+    return img
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Convert grayscale (8/16 bit), RGBA, LA, palette, CMYK... to 8-bit RGB (alpha dropped)."""
+    if img.mode == "RGB":
+        return img
+    if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
+        arr = np.asarray(img, dtype=np.float64)
+        img = Image.fromarray(np.clip(np.rint(arr / 257.0), 0, 255).astype(np.uint8), "L")
+    elif img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    return img.convert("RGB")
+
+
+def _check_size(img: Image.Image, path: Path, policy: SizePolicy) -> None:
+    h, w = img.height, img.width
+    if (h, w) != policy.source_size:
+        eh, ew = policy.source_size
+        hint = (
+            "; set data.fit to 'center_crop' or 'resize' and data.source_size to the file size"
+            if policy.fit == "none"
+            else ""
+        )
+        raise DataFormatError(f"{path}: image is {h}x{w} (HxW), expected {eh}x{ew}{hint}")
+
+
+def image_to_tensor(img: Image.Image) -> torch.Tensor:
+    """8-bit RGB PIL image -> float32 tensor (3, H, W) in [-1, 1]."""
+    arr = np.asarray(img, dtype=np.uint8)
+    t = torch.from_numpy(arr.copy()).permute(2, 0, 1).to(torch.float32)
+    return t / 127.5 - 1.0
+
+
+def load_image(path: str | Path, policy: SizePolicy) -> torch.Tensor:
+    """Read an image file as float32 (3, H, W) in [-1, 1] at ``policy.image_size``."""
+    path = Path(path)
+    img = to_rgb(_open(path))
+    _check_size(img, path, policy)
+    return image_to_tensor(policy.apply(img))
+
+
+def load_label_map(path: str | Path, policy: SizePolicy) -> torch.Tensor:
+    """Read a single-channel label PNG (0 background, 1..K parts) as int64 (H, W)."""
+    path = Path(path)
+    img = _open(path)
+    if img.mode not in ("L", "P", "I", "I;16", "I;16B", "I;16L", "I;16N"):
+        raise DataFormatError(
+            f"{path}: label map has mode {img.mode!r}; expected a single-channel "
+            "(grayscale or palette) PNG of label indices"
+        )
+    _check_size(img, path, policy)
+    img = policy.apply(img, nearest=True)
+    return torch.from_numpy(np.asarray(img).astype(np.int64))
