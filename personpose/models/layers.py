@@ -38,7 +38,7 @@ def resolve_bias(norm: str, use_bias: bool | None) -> bool:
 
 
 def norm_layer(norm: str, channels: int) -> nn.Module:
-    """Normalisation over ``channels`` feature maps: BatchNorm2d, affine-free InstanceNorm2d or Identity."""
+    """Norm over ``channels`` maps: BatchNorm2d, affine-free InstanceNorm2d or Identity."""
     check_norm(norm)
     if norm == "batch":
         return nn.BatchNorm2d(channels)

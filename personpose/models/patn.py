@@ -120,7 +120,7 @@ class PATNGenerator(nn.Module):
             init_weights(self)
 
     def forward(self, P1: torch.Tensor, BP1: torch.Tensor, BP2: torch.Tensor) -> torch.Tensor:
-        """P1 (N, 3, H, W) in [-1, 1]; BP1, BP2 (N, 18, H, W) pose maps -> (N, 3, H, W) in [-1, 1]."""
+        """P1 (N, 3, H, W) in [-1, 1], BP1 and BP2 (N, 18, H, W) -> (N, 3, H, W) in [-1, 1]."""
         self._check_inputs(P1, BP1, BP2)
         img = self.image_encoder(P1)
         pose = self.pose_encoder(torch.cat((BP1, BP2), dim=1))
