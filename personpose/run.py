@@ -9,6 +9,7 @@ runs sweeps, where a failing job records ``error.json`` and the others go on.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 import traceback
@@ -31,9 +32,20 @@ RESULTS = "results.json"
 ERROR = "error.json"
 
 
+MAX_DIRNAME = 150  # file systems allow 255 bytes per name
+
+
 def _jobdir(override_dirname: str) -> str:
-    """Run-folder name from the overrides (``default`` when there are none)."""
-    return override_dirname.replace("/", "%") or "default"
+    """Run-folder name from the overrides (``default`` when there are none).
+
+    Deterministic, so re-running a command finds its folder; names longer than
+    ``MAX_DIRNAME`` are cut and made unique with a hash of the whole string.
+    """
+    name = override_dirname.replace("/", "%") or "default"
+    if len(name) > MAX_DIRNAME:
+        digest = hashlib.sha1(name.encode()).hexdigest()[:12]
+        name = f"{name[: MAX_DIRNAME - 13]}~{digest}"
+    return name
 
 
 if not OmegaConf.has_resolver("pp_jobdir"):
@@ -103,13 +115,16 @@ def train_and_evaluate(
     datamodule.prepare_data()
     datamodule.setup("fit")
     allow_random = bool(cfg.data.get("allow_random_weights", False))
-    size = tuple(datamodule.image_size)
+    train_images = datamodule.tables()["train"].image_dir  # FID reference: the training set
+    pretrained = OmegaConf.to_container(cfg.pretrained)
 
     def make_metrics(names=None):
         return build_metrics(
             names if names is not None else cfg.eval.protocol,
-            image_size=size,
-            pretrained=cfg.pretrained,
+            pretrained=pretrained,
+            fid_reference=train_images,
+            fid_cache_dir=Path(datamodule.data_dir) / ".fid_cache",
+            movenet_model=cfg.eval.movenet_model,
         )
 
     module = PoseTransferModule(
@@ -172,7 +187,7 @@ def train_and_evaluate(
             "max_steps": max_steps,
             "resumed_from": str(start) if start else None,
             "wall_time_s": round(time.time() - t0, 2),
-            "pretrained": module.loss.pretrained_sources(),
+            "pretrained": {"vgg19": module.loss.pretrained_source or "not used"},
             "test_outputs": "test_outputs" if cfg.eval.save_outputs else None,
             "config": redact(OmegaConf.to_container(cfg, resolve=True)),
             "versions": versions(),

@@ -70,6 +70,7 @@ class EvalConfig:
     save_strips: bool = False
     grid_samples: int = 8
     batch_size: int = 16
+    movenet_model: str | None = None
 
 
 @dataclass
@@ -100,7 +101,7 @@ def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="run_schema", node=RunConfig)
     try:  # loss / weights schemas live with the losses
-        from personpose.losses.config import register_configs as register_loss_configs
+        from personpose.losses.config import register_schemas
     except ImportError:  # pragma: no cover - during bootstrap only
         return
-    register_loss_configs(cs)
+    register_schemas(cs)

@@ -35,7 +35,7 @@ class AtomicCheckpoint(Callback):
             return
         self.dirpath.mkdir(parents=True, exist_ok=True)
         tmp = self.dirpath / f".{LAST}.tmp"
-        trainer.save_checkpoint(tmp)
+        trainer.save_checkpoint(tmp, weights_only=False)
         if trainer.is_global_zero:
             os.replace(tmp, self.last_path)
         trainer.strategy.barrier("personpose_checkpoint")

@@ -1,0 +1,193 @@
+"""End-to-end runs of the entry point on tiny synthetic data (CPU)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from personpose.run import train_and_evaluate
+
+from .conftest import REPO, TINY, compose_cfg, run_cli
+
+LOSSES = sorted(p.stem for p in (REPO / "conf" / "loss").glob("*.yaml") if p.stem != "schema")
+
+
+def _run(tmp_path: Path, overrides: list[str], name: str = "run") -> tuple[dict, Path]:
+    cfg = compose_cfg(TINY + overrides)
+    run_dir = tmp_path / name
+    return train_and_evaluate(cfg, run_dir, name, None, {"loss": cfg_choice(overrides)}), run_dir
+
+
+def cfg_choice(overrides: list[str]) -> str:
+    return next((o.split("=", 1)[1] for o in overrides if o.startswith("loss=")), "part_ssim")
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_every_loss_config_trains_and_reports(loss, tmp_path, data_cache):
+    results, run_dir = _run(tmp_path, [f"loss={loss}", "trainer.max_steps=2"])
+    assert results["status"] == "complete" and results["steps"] == 2
+    terms = {k for k in results["metrics"]}
+    assert {"ssim_patn", "mask_ssim", "pssim", "gt_part_l1"} <= terms
+    assert all(v == v for v in results["metrics"].values())  # no NaN
+    log = (run_dir / "logs" / "metrics.csv").read_text()
+    assert "train/g/total" in log and "train/g/part_ssim" in log  # every cheap term logged
+    adversarial = compose_cfg([f"loss={loss}"]).loss.adversarial.enabled
+    assert ("train/d/shape" in log) == bool(adversarial)
+
+
+def test_results_json_contents_and_outputs(tmp_path, data_cache):
+    results, run_dir = _run(tmp_path, [])
+    on_disk = json.loads((run_dir / "results.json").read_text())
+    assert on_disk["metrics"] == results["metrics"]
+    for key in (
+        "metrics",
+        "baselines",
+        "protocol",
+        "seed",
+        "data_seed",
+        "steps",
+        "wall_time_s",
+        "config",
+        "versions",
+        "skipped",
+        "pretrained",
+        "count",
+    ):
+        assert key in on_disk, key
+    assert set(on_disk["baselines"]["copy_source"]) == set(on_disk["metrics"])
+    assert on_disk["versions"]["torch"] == torch.__version__.split("+")[0] or on_disk["versions"][
+        "torch"
+    ].startswith(torch.__version__.split("+")[0])
+    assert on_disk["config"]["loss"]["part_ssim"]["enabled"] is True
+    # metrics that need unavailable pretrained weights are skipped with a reason, never reported
+    for name in ("lpips_alex", "fid_tv"):
+        assert name not in on_disk["metrics"] and name in on_disk["skipped"]
+    assert "random" in json.dumps(on_disk["pretrained"]).lower()  # random VGG recorded
+    pngs = sorted((run_dir / "test_outputs").glob("*.png"))
+    assert len(pngs) == on_disk["count"] > 0
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    assert (run_dir / "samples" / "latest.png").is_file()
+    # re-running the same configuration finds the finished run and does nothing
+    again = train_and_evaluate(compose_cfg(TINY), run_dir, "run", None)
+    assert again["wall_time_s"] == on_disk["wall_time_s"]
+
+
+def _final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    return ckpt["state_dict"]
+
+
+def test_resume_gives_the_same_weights_and_metrics(tmp_path, data_cache):
+    common = ["trainer.checkpoint_every_n_steps=3", "trainer.val_every_n_steps=100"]
+    full, full_dir = _run(tmp_path, [*common, "trainer.max_steps=7"], "full")
+    # interrupted after 3 steps (a checkpoint mid-epoch: 4 steps per epoch), then resumed to 7
+    _run(tmp_path, [*common, "trainer.max_steps=3"], "split")
+    resumed, split_dir = _run(tmp_path, [*common, "trainer.max_steps=7"], "split")
+    assert resumed["resumed_from"] and resumed["steps"] == 7
+    a, b = _final_weights(full_dir), _final_weights(split_dir)
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
+    assert resumed["metrics"] == full["metrics"]
+
+
+def test_sigkill_mid_run_resumes_from_last_checkpoint(tmp_path, data_cache):
+    run_dir = tmp_path / "killed"
+    args = [
+        *TINY,
+        "trainer.max_steps=400",
+        "trainer.checkpoint_every_n_steps=2",
+        "trainer.val_every_n_steps=1000",
+        "loss=l1",
+        f"hydra.run.dir={run_dir}",
+    ]
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "personpose.run", *args],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 240
+    while time.time() < deadline and not ckpt.exists():
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert ckpt.exists(), "no checkpoint was written before the kill"
+    step = torch.load(ckpt, weights_only=True)["global_step"]
+    assert 0 < step < 400
+    done = run_cli(
+        [*args[:-1], "trainer.max_steps=" + str(step + 4), f"hydra.run.dir={run_dir}"], cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "resuming from" in (done.stdout + done.stderr)
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["steps"] == step + 4 and results["resumed_from"]
+
+
+def test_misspelt_override_fails_naming_the_key(tmp_path):
+    out = run_cli(["trainer.max_stepz=3"], cwd=tmp_path, timeout=120)
+    assert out.returncode != 0
+    assert "max_stepz" in out.stderr
+    out = run_cli(["loss.part_ssim.enabeld=true"], cwd=tmp_path, timeout=120)
+    assert out.returncode != 0 and "enabeld" in out.stderr
+
+
+def test_default_command_end_to_end_tiny(tmp_path, data_cache):
+    """The user's command, with only the size shrunk: writes results into outputs/<overrides>."""
+    out = run_cli([*TINY, "trainer.max_steps=2"], cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    results = list((tmp_path / "outputs").glob("*/results.json"))
+    assert len(results) == 1
+    assert "model=patn_tiny" in results[0].parent.name
+    assert "| mask_ssim |" in out.stdout
+
+
+def test_failed_sweep_job_does_not_stop_the_others(tmp_path, data_cache):
+    out = run_cli(
+        [
+            "-m",
+            *TINY,
+            "trainer.max_steps=1",
+            "sweep_name=t",
+            "data.synth.preset=market,no_such_preset",
+        ],
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    jobs = sorted((tmp_path / "multirun" / "t").iterdir())
+    names = {j.name: j for j in jobs if j.is_dir()}
+    ok = [j for n, j in names.items() if "preset=market" in n]
+    bad = [j for n, j in names.items() if "no_such_preset" in n]
+    assert ok and (ok[0] / "results.json").is_file()
+    assert bad and "no_such_preset" in json.loads((bad[0] / "error.json").read_text())["error"]
+
+
+def test_ddp_two_cpu_processes(tmp_path, data_cache):
+    run_dir = tmp_path / "ddp"
+    out = run_cli(
+        [
+            *TINY,
+            "trainer=ddp_cpu",
+            "trainer.max_steps=2",
+            "loss=part_ssim",
+            f"hydra.run.dir={run_dir}",
+        ],
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr[-4000:]
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["steps"] == 2 and results["count"] > 0
+    # both processes trained: the two ranks shared each epoch's pairs
+    assert "GLOBAL_RANK: 1" in out.stdout + out.stderr or "rank: 1" in out.stdout + out.stderr
