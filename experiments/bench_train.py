@@ -2,9 +2,12 @@
 
 Sections (a registry: add one with ``@section("name")``, a function ``args -> list[dict]``):
 - ``speed``: seconds per training iteration of the paper-size PATN on CPU (generator
-  forward + backward + Adam step with a stand-in loss, then the shape and appearance
+  forward + backward + Adam step with the ``--loss`` combination (default ``part_ssim``:
+  perceptual + PSSIM, plus the adversarial terms), then the shape and appearance
   discriminators' forward + backward + Adam steps), at 128x64 batch 8 and 256x176 batch 4.
   The study authors' code takes 10.6 s and 29.3 s per iteration on this machine.
+- ``overhead``: milliseconds per training step of the Lightning module (``trainer.fit``)
+  against the same computation in a plain PyTorch loop, tiny model, interleaved runs.
 
 Usage:
     python experiments/bench_train.py [--quick] [--sections speed] [--model patn]
@@ -28,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
-from torch import nn
+from torch import Tensor, nn
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a script from a checkout without `pip install -e .`
@@ -80,6 +83,41 @@ def synthetic_batch(n: int, h: int, w: int, seed: int = 0) -> dict[str, torch.Te
         "BP1": torch.rand(n, 18, h, w, generator=g),
         "BP2": torch.rand(n, 18, h, w, generator=g),
     }
+
+
+def compose(overrides: list[str]):
+    """The project's run config composed with ``overrides`` (schemas registered)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    import personpose.run  # noqa: F401  (schemas, resolvers)
+
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        return hydra_compose(config_name="config", overrides=overrides)
+
+
+def with_masks(batch: dict[str, torch.Tensor], seed: int = 0) -> dict[str, torch.Tensor]:
+    """Add ``mask2`` (N, 11, H, W): part masks of a random in-frame pose per sample."""
+    from personpose.data.pose import part_masks
+
+    n, _, h, w = batch["P2"].shape
+    g = torch.Generator().manual_seed(seed)
+    kp = torch.rand(n, 18, 2, generator=g) * torch.tensor([h - 1, w - 1])
+    return {**batch, "mask2": part_masks(kp.round(), (h, w)).contiguous()}
+
+
+def project_loss(name: str, weights: str = "market") -> Callable[[torch.Tensor, dict], Tensor]:
+    """The generator's non-adversarial loss of ``conf/loss/<name>.yaml`` (random-init VGG:
+    the same cost as the ImageNet one), as ``fn(fake, batch) -> total``."""
+    from personpose.losses.composite import GeneratorLoss
+
+    cfg = compose([f"loss={name}", f"weights={weights}"])
+    loss = GeneratorLoss(cfg.loss, cfg.weights, allow_random_vgg=True)
+
+    def fn(fake: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return loss(fake, batch["P2"], batch.get("mask2"))["total"]
+
+    return fn
 
 
 def l1_loss(fake: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -195,7 +233,9 @@ def bench_speed(args: argparse.Namespace) -> list[dict]:
         for m in (g, d_shape, d_app):
             m.to(memory_format=fmt).train()
         batch = {k: v.contiguous(memory_format=fmt) for k, v in synthetic_batch(n, h, w).items()}
-        step = GANStep(g, d_shape, d_app, bf16=args.bf16)
+        batch = with_masks(batch)
+        recon = l1_loss if args.loss == "l1_standin" else project_loss(args.loss)
+        step = GANStep(g, d_shape, d_app, recon_loss=recon, bf16=args.bf16)
         load_before = os.getloadavg()[0]
         times = time_calls(lambda step=step, batch=batch: step(batch), warmup, repeats)
         med = statistics.median(times)
@@ -204,6 +244,7 @@ def bench_speed(args: argparse.Namespace) -> list[dict]:
         rows.append(
             {
                 "model": args.model,
+                "loss": args.loss,
                 "size": f"{h}x{w}",
                 "batch": n,
                 "precision": "bf16-autocast" if args.bf16 else "fp32",
@@ -220,6 +261,121 @@ def bench_speed(args: argparse.Namespace) -> list[dict]:
         )
         print(f"  {args.model} {h}x{w} batch {n}: {med:.2f} s/iter", flush=True)
     return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# section: overhead
+
+
+def _plain_loop(module, loader, steps: int) -> float:
+    """Seconds for ``steps`` iterations of the module's computation without Lightning."""
+    from personpose.training.module import _D_NAMES
+
+    o = module.cfg.optim
+    adam = dict(lr=o.lr, betas=tuple(o.betas))
+    opt_g = torch.optim.Adam(module.generator.parameters(), **adam)
+    discs = module._discriminators()
+    opt_d = {n: torch.optim.Adam(discs[n].parameters(), **adam) for n in _D_NAMES}
+    it = iter(loader)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        batch = next(it)
+        for d in discs.values():
+            d.requires_grad_(False)
+        fake = module.generator(batch["P1"], batch["BP1"], batch["BP2"])
+        fin = module._d_inputs(fake, batch)
+        adv = 0.5 * sum(module.objective.generator(discs[n](fin[n])) for n in _D_NAMES)
+        terms = module.loss(fake, batch["P2"], batch["mask2"], source=batch["P1"], adversarial=adv)
+        opt_g.zero_grad(set_to_none=True)
+        terms["total"].backward()
+        opt_g.step()
+        real_in = module._d_inputs(batch["P2"], batch)
+        fake_in = module._d_inputs(fake.detach(), batch)
+        for n in _D_NAMES:
+            discs[n].requires_grad_(True)
+            pooled = module._pools[n].query(fake_in[n])
+            loss_d = module.lambda_gan * module.objective.discriminator(
+                discs[n](real_in[n]), discs[n](pooled)
+            )
+            opt_d[n].zero_grad(set_to_none=True)
+            loss_d.backward()
+            opt_d[n].step()
+    return time.perf_counter() - t0
+
+
+def _lightning_fit(module, loader, steps: int, tmp: Path) -> float:
+    """Seconds from the first to the last training batch of ``trainer.fit`` (``steps`` steps)."""
+    import lightning as L
+    from lightning.pytorch.callbacks import Callback
+
+    class Clock(Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            if batch_idx == 0:
+                self.t0 = time.perf_counter()
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            self.t1 = time.perf_counter()
+
+    clock = Clock()
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_steps=steps + 1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        callbacks=[clock],
+        default_root_dir=tmp,
+    )
+    trainer.fit(module, train_dataloaders=loader)
+    return clock.t1 - clock.t0  # steps + 1 batches, timed from the start of the first
+
+
+@section("overhead")
+def bench_overhead(args: argparse.Namespace) -> list[dict]:
+    """Lightning module vs a plain PyTorch loop, tiny model, ``loss=part_ssim``, interleaved."""
+    import tempfile
+    import warnings
+
+    import lightning as L
+    from torch.utils.data import DataLoader
+
+    from personpose.training.module import PoseTransferModule
+
+    warnings.filterwarnings("ignore")
+    L.seed_everything(0, verbose=False)
+    cfg = compose(["model=patn_tiny", "loss=part_ssim", "logger=csv"])
+    steps, rounds = (20, 2) if args.quick else (40, 5)
+    batches = [with_masks(synthetic_batch(4, 128, 64, seed=i), seed=i) for i in range(steps + 2)]
+    loader = DataLoader(batches, batch_size=None, shuffle=False)
+    lightning_ms, plain_ms = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(rounds):
+            module = PoseTransferModule(cfg, steps_per_epoch=1000, allow_random_vgg=True)
+            # steps + 1 batches timed from the start of the first: ``steps`` full intervals
+            seconds = _lightning_fit(module, loader, steps, Path(tmp))
+            lightning_ms.append(1e3 * seconds / (steps + 1))
+            module = PoseTransferModule(cfg, steps_per_epoch=1000, allow_random_vgg=True)
+            plain_ms.append(1e3 * _plain_loop(module, loader, steps) / steps)
+    lm, pm = statistics.median(lightning_ms), statistics.median(plain_ms)
+    print(f"  lightning {lm:.1f} ms/step, plain {pm:.1f} ms/step", flush=True)
+    return [
+        {
+            "model": "patn_tiny",
+            "loss": "part_ssim",
+            "batch": "4x3x128x64",
+            "steps_per_round": steps,
+            "rounds": rounds,
+            "lightning_ms_per_step": round(lm, 2),
+            "plain_ms_per_step": round(pm, 2),
+            "overhead_pct": round(100 * (lm - pm) / pm, 1),
+            "lightning_all": [round(x, 2) for x in lightning_ms],
+            "plain_all": [round(x, 2) for x in plain_ms],
+        }
+    ]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -266,6 +422,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="image height x width x batch (default: 128x64x8 256x176x4)",
     )
     p.add_argument("--bf16", action="store_true", help="torch.autocast(cpu, bfloat16)")
+    p.add_argument(
+        "--loss",
+        default="part_ssim",
+        help="conf/loss/<name>.yaml for the generator (default part_ssim); l1_standin: 10*L1",
+    )
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     return p.parse_args(argv)

@@ -19,7 +19,9 @@ def _shared_path(*parts: str) -> Path:
     if not path.exists():
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"{path} is missing; CI always provides ../shared beside the checkout")
-        pytest.skip(f"{path} not available (set PERSONPOSE_SHARED or place shared/ beside the repo)")
+        pytest.skip(
+            f"{path} not available (set PERSONPOSE_SHARED or place shared/ beside the repo)"
+        )
     return path
 
 

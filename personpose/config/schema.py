@@ -32,8 +32,8 @@ class TrainerConfig:
     precision: str = "32-true"
     channels_last: bool = False
     sync_batchnorm: bool = False
-    max_steps: int = 1200  # generator iterations
-    val_every_n_steps: int = 400
+    max_steps: int = 300  # generator iterations
+    val_every_n_steps: int = 100
     limit_val_batches: Any = 4
     checkpoint_every_n_steps: int = 100
     log_every_n_steps: int = 10

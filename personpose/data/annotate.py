@@ -2,7 +2,8 @@
 
 ::
 
-    python -m personpose.data.annotate IMAGES_DIR --model movenet_singlepose_lightning_int8_4.tflite \\
+    python -m personpose.data.annotate IMAGES_DIR \\
+        --model movenet_singlepose_lightning_int8_4.tflite \\
         --out my-annotation-test.csv [--min-score 0.3]
 
 Every image of ``IMAGES_DIR`` (``.jpg``/``.jpeg``/``.png``, sorted by name) gets one row
@@ -79,8 +80,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("images_dir", type=Path, help="folder of .jpg/.png images")
     parser.add_argument("--model", type=Path, required=True, help="MoveNet .tflite file")
     parser.add_argument("--out", type=Path, required=True, help="annotation CSV to write")
-    parser.add_argument("--min-score", type=float, default=DEFAULT_MIN_SCORE,
-                        help="joints scored below this are written as -1 (default 0.3)")
+    parser.add_argument(
+        "--min-score",
+        type=float,
+        default=DEFAULT_MIN_SCORE,
+        help="joints scored below this are written as -1 (default 0.3)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
 
@@ -89,8 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     from personpose.metrics.movenet import MoveNetUnavailable
 
     try:
-        names, keypoints = annotate_folder(args.images_dir, args.model, args.min_score,
-                                           progress=not args.no_progress)
+        names, keypoints = annotate_folder(
+            args.images_dir, args.model, args.min_score, progress=not args.no_progress
+        )
     except (FileNotFoundError, MoveNetUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,1 +1,20 @@
-"""personpose.metrics."""
+"""Evaluation metrics with one flat naming scheme that names the protocol.
+
+``build_metrics(names_or_protocol, ...)`` returns a suite with ``update(preds, target,
+**extras)``, ``compute()``, ``reset()``, ``skipped`` and ``protocol``; the definitions of the
+names live in :mod:`personpose.metrics.protocols`.
+"""
+
+from personpose.metrics.base import quantize, unit_from_signed
+from personpose.metrics.collection import MetricSuite, build_metrics
+from personpose.metrics.protocols import DEFINITIONS, PROTOCOLS, resolve_names
+
+__all__ = [
+    "DEFINITIONS",
+    "PROTOCOLS",
+    "MetricSuite",
+    "build_metrics",
+    "quantize",
+    "resolve_names",
+    "unit_from_signed",
+]

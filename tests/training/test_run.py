@@ -191,3 +191,20 @@ def test_ddp_two_cpu_processes(tmp_path, data_cache):
     assert results["steps"] == 2 and results["count"] > 0
     # both processes trained: the two ranks shared each epoch's pairs
     assert "GLOBAL_RANK: 1" in out.stdout + out.stderr or "rank: 1" in out.stdout + out.stderr
+
+
+def test_evaluate_run_dir_rescores_the_same_numbers(tmp_path, data_cache, capsys):
+    from hydra import compose, initialize_config_dir
+
+    from personpose.evaluate import main as evaluate
+
+    results, run_dir = _run(tmp_path, ["trainer.max_steps=2"])
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("evaluate", overrides=[f"run_dir={run_dir}", f"out={tmp_path / 'e.json'}"])
+    doc = evaluate(cfg)
+    assert doc["count"] == results["count"]
+    for name, value in results["metrics"].items():
+        assert doc["metrics"][name] == pytest.approx(value, abs=1e-9), name
+    assert doc["baselines"]["copy_source"] == pytest.approx(results["baselines"]["copy_source"])
+    assert json.loads((tmp_path / "e.json").read_text())["inputs"]["global_step"] == 2
+    assert "ssim_patn" in capsys.readouterr().out

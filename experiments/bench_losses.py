@@ -1,0 +1,295 @@
+"""Benchmark the SSIM and PSSIM losses against other implementations (CPU, fp32, 2 threads).
+
+Forward + backward (gradient with respect to the prediction only) at 8x3x256x176
+(DeepFashion) and 32x3x128x64 (Market batch). Each method's value is checked against ours
+first. All methods of one size run round-robin (one call of each per round) so that load
+changes on a shared machine hit all of them alike; the median over rounds is reported.
+
+- SSIM (window 7, sigma 0.8, valid, data range 1): ours vs pytorch-msssim, piq, kornia and
+  torchmetrics. kornia's ``metrics.ssim`` hard-codes sigma 1.5, so it is run with its
+  Gaussian-kernel factory patched to sigma 0.8 (its own code otherwise).
+- PSSIM: ours vs a direct implementation that repeats the images once per part, as the
+  study's reference code does, with its background SSIM from pytorch-msssim.
+
+Peak memory: the largest total of live bytes allocated by torch's CPU allocator during one
+forward + backward, from the profiler's memory events (allocations minus frees, in time
+order; inputs allocated beforehand are not counted). tracemalloc cannot see torch's
+allocations and process RSS is blurred by the C allocator's caching, hence this measure.
+
+Usage: python experiments/bench_losses.py [--quick] [--out experiments/results/bench_losses.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import math
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from personpose.losses.part_ssim import part_ssim  # noqa: E402
+from personpose.losses.ssim import ssim  # noqa: E402
+
+WIN, SIGMA = 7, 0.8
+SIZES = [(8, 3, 256, 176), (32, 3, 128, 64)]
+
+
+# ----------------------------------------------------------------------------- peers
+def _peer_ssim() -> dict[str, Callable]:
+    peers: dict[str, Callable] = {}
+    try:
+        import pytorch_msssim
+
+        peers["pytorch-msssim"] = lambda x, y: pytorch_msssim.ssim(
+            x, y, data_range=1.0, win_size=WIN, win_sigma=SIGMA, size_average=True
+        )
+    except ImportError:
+        pass
+    try:
+        import piq
+
+        peers["piq"] = lambda x, y: piq.ssim(
+            x, y, kernel_size=WIN, kernel_sigma=SIGMA, data_range=1.0, downsample=False
+        )
+    except ImportError:
+        pass
+    try:
+        kssim = importlib.import_module("kornia.metrics.ssim")
+        make_kernel = kssim.get_gaussian_kernel1d
+
+        def kornia_ssim(x, y):
+            kssim.get_gaussian_kernel1d = lambda k, _sigma, **kw: make_kernel(k, SIGMA, **kw)
+            try:
+                return kssim.ssim(x, y, WIN, max_val=1.0, padding="valid").mean()
+            finally:
+                kssim.get_gaussian_kernel1d = make_kernel
+
+        peers["kornia"] = kornia_ssim
+    except ImportError:
+        pass
+    try:
+        from torchmetrics.functional.image import structural_similarity_index_measure as tm
+
+        # gaussian kernel size from sigma: 2 * int(3.5 * 0.8 + 0.5) + 1 = 7. torchmetrics
+        # averages the whole reflect-padded ("same") map: crop it to the valid part.
+        r = WIN // 2
+
+        def torchmetrics_ssim(x, y):
+            _, full = tm(
+                x,
+                y,
+                gaussian_kernel=True,
+                sigma=SIGMA,
+                kernel_size=WIN,
+                data_range=1.0,
+                return_full_image=True,
+            )
+            return full[..., r:-r, r:-r].mean()
+
+        peers["torchmetrics"] = torchmetrics_ssim
+    except ImportError:
+        pass
+    return peers
+
+
+def pssim_repeat(x: torch.Tensor, y: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """PSSIM as the reference computes it: images repeated once per part (N, K*C, H, W)."""
+    import pytorch_msssim
+
+    n, c, h, w = x.shape
+    parts = masks[:, 1:]
+    k = parts.shape[1]
+    xr = x.unsqueeze(1).repeat(1, k, 1, 1, 1).reshape(n, k * c, h, w)
+    yr = y.unsqueeze(1).repeat(1, k, 1, 1, 1).reshape(n, k * c, h, w)
+    mr = parts.unsqueeze(2).repeat(1, 1, c, 1, 1).reshape(n, k * c, h, w)
+    wgt = mr / (mr.sum((-2, -1), keepdim=True) + 1e-6)
+    c1, c2 = 0.01**2, 0.03**2
+    mx, my = (xr * wgt).sum((-2, -1)), (yr * wgt).sum((-2, -1))
+    vx = (xr * xr * wgt).sum((-2, -1)) - mx**2
+    vy = (yr * yr * wgt).sum((-2, -1)) - my**2
+    cov = (xr * yr * wgt).sum((-2, -1)) - mx * my
+    s = (2 * mx * my + c1) / (mx**2 + my**2 + c1) * (2 * cov + c2) / (vx + vy + c2)
+    bg = masks[:, :1]
+    b = pytorch_msssim.ssim(bg * x, bg * y, data_range=1.0, win_size=WIN, win_sigma=SIGMA)
+    return (s.mean() + b) / 2
+
+
+def make_masks(n: int, h: int, w: int, gen: torch.Generator) -> torch.Tensor:
+    """Soft part masks (N, 11, H, W) like ``part_masks``: 10 oriented Gaussians, background
+    ``1 - max``, one part missing in every other sample."""
+    r = torch.arange(h, dtype=torch.float32).view(h, 1)
+    col = torch.arange(w, dtype=torch.float32).view(1, w)
+    parts = torch.zeros(n, 10, h, w)
+    for i in range(n):
+        for k in range(10):
+            if i % 2 and k == 4:
+                continue  # missing part: all zeros
+            cy, cx = (
+                float(torch.rand((), generator=gen)) * h,
+                float(torch.rand((), generator=gen)) * w,
+            )
+            sy, sx = h / 8 * (0.5 + float(torch.rand((), generator=gen))), w / 10
+            parts[i, k] = torch.exp(-((r - cy) ** 2) / (2 * sy**2) - (col - cx) ** 2 / (2 * sx**2))
+    parts = parts / (parts.flatten(2).amax(-1)[..., None, None] + 1e-6)
+    return torch.cat([1 - parts.amax(1, keepdim=True), parts], dim=1)
+
+
+# ----------------------------------------------------------------------------- measuring
+def _step(fn: Callable, x: torch.Tensor) -> None:
+    x.grad = None
+    fn(x).backward()
+
+
+def peak_bytes(fn: Callable, x: torch.Tensor) -> int:
+    """Peak live bytes allocated by torch during one forward + backward (profiler events)."""
+    x.grad = None
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn(x).backward()
+    events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
+    events.sort(key=lambda e: e.start_ns())
+    live = peak = 0
+    for e in events:
+        live += e.nbytes()
+        peak = max(peak, live)
+    x.grad = None
+    return peak
+
+
+def time_round_robin(methods: dict, x: torch.Tensor, repeats: int) -> tuple[dict, dict]:
+    """Wall-clock and process CPU ms of forward + backward, one call of each method per
+    round. (CPU time, summed over our threads, is less sensitive to a busy machine.)"""
+    wall: dict = {name: [] for name in methods}
+    cpu: dict = {name: [] for name in methods}
+    for fn in methods.values():  # warm-up
+        _step(fn, x)
+    for _ in range(repeats):
+        for name, fn in methods.items():
+            c0, t0 = time.process_time(), time.perf_counter()
+            _step(fn, x)
+            wall[name].append((time.perf_counter() - t0) * 1e3)
+            cpu[name].append((time.process_time() - c0) * 1e3)
+    return wall, cpu
+
+
+def run(repeats: int) -> dict:
+    torch.set_num_threads(2)
+    gen = torch.Generator().manual_seed(0)
+    results: dict = {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "machine": platform.processor() or platform.machine(),
+        "repeats": repeats,
+        "sizes": {},
+    }
+    peers = _peer_ssim()
+    for shape in SIZES:
+        n, c, h, w = shape
+        y = torch.rand(shape, generator=gen)
+        x = (y + 0.1 * torch.randn(shape, generator=gen)).clamp(0, 1).requires_grad_(True)
+        masks = make_masks(n, h, w, gen)
+        groups = {
+            "ssim": ({"ours": ssim, **peers}, ()),
+            "pssim": ({"ours": part_ssim, "repeat-per-part": pssim_repeat}, (masks,)),
+        }
+        entry: dict = {group: {} for group in groups}
+        calls: dict[tuple[str, str], Callable] = {}
+        for group, (methods, args) in groups.items():
+            with torch.no_grad():
+                ref = float(methods["ours"](x, y, *args))
+            for name, fn in methods.items():
+                with torch.no_grad():
+                    value = float(fn(x, y, *args))
+                entry[group][name] = {"value": value, "abs_diff_vs_ours": abs(value - ref)}
+                # every call as f(x): y and the masks are bound here
+                calls[group, name] = lambda a, f=fn, y=y, args=args: f(a, y, *args)
+        # one round-robin over all methods of this size, so ratios see the same load
+        times, cpu = time_round_robin(calls, x, repeats)
+        for (group, name), fn in calls.items():
+            row = entry[group][name]
+            row["median_ms"] = statistics.median(times[group, name])
+            row["min_ms"] = min(times[group, name])
+            row["median_cpu_ms"] = statistics.median(cpu[group, name])
+            row["peak_mb"] = peak_bytes(fn, x) / 2**20
+        results["sizes"]["x".join(map(str, shape))] = entry
+    return results
+
+
+def summarise(results: dict) -> tuple[str, dict]:
+    lines = [
+        "| size | loss | method | median ms | vs ours | CPU ms | peak MB | value | abs diff |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    goals = {}
+    for size, entry in results["sizes"].items():
+        for group, rows in entry.items():
+            ours = rows["ours"]["median_ms"]
+            for name, r in rows.items():
+                lines.append(
+                    f"| {size} | {group} | {name} | {r['median_ms']:.1f} | "
+                    f"{r['median_ms'] / ours:.2f}x | {r['median_cpu_ms']:.1f} | "
+                    f"{r['peak_mb']:.1f} | {r['value']:.6f} | "
+                    f"{r['abs_diff_vs_ours']:.1e} |"
+                )
+        ss, ps = entry["ssim"], entry["pssim"]
+        peers = {k: v for k, v in ss.items() if k != "ours"}
+        fastest = min(peers, key=lambda k: peers[k]["median_ms"]) if peers else None
+        goals[size] = {
+            "ssim_speedup_vs_fastest_peer": (
+                peers[fastest]["median_ms"] / ss["ours"]["median_ms"] if fastest else math.nan
+            ),
+            "fastest_peer": fastest,
+            "pssim_speedup_vs_repeat": ps["repeat-per-part"]["median_ms"] / ps["ours"]["median_ms"],
+            "pssim_time_over_ssim": ps["ours"]["median_ms"] / ss["ours"]["median_ms"],
+            "pssim_cpu_time_over_ssim": ps["ours"]["median_cpu_ms"] / ss["ours"]["median_cpu_ms"],
+            "pssim_peak_over_ssim": ps["ours"]["peak_mb"] / ss["ours"]["peak_mb"],
+            "peers_agree_1e-5": all(
+                v["abs_diff_vs_ours"] < 1e-5 for g in entry.values() for v in g.values()
+            ),
+        }
+    lines += [
+        "",
+        "| size | SSIM vs fastest peer (goal >= 1.3x) | PSSIM vs repeat (goal >= 4x) "
+        "| PSSIM / SSIM time, CPU time (goal <= 1.3) | PSSIM / SSIM peak (goal <= 1.5) "
+        "| values agree |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for size, g in goals.items():
+        lines.append(
+            f"| {size} | {g['ssim_speedup_vs_fastest_peer']:.2f}x ({g['fastest_peer']}) | "
+            f"{g['pssim_speedup_vs_repeat']:.2f}x | {g['pssim_time_over_ssim']:.2f}, "
+            f"{g['pssim_cpu_time_over_ssim']:.2f} | "
+            f"{g['pssim_peak_over_ssim']:.2f} | {g['peers_agree_1e-5']} |"
+        )
+    return "\n".join(lines), goals
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="3 rounds instead of 15")
+    ap.add_argument("--repeats", type=int, default=None)
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "bench_losses.json"))
+    args = ap.parse_args()
+    repeats = args.repeats or (3 if args.quick else 15)
+    results = run(repeats)
+    table, goals = summarise(results)
+    results["goals"] = goals
+    results["quick"] = args.quick
+    print(table)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1))
+    print(f"\nwrote {out}")
+
+
+if __name__ == "__main__":
+    main()

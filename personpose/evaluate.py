@@ -1,0 +1,388 @@
+"""Score generated images under named protocols: ``python -m personpose.evaluate key=value ...``.
+
+::
+
+    python -m personpose.evaluate pred_dir=DIR layout=deform|vunet|patn|gfla|single \\
+        [gt_dir=DIR] [annotations=CSV] protocol=patn|gfla|all out=FILE [batch_size=16]
+
+Writes ``out`` (JSON, atomically) with ``metrics`` (flat names), ``protocol`` (the definition
+of each), ``count``, ``inputs``, ``skipped`` (metric -> reason), ``info`` and ``versions``,
+and prints a Markdown table. Keypoints for ``mask_ssim``/``pssim``/``mask_is_tv``/PCK come from
+``annotations`` (by target name; their coordinates must be in the frame of the stored
+images); without it those metrics are skipped with the reason.
+
+Library use (e.g. a training run's test pairs): build a suite with
+:func:`personpose.metrics.build_metrics` and call :func:`evaluate_pairs` on an iterable of
+``(pred, target, source, kp2, name[, label2])``; :func:`result_document` and
+:func:`markdown_table` format the outcome.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from personpose.metrics.collection import MetricSuite, build_metrics
+from personpose.metrics.protocols import SHORT
+
+__all__ = [
+    "EvalItem",
+    "evaluate_pairs",
+    "folder_items",
+    "main",
+    "markdown_table",
+    "result_document",
+]
+
+
+@dataclass
+class EvalItem:
+    """One pair to score. Images: uint8 (H, W, 3) arrays or float (3, H, W) tensors in [0, 1];
+    ``kp2`` (18, 2) target keypoints (row, col) px, -1 missing; ``label2`` (H, W) int labels."""
+
+    pred: Any
+    target: Any
+    source: Any = None
+    kp2: Any = None
+    name: str = ""
+    label2: Any = None
+
+
+def _as_item(x) -> EvalItem:
+    if isinstance(x, EvalItem):
+        return x
+    if isinstance(x, Mapping):
+        return EvalItem(**x)
+    if isinstance(x, tuple | list) and 2 <= len(x) <= 6:
+        return EvalItem(*x)
+    raise TypeError(
+        f"expected EvalItem, dict or (pred, target, source, kp2, name[, label2]); got {type(x)}"
+    )
+
+
+def _image01(img) -> torch.Tensor:
+    """uint8 (H, W, 3) array or float (3, H, W) tensor in [0, 1] -> float32 (3, H, W)."""
+    if isinstance(img, np.ndarray):
+        if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
+            raise ValueError(f"expected a uint8 (H, W, 3) image array; got {img.dtype} {img.shape}")
+        return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float() / 255
+    t = torch.as_tensor(img)
+    if t.dtype == torch.uint8:
+        return t.permute(2, 0, 1).float() / 255 if t.shape[-1] == 3 else t.float() / 255
+    if t.dim() != 3 or t.shape[0] != 3:
+        raise ValueError(f"expected a float (3, H, W) image tensor in [0, 1]; got {tuple(t.shape)}")
+    return t.float()
+
+
+def _batches(items: Iterable, batch_size: int) -> Iterator[list[EvalItem]]:
+    """Consecutive items with the same image size and the same extras, ``batch_size`` at most;
+    the images of each item converted to float (3, H, W) tensors in [0, 1]."""
+    batch: list[EvalItem] = []
+    key = None
+    for raw in items:
+        item = _as_item(raw)
+        item.pred, item.target = _image01(item.pred), _image01(item.target)
+        if item.source is not None:
+            item.source = _image01(item.source)
+        k = (
+            tuple(item.pred.shape),
+            tuple(item.target.shape),
+            item.kp2 is None,
+            item.label2 is None,
+            item.source is None,
+        )
+        if batch and (k != key or len(batch) >= batch_size):
+            yield batch
+            batch = []
+        key = k
+        batch.append(item)
+    if batch:
+        yield batch
+
+
+def evaluate_pairs(
+    items: Iterable,
+    suite: MetricSuite,
+    *,
+    batch_size: int = 16,
+    device: str | torch.device = "cpu",
+    total: int | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Score pairs with ``suite`` (from ``build_metrics``), batched.
+
+    ``items``: :class:`EvalItem`, dicts with its fields, or tuples ``(pred, target, source,
+    kp2, name[, label2])``. Returns ``{"metrics", "skipped", "protocol", "count",
+    "image_sizes"}``; ``suite`` is reset first.
+    """
+    from tqdm.auto import tqdm
+
+    suite.reset()
+    suite.to(device)
+    count = 0
+    sizes: set[tuple[int, int]] = set()
+    bar = tqdm(total=total, desc="images", unit="img", disable=not progress)
+    try:
+        for batch in _batches(items, batch_size):
+            pred = torch.stack([b.pred for b in batch]).to(device)
+            target = torch.stack([b.target for b in batch]).to(device)
+            if pred.shape != target.shape:
+                raise ValueError(
+                    f"{batch[0].name}: generated {tuple(pred.shape[1:])} and target "
+                    f"{tuple(target.shape[1:])} differ in size"
+                )
+            extras = {
+                key: torch.stack([torch.as_tensor(np.asarray(getattr(b, key))) for b in batch])
+                for key in ("kp2", "label2")
+                if getattr(batch[0], key) is not None
+            }
+            if batch[0].source is not None:
+                extras["source"] = torch.stack([b.source for b in batch])
+            extras = {k: v.to(device) for k, v in extras.items()}
+            suite.update(pred, target, **extras)
+            count += len(batch)
+            sizes.add(tuple(pred.shape[-2:]))
+            bar.update(len(batch))
+    finally:
+        bar.close()
+    metrics = suite.compute() if count else {}
+    return {
+        "metrics": metrics,
+        "skipped": dict(suite.skipped) if count else {n: "no images" for n in suite.names},
+        "protocol": dict(suite.protocol),
+        "count": count,
+        "image_sizes": sorted(f"{h}x{w}" for h, w in sizes),
+    }
+
+
+def versions(pose: bool = False) -> dict[str, str | None]:
+    """Versions that shape results (python, torch, torchvision, scikit-image, lpips, ...)."""
+    from importlib import metadata
+
+    from personpose.io.provenance import versions as base_versions
+
+    out = base_versions()
+    if pose:
+        try:
+            out["ai-edge-litert"] = metadata.version("ai-edge-litert")
+        except metadata.PackageNotFoundError:
+            out["ai-edge-litert"] = None
+    return out
+
+
+def result_document(result: Mapping[str, Any], inputs: Mapping[str, Any], info=None) -> dict:
+    """The JSON document of an evaluation: metrics, protocol, count, inputs, skipped, versions."""
+    names = set(result["metrics"]) | set(result["skipped"])
+    return {
+        "metrics": dict(result["metrics"]),
+        "protocol": dict(result["protocol"]),
+        "count": result["count"],
+        "image_sizes": result.get("image_sizes", []),
+        "inputs": dict(inputs),
+        "skipped": dict(result["skipped"]),
+        "info": dict(info or {}),
+        "versions": versions(pose=any(n.startswith("pck") for n in names)),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def markdown_table(result: Mapping[str, Any], reason_chars: int = 90) -> str:
+    """``| metric | value | definition |`` rows, then the skipped metrics with their reasons."""
+    lines = ["| metric | value | definition |", "|---|---:|---|"]
+    for name, value in result["metrics"].items():
+        base = name.removesuffix("_std")
+        label = SHORT.get(name, f"std over splits of {base}" if name != base else "")
+        lines.append(f"| {name} | {value:.4f} | {label} |")
+    for name, reason in result["skipped"].items():
+        short = reason if len(reason) <= reason_chars else reason[: reason_chars - 3] + "..."
+        lines.append(f"| {name} | skipped | {short} |")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- command line
+def folder_items(
+    files, loader_kwargs: Mapping[str, Any] | None = None, annotations=None
+) -> Iterator[EvalItem]:
+    """:class:`EvalItem` of each ``PairFile`` (``layouts.scan``), with ``kp2`` from
+    ``annotations`` (an ``Annotations``; coordinates checked against, and shifted with, the
+    stored target image and its crop)."""
+    from personpose.data.annotations import check_keypoints
+    from personpose.metrics.layouts import load_pair
+
+    for pf in files:
+        pair = load_pair(pf, **(loader_kwargs or {}))
+        kp2 = None
+        if annotations is not None:
+            if pf.target_name not in annotations:
+                raise ValueError(
+                    f"{pf.path}: target {pf.target_name!r} is not in the annotation file "
+                    f"{annotations.path}"
+                )
+            kp = annotations[pf.target_name].copy()
+            where = f"{annotations.path}:{annotations.line_of(pf.target_name)}"
+            h, w = pair.target.shape[:2]
+            dy, dx = pair.offset
+            if dy or dx:
+                present = (kp != -1).all(-1)
+                kp[present] -= np.array([dy, dx])
+                outside = present & ((kp < 0).any(-1) | (kp[:, 0] >= h) | (kp[:, 1] >= w))
+                kp[outside] = -1
+            check_keypoints(
+                kp, (h, w), where + f" (frame of {pf.path.name}, {h}x{w})", pf.target_name
+            )
+            kp2 = kp
+        yield EvalItem(pair.pred, pair.target, pair.source, kp2, pf.name)
+
+
+def run_folder(cfg) -> dict:
+    """Evaluate ``cfg.pred_dir`` (the ``pred_dir=`` mode); returns the JSON document."""
+    from omegaconf import OmegaConf
+
+    from personpose.metrics.layouts import scan
+
+    annotations = None
+    if cfg.annotations:
+        from personpose.data.annotations import read_annotations
+
+        annotations = read_annotations(cfg.annotations)
+    names = set(annotations.names) if annotations is not None else None
+    files = scan(
+        cfg.pred_dir, cfg.layout, gt_dir=cfg.gt_dir, source_dir=cfg.source_dir, names=names
+    )
+    if cfg.limit:
+        files = files[: int(cfg.limit)]
+    fid = cfg.fid
+    suite = build_metrics(
+        list(cfg.metrics) if cfg.metrics else cfg.protocol,
+        pretrained=OmegaConf.to_container(cfg.pretrained) if cfg.pretrained else None,
+        fid_reference=fid.reference_stats or fid.reference_dir,
+        fid_cache_dir=fid.cache_dir,
+        fid_drop_last=fid.drop_last,
+        movenet_model=cfg.movenet_model,
+        dtype=torch.float32 if cfg.precision == "float32" else torch.float64,
+        device=cfg.device,
+        progress=cfg.progress,
+    )
+    crop = tuple(cfg.crop) if cfg.crop else None
+    items = folder_items(files, {"panels": cfg.panels, "crop": crop}, annotations)
+    result = evaluate_pairs(
+        items,
+        suite,
+        batch_size=cfg.batch_size,
+        device=cfg.device,
+        total=len(files),
+        progress=cfg.progress,
+    )
+    inputs = {
+        "pred_dir": str(cfg.pred_dir),
+        "layout": cfg.layout,
+        "gt_dir": cfg.gt_dir,
+        "source_dir": cfg.source_dir,
+        "annotations": cfg.annotations,
+        "protocol": cfg.protocol if not cfg.metrics else list(cfg.metrics),
+        "panels": cfg.panels,
+        "crop": list(crop) if crop else None,
+        "files": len(files),
+        "ground_truth": "target panel of each strip" if files[0].gt_path is None else "gt_dir",
+        "precision": cfg.precision,
+    }
+    return result_document(result, inputs, suite.info)
+
+
+def run_trained(cfg) -> dict:
+    """Regenerate and score the test pairs of a training run (the ``run_dir=`` mode).
+
+    Rebuilds the run's data module and generator from its resolved config (``results.json``
+    or ``.hydra/config.yaml``), loads ``checkpoints/last.ckpt`` with ``weights_only=True``,
+    and scores the model and the copy-source baseline on the run's test split.
+    """
+    import json
+    from pathlib import Path
+
+    from omegaconf import OmegaConf
+
+    from personpose.data.datamodule import build_datamodule
+    from personpose.training.module import PoseTransferModule
+    from personpose.training.test_split import run_test_split
+
+    run_dir = Path(cfg.run_dir)
+    ckpt_path = run_dir / "checkpoints" / "last.ckpt"
+    if not ckpt_path.is_file():
+        raise SystemExit(f"run_dir={run_dir}: no checkpoints/last.ckpt (not a training run?)")
+    results, hydra_cfg = run_dir / "results.json", run_dir / ".hydra" / "config.yaml"
+    if results.is_file():
+        run_cfg = OmegaConf.create(json.loads(results.read_text())["config"])
+    elif hydra_cfg.is_file():
+        import personpose.run  # noqa: F401  (resolvers)
+
+        run_cfg = OmegaConf.load(hydra_cfg)
+    else:
+        raise SystemExit(f"run_dir={run_dir}: neither results.json nor .hydra/config.yaml")
+    datamodule = build_datamodule(run_cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup("test")
+    module = PoseTransferModule(run_cfg, steps_per_epoch=1, allow_random_vgg=True)
+    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    module.load_state_dict(ckpt["state_dict"])
+    module.to(cfg.device)
+    fid = cfg.fid
+    train_dir = datamodule.tables()["train"].image_dir if "train" in datamodule.tables() else None
+
+    def make_metrics():
+        return build_metrics(
+            list(cfg.metrics) if cfg.metrics else cfg.protocol,
+            pretrained=OmegaConf.to_container(cfg.pretrained) if cfg.pretrained else None,
+            fid_reference=fid.reference_stats or fid.reference_dir or train_dir,
+            fid_cache_dir=fid.cache_dir,
+            fid_drop_last=fid.drop_last,
+            movenet_model=cfg.movenet_model,
+            dtype=torch.float32 if cfg.precision == "float32" else torch.float64,
+            device=cfg.device,
+        )
+
+    test = run_test_split(module, datamodule.test_dataloader(), make_metrics, out_dir=None)
+    inputs = {
+        "run_dir": str(run_dir),
+        "checkpoint": str(ckpt_path),
+        "global_step": int(ckpt.get("global_step", -1)),
+        "protocol": cfg.protocol if not cfg.metrics else list(cfg.metrics),
+        "data": str(datamodule.data_dir),
+        "precision": cfg.precision,
+    }
+    doc = result_document(test, inputs)
+    doc["baselines"] = {"copy_source": test["copy_source"]}
+    return doc
+
+
+def main(cfg) -> dict:
+    """Run the command for a composed config; writes ``cfg.out`` and prints the table."""
+    from personpose.io.atomic import atomic_write_json
+
+    if cfg.get("run_dir"):
+        doc = run_trained(cfg)
+    elif not cfg.pred_dir:
+        raise SystemExit(
+            "give pred_dir=DIR (and layout=...) or run_dir=DIR; see conf/evaluate.yaml"
+        )
+    else:
+        doc = run_folder(cfg)
+    if cfg.out:
+        atomic_write_json(cfg.out, doc)
+    print(markdown_table(doc))
+    print(f"\n{doc['count']} images" + (f"; results in {cfg.out}" if cfg.out else ""))
+    return doc
+
+
+def _hydra_entry() -> None:
+    import hydra
+
+    hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")(main)()
+
+
+if __name__ == "__main__":
+    _hydra_entry()

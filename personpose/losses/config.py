@@ -1,0 +1,235 @@
+"""Structured-config schema of the config groups ``loss`` and ``weights``.
+
+``loss`` says which terms are on and how each is computed; ``weights`` holds one lambda per
+term (per data set). Registered in Hydra's ConfigStore as ``loss/schema`` and
+``weights/schema`` (:func:`register_schemas`); every ``conf/loss/*.yaml`` and
+``conf/weights/*.yaml`` starts with ``defaults: [schema, _self_]``, so the file is merged onto
+the dataclass and a misspelt key (in a file or in an override such as
+``loss.part_ssim.enabeld=true``) fails when the config is composed, naming the key.
+
+Value checks that OmegaConf cannot express (choices of strings, positive window sizes) are
+made by :func:`validate_loss_config`, which :class:`~personpose.losses.composite.GeneratorLoss`
+calls when it is built.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+__all__ = [
+    "TERMS",
+    "AdversarialTerm",
+    "L1Term",
+    "LossConfig",
+    "PartSSIMTerm",
+    "PerceptualSSIMTerm",
+    "PerceptualTerm",
+    "SSIMTerm",
+    "StyleTerm",
+    "VGGConfig",
+    "WeightsConfig",
+    "register_schemas",
+    "to_loss_config",
+    "to_weights_config",
+    "validate_loss_config",
+]
+
+# Term names: config keys of both groups and log names ("train/g/<term>").
+TERMS = ("l1", "perceptual", "style", "ssim", "part_ssim", "perceptual_ssim", "adversarial")
+VGG_TERMS = ("perceptual", "style", "perceptual_ssim")
+
+
+def _relu1_2() -> list[str]:
+    return ["relu1_2"]
+
+
+@dataclass
+class L1Term:
+    """Pixel loss on [-1, 1] images: ``criterion`` "l1" (mean |d|) or "mse" (mean d^2)."""
+
+    enabled: bool = False
+    criterion: str = "l1"
+
+
+@dataclass
+class PerceptualTerm:
+    """VGG-19 feature distance, summed over ``layers`` (e.g. relu1_2, relu2_2, relu3_4)."""
+
+    enabled: bool = False
+    layers: list[str] = field(default_factory=_relu1_2)
+    criterion: str = "l1"
+
+
+@dataclass
+class StyleTerm:
+    """L1 between Gram matrices F F^T / (C H W) of VGG-19 features, summed over ``layers``."""
+
+    enabled: bool = False
+    layers: list[str] = field(default_factory=_relu1_2)
+
+
+@dataclass
+class SSIMTerm:
+    """``1 - SSIM`` of [0, 1]-mapped images, Gaussian window (taps, px)."""
+
+    enabled: bool = False
+    win_size: int = 7
+    win_sigma: float = 0.8
+
+
+@dataclass
+class PartSSIMTerm:
+    """``1 - PSSIM`` (DIGEST section 4); ``missing_parts``: "faithful" or "exclude"."""
+
+    enabled: bool = False
+    win_size: int = 7
+    win_sigma: float = 0.8
+    missing_parts: str = "faithful"
+
+
+@dataclass
+class PerceptualSSIMTerm:
+    """``1 - SSIM`` between VGG-19 feature maps (per channel, window, constants from
+    ``data_range``), summed over ``layers``."""
+
+    enabled: bool = False
+    layers: list[str] = field(default_factory=_relu1_2)
+    win_size: int = 7
+    win_sigma: float = 0.8
+    data_range: float = 1.0
+
+
+@dataclass
+class AdversarialTerm:
+    """PATN's two discriminators. ``objective``: "bce" (Market), "lsgan" (DeepFashion) or
+    "hinge"; ``pool_size``: image history pool (50 Market, 0 DeepFashion); ``d_head``:
+    "faithful" (loss on PATN's 256-channel map) or "1ch" (a final 1-channel conv).
+    When ``enabled`` is false no discriminator is built or stepped."""
+
+    enabled: bool = True
+    objective: str = "bce"
+    pool_size: int = 50
+    d_head: str = "faithful"
+
+
+@dataclass
+class VGGConfig:
+    """The shared VGG-19 extractor: ``weights_path`` (torchvision vgg19 state dict; None =
+    torch cache, then download) and ``allow_random`` (run with a random VGG, recorded)."""
+
+    weights_path: str | None = None
+    allow_random: bool = False
+
+
+@dataclass
+class LossConfig:
+    """Schema of the ``loss`` group: one block per term plus the shared VGG settings.
+    ``compute_inactive``: also compute (without gradient) and log the inactive terms."""
+
+    l1: L1Term = field(default_factory=L1Term)
+    perceptual: PerceptualTerm = field(default_factory=PerceptualTerm)
+    style: StyleTerm = field(default_factory=StyleTerm)
+    ssim: SSIMTerm = field(default_factory=SSIMTerm)
+    part_ssim: PartSSIMTerm = field(default_factory=PartSSIMTerm)
+    perceptual_ssim: PerceptualSSIMTerm = field(default_factory=PerceptualSSIMTerm)
+    adversarial: AdversarialTerm = field(default_factory=AdversarialTerm)
+    vgg: VGGConfig = field(default_factory=VGGConfig)
+    compute_inactive: bool = True
+
+
+@dataclass
+class WeightsConfig:
+    """Schema of the ``weights`` group: one lambda per term (multiplies the raw term)."""
+
+    l1: float = 0.0
+    perceptual: float = 0.0
+    style: float = 0.0
+    ssim: float = 0.0
+    part_ssim: float = 0.0
+    perceptual_ssim: float = 0.0
+    adversarial: float = 0.0
+
+
+def register_schemas(cs: Any = None) -> None:
+    """Store ``loss/schema`` and ``weights/schema`` in Hydra's ConfigStore (idempotent)."""
+    if cs is None:
+        from hydra.core.config_store import ConfigStore
+
+        cs = ConfigStore.instance()
+    cs.store(group="loss", name="schema", node=LossConfig)
+    cs.store(group="weights", name="schema", node=WeightsConfig)
+
+
+def _to(schema: type, cfg: Any, what: str) -> Any:
+    if isinstance(cfg, schema):
+        return cfg
+    if cfg is None:
+        return schema()
+    if not isinstance(cfg, dict | DictConfig):
+        raise TypeError(
+            f"{what}: expected a dict, DictConfig or {schema.__name__}, got {type(cfg).__name__}"
+        )
+    if isinstance(cfg, DictConfig):
+        # plain values first: a node already typed by the schema would carry keys that a
+        # forced append ("+loss.x.y=...") slipped past struct mode through the merge
+        cfg = OmegaConf.to_container(cfg, resolve=True)
+    merged = OmegaConf.merge(OmegaConf.structured(schema), cfg)  # unknown keys raise here
+    return OmegaConf.to_object(merged)
+
+
+def to_loss_config(cfg: Any) -> LossConfig:
+    """A :class:`LossConfig` from a dict/DictConfig (unknown keys raise), checked with
+    :func:`validate_loss_config`."""
+    out = _to(LossConfig, cfg, "loss config")
+    validate_loss_config(out)
+    return out
+
+
+def to_weights_config(cfg: Any) -> WeightsConfig:
+    """A :class:`WeightsConfig` from a dict/DictConfig (unknown keys raise)."""
+    return _to(WeightsConfig, cfg, "weights config")
+
+
+def _choice(key: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"loss.{key}: expected one of {list(choices)}, got {value!r}")
+
+
+def validate_loss_config(cfg: LossConfig) -> None:
+    """Check the values OmegaConf cannot (string choices, windows, layer names)."""
+    from personpose.losses.perceptual import VGG19_LAYERS
+
+    _choice("l1.criterion", cfg.l1.criterion, ("l1", "mse"))
+    _choice("perceptual.criterion", cfg.perceptual.criterion, ("l1", "mse"))
+    _choice("part_ssim.missing_parts", cfg.part_ssim.missing_parts, ("faithful", "exclude"))
+    _choice("adversarial.objective", cfg.adversarial.objective, ("bce", "lsgan", "hinge"))
+    _choice("adversarial.d_head", cfg.adversarial.d_head, ("faithful", "1ch"))
+    if cfg.adversarial.pool_size < 0:
+        raise ValueError(
+            f"loss.adversarial.pool_size: expected >= 0, got {cfg.adversarial.pool_size}"
+        )
+    for name in ("ssim", "part_ssim", "perceptual_ssim"):
+        term = getattr(cfg, name)
+        if term.win_size < 1 or term.win_size % 2 == 0:
+            raise ValueError(
+                f"loss.{name}.win_size: expected a positive odd int, got {term.win_size}"
+            )
+        if not term.win_sigma > 0:
+            raise ValueError(f"loss.{name}.win_sigma: expected > 0, got {term.win_sigma}")
+    if not cfg.perceptual_ssim.data_range > 0:
+        raise ValueError(
+            f"loss.perceptual_ssim.data_range: expected > 0, got {cfg.perceptual_ssim.data_range}"
+        )
+    for name in VGG_TERMS:
+        layers = getattr(cfg, name).layers
+        if not layers:
+            raise ValueError(f"loss.{name}.layers: give at least one VGG-19 layer")
+        bad = [x for x in layers if x not in VGG19_LAYERS]
+        if bad:
+            raise ValueError(
+                f"loss.{name}.layers: unknown VGG-19 layer(s) {bad}; expected "
+                "names like relu1_2, relu2_2, relu3_4"
+            )

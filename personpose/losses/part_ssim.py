@@ -1,0 +1,277 @@
+"""Part-based SSIM (PSSIM), the study's loss: mask-weighted SSIM per body part + windowed
+SSIM of the background (DIGEST section 4).
+
+For images ``x, y`` (N, C, H, W) in ``[0, L]`` and part masks ``M`` (N, 11, H, W) from
+:func:`personpose.data.pose.part_masks` (background ``M_0`` first, 10 parts after):
+
+- Foreground: for each part ``k = 1..10`` and channel ``c``, with weights
+  ``w = M_k / (sum M_k + 1e-6)`` over all pixels (no window),
+  ``mu_x = sum w x``, ``var_x = sum w x^2 - mu_x^2``, ``cov = sum w x y - mu_x mu_y``,
+  ``s_kc = (2 mu_x mu_y + C1) / (mu_x^2 + mu_y^2 + C1) * (2 cov + C2) / (var_x + var_y + C2)``
+  and ``f = mean(s)`` over parts and channels.
+- Background: ``b = ssim(M_0 x, M_0 y)`` (Gaussian window, valid, per channel).
+- ``PSSIM = (f + b) / 2`` per sample, averaged over the batch; the loss is ``1 - PSSIM``.
+
+Missing parts (an end joint absent) have all-zero masks: then ``mu = var = cov = 0`` and
+``s = 1``. ``missing_parts="faithful"`` (default) keeps those 1s in the mean, as the reference
+does; ``"exclude"`` averages only the parts whose mask is non-zero (a sample without any
+such part gets ``PSSIM = b``).
+
+Speed: one channels-last buffer (N, H, W, 5C + 1) holds ``x, y, x^2, y^2, x y`` and a plane
+of ones. The statistics of all parts and channels (and the mask sums) are one batched matrix
+product of the part masks (N, 10, HW) with it, never repeating the images per part; the same
+buffer, multiplied in place by ``M_0`` and ``M_0^2``, then feeds the background's windowed
+SSIM (:mod:`personpose.losses.ssim`). The backward is analytic: the background's transposed
+filter, scaled by ``M_0``/``M_0^2``, plus ``sum_k M_k (a_k + x b_k + y c_k)`` added by a
+second batched product. Measured with ``experiments/bench_losses.py``. The masks are treated
+as constants (no gradient flows to them) and must be >= 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from personpose.losses.ssim import (
+    K1,
+    K2,
+    _backward_planes,
+    _combine,
+    _fill_planes,
+    _full_precision,
+    _gauss,
+    _nhwp,
+    _plane_constants,
+    _planes,
+    _ssim_statistics,
+    check_images,
+    gaussian_taps,
+)
+
+__all__ = ["MISSING_PARTS", "PartSSIMLoss", "PartSSIMResult", "part_ssim", "part_ssim_terms"]
+
+MISSING_PARTS = ("faithful", "exclude")
+MASK_EPS = 1e-6  # added to each mask's sum, as in the reference
+
+
+def _part_statistics(e: Tensor, c: int, c1: float, c2: float, need: bool):
+    """Part SSIM ``s`` (N, K, C) from the normalised statistics ``e`` (N, K, 5C) of
+    ``x, y, x^2, y^2, x y``, and (when ``need``) the derivatives of ``s`` with respect to
+    ``mu_x``, ``mu_y`` and, times the pixel value, ``x^2``/``y^2`` and ``x y``:
+    ``dS/dmu_x = 2 mu_y (cs/A2 - l/B2) + 2 mu_x S (1/B2 - 1/A2)``, ``2 x dS/de_xx = -2 S/B2 x``,
+    ``dS/de_xy = 2 l/B2``."""
+    mu_x, mu_y, e_xx, e_yy, e_xy = e.split(c, dim=-1)
+    mu_xy = mu_x * mu_y
+    a1 = 2 * mu_xy + c1
+    a2 = mu_x * mu_x + mu_y * mu_y + c1
+    b1 = 2 * (e_xy - mu_xy) + c2
+    b2 = (e_xx - mu_x * mu_x) + (e_yy - mu_y * mu_y) + c2
+    lum, cs = a1 / a2, b1 / b2
+    s = lum * cs
+    if not need:
+        return s, None
+    u = 2 * (cs / a2 - lum / b2)
+    v = 2 * s * (1 / b2 - 1 / a2)
+    d = {"ax": mu_y * u + mu_x * v, "ay": mu_x * u + mu_y * v, "b": -2 * s / b2, "c": 2 * lum / b2}
+    return s, d
+
+
+class _PSSIMFunction(torch.autograd.Function):
+    """``(x, y, masks) -> (s, sums, b)``: part SSIM (N, K, C), mask sums (N, K) (not
+    differentiable) and background SSIM per sample (N,), with the analytic backward.
+
+    One buffer (N, H, W, 5C + 1) holds ``x, y, x^2, y^2, x y`` and a plane of ones (channels
+    last, see :mod:`personpose.losses.ssim`). The part statistics are one batched product of
+    the part masks (N, K, HW) with it; the same planes, multiplied in place by ``M_0`` and
+    ``M_0^2``, become those of the background images ``M_0 x``, ``M_0 y`` for the windowed
+    SSIM. Backward: ``dL/dx = M_0 T_a + M_0^2 (x T_b + y T_c)`` for the background (``T``
+    the transposed-filtered coefficient planes) plus ``sum_k M_k (a_k + x b_k + y c_k)`` for
+    the parts, added into the same planes by one more batched product.
+    """
+
+    @staticmethod
+    @_full_precision
+    def forward(
+        ctx, x, y, masks, taps: tuple[float, ...], c1: float, c2: float, grad_enabled: bool
+    ):
+        need_x = grad_enabled and ctx.needs_input_grad[0]
+        need_y = grad_enabled and ctx.needs_input_grad[1]
+        n, c, h, w = x.shape
+        k, p = masks.shape[1] - 1, 5 * c + 1
+        stack, sv = _planes(n, p, h, w, x)
+        _fill_planes(sv, x, y)
+        sv[..., 5 * c].fill_(1.0)  # gives the mask sums
+        parts = masks[:, 1:].reshape(n, k, h * w)
+        e = torch.bmm(parts, sv.reshape(n, h * w, p))  # (N, K, 5C + 1): one contraction
+        sums = e[..., 5 * c].contiguous()
+        inv = (sums + MASK_EPS).reciprocal_()
+        s_parts, d = _part_statistics(
+            e[..., : 5 * c] * inv.unsqueeze(-1), c, c1, c2, need_x or need_y
+        )
+        # background planes: M0 x, M0 y, M0^2 x^2, M0^2 y^2, M0^2 x y
+        m0 = masks[:, 0].unsqueeze(-1)  # (N, H, W, 1)
+        m0_sq = m0 * m0
+        sv[..., 0 : 2 * c].mul_(m0)
+        sv[..., 2 * c : 5 * c].mul_(m0_sq)
+        scale, bias = _plane_constants(c, c1, c2, 1, x)
+        f = _nhwp(_gauss(stack, taps, scale, bias))
+        del stack, sv, e
+        s_bg, coefs, roles = _ssim_statistics(f, c, c1, c2, need_x, need_y)
+        if coefs is not None:
+            ctx.save_for_backward(x, y, masks, m0_sq, inv, coefs, *(d[r] for r in roles))
+        ctx.taps, ctx.roles, ctx.map_shape = taps, roles, s_bg.shape
+        ctx.mark_non_differentiable(sums)
+        return s_parts, sums, s_bg.mean(dim=(1, 2, 3))
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    @_full_precision
+    def backward(ctx, grad_s: Tensor, _grad_sums: Tensor, grad_b: Tensor):
+        x, y, masks, m0_sq, inv, coefs, *d = ctx.saved_tensors
+        roles = ctx.roles
+        n, hh, ww, c = ctx.map_shape
+        h, w = x.shape[2:]
+        k, r = masks.shape[1] - 1, len(roles)
+        # background: transposed filter, then M0 (role a) and M0^2 (roles b, c), each times
+        # d mean_n / d S = grad_b[n] / (C H' W')
+        t = _backward_planes(coefs, roles, ctx.taps)  # (N, H, W, R, C)
+        g_b = (grad_b / (c * hh * ww)).view(n, 1, 1, 1, 1)
+        na = r - 2
+        t[..., :na, :].mul_(masks[:, 0, :, :, None, None] * g_b)
+        t[..., na:, :].mul_(m0_sq.unsqueeze(-1) * g_b)
+        # parts: T += sum_k M_k D_k, D (N, K, R*C) the per-part coefficients
+        g = grad_s * inv.unsqueeze(-1)
+        coef = torch.stack([g * dr for dr in d], dim=2).reshape(n, k, r * c)
+        parts = masks[:, 1:].reshape(n, k, h * w)
+        t.view(n, h * w, r * c).baddbmm_(parts.transpose(1, 2), coef)
+        gx, gy = _combine(t, roles, x, y)
+        return gx, gy, None, None, None, None, None
+
+
+@dataclass
+class PartSSIMResult:
+    """All the pieces of a PSSIM evaluation (N samples, K = 10 parts).
+
+    value: scalar PSSIM (the batch mean of ``per_sample``).
+    per_sample: (N,) ``(f + b) / 2`` (``b`` alone for a sample without any counted part).
+    foreground: (N,) ``f``, the mean of ``per_part`` over the counted parts.
+    background: (N,) ``b``, the windowed SSIM of the masked background.
+    per_part: (N, K) part SSIM averaged over colour channels (1 for a missing part).
+    present: (N, K) bool, mask not all zero.
+    """
+
+    value: Tensor
+    per_sample: Tensor
+    foreground: Tensor
+    background: Tensor
+    per_part: Tensor
+    present: Tensor
+
+
+def _check_masks(x: Tensor, masks: Tensor) -> None:
+    if not isinstance(masks, Tensor) or masks.dim() != 4:
+        shape = tuple(masks.shape) if isinstance(masks, Tensor) else type(masks).__name__
+        raise ValueError(f"part_ssim: masks must be (N, 1 + K, H, W), got {shape}")
+    n, _, h, w = x.shape
+    if masks.shape[0] != n or masks.shape[2:] != (h, w) or masks.shape[1] < 2:
+        raise ValueError(
+            f"part_ssim: masks {tuple(masks.shape)} do not match images {tuple(x.shape)}; "
+            "expected (N, 1 + K, H, W), background first (part_masks output)"
+        )
+    if not masks.is_floating_point():
+        raise ValueError(f"part_ssim: masks must be floating, got {masks.dtype}")
+
+
+def part_ssim_terms(
+    x: Tensor,
+    y: Tensor,
+    masks: Tensor,
+    win_size: int = 7,
+    win_sigma: float = 0.8,
+    data_range: float = 1.0,
+    missing_parts: str = "faithful",
+    check_range: bool = True,
+) -> PartSSIMResult:
+    """PSSIM of images ``x, y`` (N, C, H, W) in ``[0, data_range]`` with ``masks``
+    (N, 1 + K, H, W), background first; returns every term (see :class:`PartSSIMResult`).
+
+    ``win_size``/``win_sigma`` set the background's Gaussian window (7 / 0.8 in the study);
+    ``missing_parts`` is ``"faithful"`` or ``"exclude"`` (module docstring).
+    """
+    if missing_parts not in MISSING_PARTS:
+        raise ValueError(
+            f"part_ssim: missing_parts must be one of {MISSING_PARTS}, got {missing_parts!r}"
+        )
+    check_images(x, y, win_size, data_range if check_range else None, fn="part_ssim")
+    _check_masks(x, masks)
+    dtype = torch.promote_types(x.dtype, y.dtype)
+    if dtype in (torch.float16, torch.bfloat16):
+        dtype = torch.float32
+    x, y = x.to(dtype), y.to(dtype)
+    masks = masks.detach().to(dtype).contiguous()
+    c1, c2 = (K1 * data_range) ** 2, (K2 * data_range) ** 2
+    taps = gaussian_taps(win_size, win_sigma)
+
+    s, sums, background = _PSSIMFunction.apply(x, y, masks, taps, c1, c2, torch.is_grad_enabled())
+    per_part = s.mean(-1)  # (N, K)
+    present = sums > 0  # masks are >= 0
+
+    if missing_parts == "faithful":
+        foreground = per_part.mean(-1)
+        per_sample = (foreground + background) / 2
+    else:
+        count = present.sum(-1)
+        foreground = (per_part * present).sum(-1) / count.clamp(min=1)
+        per_sample = torch.where(count > 0, (foreground + background) / 2, background)
+    return PartSSIMResult(per_sample.mean(), per_sample, foreground, background, per_part, present)
+
+
+def part_ssim(
+    x: Tensor,
+    y: Tensor,
+    masks: Tensor,
+    win_size: int = 7,
+    win_sigma: float = 0.8,
+    data_range: float = 1.0,
+    missing_parts: str = "faithful",
+    check_range: bool = True,
+) -> Tensor:
+    """Scalar PSSIM of images (N, C, H, W) in ``[0, data_range]`` with part masks
+    (N, 11, H, W), background first (module docstring). 1 for identical images.
+
+    Example:
+        >>> x = torch.rand(2, 3, 64, 32); m = torch.rand(2, 11, 64, 32)
+        >>> float(part_ssim(x, x, m))
+        1.0
+    """
+    return part_ssim_terms(
+        x, y, masks, win_size, win_sigma, data_range, missing_parts, check_range
+    ).value
+
+
+class PartSSIMLoss(nn.Module):
+    """``1 - part_ssim((fake + 1) / 2, (target + 1) / 2, masks)`` for outputs in ``[-1, 1]``."""
+
+    def __init__(
+        self, win_size: int = 7, win_sigma: float = 0.8, missing_parts: str = "faithful"
+    ) -> None:
+        super().__init__()
+        gaussian_taps(win_size, win_sigma)
+        if missing_parts not in MISSING_PARTS:
+            raise ValueError(
+                f"PartSSIMLoss: missing_parts must be one of {MISSING_PARTS}, got {missing_parts!r}"
+            )
+        self.win_size, self.win_sigma, self.missing_parts = win_size, win_sigma, missing_parts
+
+    def forward(self, fake: Tensor, target: Tensor, masks: Tensor) -> Tensor:
+        """``fake, target``: (N, C, H, W) in [-1, 1]; ``masks``: (N, 11, H, W). Scalar loss."""
+        x, y = (fake + 1) / 2, (target + 1) / 2
+        return 1.0 - part_ssim(x, y, masks, self.win_size, self.win_sigma, 1.0, self.missing_parts)
+
+    def extra_repr(self) -> str:
+        return (
+            f"win_size={self.win_size}, win_sigma={self.win_sigma}, "
+            f"missing_parts={self.missing_parts!r}"
+        )

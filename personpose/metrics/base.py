@@ -1,0 +1,113 @@
+"""The shared shape of every evaluation metric: a mean of per-image scores, DDP-safe.
+
+Metrics take generated and ground-truth images ``(N, 3, H, W)`` float in [0, 1] (already on
+uint8 levels when they are compared with image files) plus optional keyword extras:
+``kp2`` (N, 18, 2) target keypoints (row, col) px with -1 for missing, ``label2`` (N, H, W)
+int64 ground-truth part labels (0 background, 1..K parts, -1 unknown), ``source`` (N, 3, H, W)
+in [0, 1]. A metric that needs an extra the caller did not give counts those images as
+missing and reports itself skipped, with the reason, instead of a number.
+
+``compute()`` of every metric returns a dict ``{output name: 0-d tensor}`` or, when it cannot
+report, ``{output name: reason string}``; :class:`personpose.metrics.collection.MetricSuite`
+turns that into values and ``skipped``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+from torchmetrics import Metric
+
+EXTRAS = ("kp2", "label2", "source")
+
+
+def check_images(preds: Tensor, target: Tensor, where: str) -> None:
+    """Raise ValueError unless both are float (N, 3, H, W) of one shape (values in [0, 1])."""
+    if preds.shape != target.shape or preds.dim() != 4 or preds.shape[1] != 3:
+        raise ValueError(
+            f"{where}: expected preds and target of one shape (N, 3, H, W); got "
+            f"{tuple(preds.shape)} and {tuple(target.shape)}"
+        )
+    if not (preds.is_floating_point() and target.is_floating_point()):
+        raise ValueError(
+            f"{where}: expected float images in [0, 1]; got {preds.dtype} and {target.dtype}"
+        )
+
+
+def quantize(x: Tensor) -> Tensor:
+    """Round images in [0, 1] to the 256 levels of a uint8 file: ``round(255 x) / 255``."""
+    return torch.round(x.clamp(0, 1) * 255) / 255
+
+
+def unit_from_signed(x: Tensor, quantized: bool = True) -> Tensor:
+    """Generator images in [-1, 1] -> [0, 1] (uint8 levels unless ``quantized=False``)."""
+    y = (x.clamp(-1, 1) + 1) / 2
+    return quantize(y) if quantized else y
+
+
+class PerImageMetric(Metric):
+    """Mean over images of a per-image score ``score(preds, target, **needed extras) -> (N,)``.
+
+    Subclasses set ``name``, ``requires`` (the extras the score needs) and implement
+    :meth:`score`; it may return ``(values, valid)`` to leave some images out (e.g. an image
+    with no foreground label), which are then not counted.
+    """
+
+    is_differentiable = False
+    higher_is_better: bool | None = True
+    full_state_update = False
+    name = "metric"
+    requires: Sequence[str] = ()
+    min_size = 1  # px: images with a smaller side are counted as too small, not scored
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.add_state("total", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("count", torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
+        self.add_state("missing", torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
+        self.add_state("excluded", torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
+        self.add_state("too_small", torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
+
+    def score(self, preds: Tensor, target: Tensor, **extras) -> Tensor | tuple[Tensor, Tensor]:
+        raise NotImplementedError
+
+    def update(
+        self,
+        preds: Tensor,
+        target: Tensor,
+        kp2: Tensor | None = None,
+        label2: Tensor | None = None,
+        source: Tensor | None = None,
+    ) -> None:
+        check_images(preds, target, self.name)
+        given = {"kp2": kp2, "label2": label2, "source": source}
+        if any(given[r] is None for r in self.requires):
+            self.missing += preds.shape[0]
+            return
+        if min(preds.shape[-2:]) < self.min_size:
+            self.too_small += preds.shape[0]
+            return
+        extras = {r: torch.as_tensor(given[r], device=preds.device) for r in self.requires}
+        out = self.score(preds, target, **extras)
+        values, valid = out if isinstance(out, tuple) else (out, None)
+        if valid is None:
+            valid = torch.ones_like(values, dtype=torch.bool)
+        self.total += values[valid].to(torch.float64).sum()
+        self.count += valid.sum()
+        self.excluded += (~valid).sum()
+
+    def compute(self) -> dict[str, Tensor | str]:
+        if int(self.too_small) > 0:
+            return {
+                self.name: f"needs images of at least {self.min_size} px a side; "
+                f"{int(self.too_small)} images were smaller"
+            }
+        if int(self.missing) > 0:
+            n = int(self.missing) + int(self.count) + int(self.excluded)
+            needs = " and ".join(self.requires)
+            return {self.name: f"needs {needs}, missing for {int(self.missing)} of {n} images"}
+        if int(self.count) == 0:
+            return {self.name: "no image could be scored"}
+        return {self.name: self.total / self.count}

@@ -1,0 +1,269 @@
+"""Read other methods' output folders: which file holds which pair, and where its panels are.
+
+Layouts in circulation (names embed the image names with their extensions):
+
+- ``vunet`` / ``patn``: strips ``<from>___<to>_vis.jpg``, 3 panels ``[source | target |
+  generated]`` or 5 panels ``[source | source pose | target | target pose | generated]``
+  (PATN's test output); the count is told by the panel shape (``panels=`` overrides).
+- ``deform`` (Deformable GAN): 3-panel strips ``<from>_<to>.png``, e.g.
+  ``a.jpg_b.jpg.png``; the ``_`` split is resolved against the annotation names when given
+  (else at the ``.jpg_`` boundary).
+- ``gfla``: single generated images ``<from>_2_<to>_vis.png`` (GFLA's test output), with the
+  ground truth in ``gt_dir``.
+- ``single``: single generated images named ``<from>___<to>.png`` (personpose's own test
+  outputs), ``<from>_2_<to>...`` or just ``<to>``, with the ground truth in ``gt_dir``.
+
+The ground truth of a strip is its target panel; panels are used at their stored size.
+A file whose name does not parse raises :class:`LayoutError` naming the file.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+LAYOUTS = ("deform", "vunet", "patn", "gfla", "single")
+STRIP_LAYOUTS = ("deform", "vunet", "patn")
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp")
+# Known panel aspect ratios (W / H): Market 64/128, DeepFashion 176/256 and 256/256.
+PANEL_ASPECTS = (0.5, 176 / 256, 1.0)
+# Index of (source, target, generated) in a strip of n panels.
+PANEL_ROLES = {3: (0, 1, 2), 5: (0, 2, 4)}
+
+
+class LayoutError(ValueError):
+    """A prediction file or folder does not follow the layout (the message names the file)."""
+
+
+@dataclass(frozen=True)
+class PairFile:
+    """One scored pair: the file with the generated image and where its companions are."""
+
+    path: Path
+    source_name: str | None
+    target_name: str
+    layout: str
+    gt_path: Path | None = None
+    source_path: Path | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.source_name}___{self.target_name}"
+
+
+@dataclass
+class LoadedPair:
+    """Images of a pair as uint8 (H, W, 3); ``offset`` (rows, cols) px removed by a crop."""
+
+    pred: np.ndarray
+    target: np.ndarray
+    source: np.ndarray | None
+    offset: tuple[int, int] = (0, 0)
+
+
+def _resolve(part: str, names: Collection[str] | None) -> str | None:
+    """``part`` as an annotation name (trying common image extensions), or None."""
+    if names is None:
+        return part
+    if part in names:
+        return part
+    for ext in IMAGE_EXTS:
+        if part + ext in names:
+            return part + ext
+    return None
+
+
+def _split_at(stem: str, sep: str, names: Collection[str] | None, path: Path) -> tuple[str, str]:
+    """Split ``stem`` at the one occurrence of ``sep`` whose two sides are known names."""
+    cuts = [m.start() for m in re.finditer(re.escape(sep), stem)]
+    if not cuts:
+        raise LayoutError(f"{path}: expected '<from>{sep}<to>' in the file name")
+    found = []
+    for i in cuts:
+        a, b = _resolve(stem[:i], names), _resolve(stem[i + len(sep) :], names)
+        if a is not None and b is not None and a and b:
+            found.append((a, b))
+    if names is not None:
+        if not found:
+            raise LayoutError(
+                f"{path}: no split of the name at {sep!r} gives two images of the annotation "
+                "file; expected '<from>" + sep + "<to>' with annotated image names"
+            )
+        if len(found) > 1:
+            raise LayoutError(f"{path}: ambiguous name, splits {found} all match annotated images")
+        return found[0]
+    if len(found) > 1:
+        raise LayoutError(
+            f"{path}: ambiguous name ({len(found)} places to split at {sep!r}); pass "
+            "annotations=CSV so the image names can be matched"
+        )
+    return found[0]
+
+
+def parse_name(filename: str | Path, layout: str, names: Collection[str] | None = None):
+    """``(from, to)`` image names of a prediction file name (``from`` None if unknown)."""
+    path = Path(filename)
+    fname = path.name
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; expected one of {LAYOUTS}")
+    stem = path.stem
+    if layout in ("vunet", "patn"):
+        if not stem.endswith("_vis"):
+            raise LayoutError(f"{path}: expected '<from>___<to>_vis.<ext>' ({layout} layout)")
+        return _split_at(stem[: -len("_vis")], "___", names, path)
+    if layout == "deform":
+        if names is not None:
+            return _split_at(stem, "_", names, path)
+        m = re.fullmatch(r"(.+?\.(?:jpg|jpeg|png))_(.+)", stem, flags=re.IGNORECASE)
+        if m is None:
+            raise LayoutError(
+                f"{path}: expected '<from>.jpg_<to>.jpg.png' (deform layout); for names "
+                "without extensions pass annotations=CSV to resolve the '_' split"
+            )
+        return m.group(1), m.group(2)
+    if layout == "gfla":
+        if not stem.endswith("_vis") or "_2_" not in stem:
+            raise LayoutError(f"{path}: expected '<from>_2_<to>_vis.<ext>' (gfla layout)")
+        return _split_at(stem[: -len("_vis")], "_2_", names, path)
+    # single
+    if stem.endswith("_vis"):
+        stem = stem[: -len("_vis")]
+    if "___" in stem:
+        return _split_at(stem, "___", names, path)
+    if "_2_" in stem and (names is None or _resolve(stem, names) is None):
+        return _split_at(stem, "_2_", names, path)
+    target = _resolve(stem, names) or _resolve(fname, names)
+    if target is None:
+        raise LayoutError(f"{path}: {stem!r} is not an image of the annotation file")
+    return None, target
+
+
+def _find(folder: Path, name: str) -> Path | None:
+    p = folder / name
+    if p.is_file():
+        return p
+    stem = Path(name).stem if Path(name).suffix.lower() in IMAGE_EXTS else name
+    for ext in IMAGE_EXTS:
+        q = folder / (stem + ext)
+        if q.is_file():
+            return q
+    return None
+
+
+def scan(
+    pred_dir: str | Path,
+    layout: str,
+    *,
+    gt_dir: str | Path | None = None,
+    source_dir: str | Path | None = None,
+    names: Collection[str] | None = None,
+) -> list[PairFile]:
+    """Every prediction file of ``pred_dir`` (sorted by name) as a :class:`PairFile`."""
+    pred_dir = Path(pred_dir)
+    if not pred_dir.is_dir():
+        raise LayoutError(f"{pred_dir}: prediction folder does not exist")
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; expected one of {LAYOUTS}")
+    files = sorted(p for p in pred_dir.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+    if not files:
+        raise LayoutError(f"{pred_dir}: no image files ({', '.join(IMAGE_EXTS)})")
+    single = layout not in STRIP_LAYOUTS
+    if single and gt_dir is None:
+        raise LayoutError(f"layout {layout!r} holds generated images only: give gt_dir=DIR")
+    gt = Path(gt_dir) if gt_dir is not None else None
+    src = Path(source_dir) if source_dir is not None else gt
+    out = []
+    for p in files:
+        a, b = parse_name(p, layout, names)
+        gt_path = source_path = None
+        if single:
+            gt_path = _find(gt, b)
+            if gt_path is None:
+                raise LayoutError(f"{p}: its ground truth {b!r} is not in {gt}")
+            if a is not None and src is not None:
+                source_path = _find(src, a)
+        out.append(PairFile(p, a, b, layout, gt_path, source_path))
+    return out
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """An image file as uint8 (H, W, 3)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB")).copy()
+    except OSError as exc:
+        raise LayoutError(f"{path}: cannot read image ({exc})") from None
+
+
+def strip_panels(width: int, height: int, panels: int | None, path: Path) -> int:
+    """Number of panels of a strip: ``panels`` if given, else told by the panel shape."""
+    if panels is not None:
+        if panels not in PANEL_ROLES or width % panels:
+            raise LayoutError(
+                f"{path}: a {width}x{height} strip cannot hold {panels} panels "
+                f"(expected 3 or 5 dividing the width)"
+            )
+        return panels
+    fits = [
+        n
+        for n in PANEL_ROLES
+        if width % n == 0 and any(abs(width / n / height - a) < 1e-6 for a in PANEL_ASPECTS)
+    ]
+    if len(fits) != 1:
+        raise LayoutError(
+            f"{path}: cannot tell the panel count of a {width}x{height} strip from known panel "
+            f"shapes (W/H {', '.join(f'{a:.4g}' for a in PANEL_ASPECTS)}); give panels=3 or 5"
+        )
+    return fits[0]
+
+
+def center_crop(
+    img: np.ndarray, size: tuple[int, int], path: Path
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """Centre crop to ``size`` (H, W) px; returns the image and the (rows, cols) removed."""
+    h, w = img.shape[:2]
+    ch, cw = size
+    if ch > h or cw > w:
+        raise LayoutError(f"{path}: cannot crop a {h}x{w} image to {ch}x{cw}")
+    dy, dx = (h - ch) // 2, (w - cw) // 2
+    return img[dy : dy + ch, dx : dx + cw], (dy, dx)
+
+
+def load_pair(
+    item: PairFile, panels: int | None = None, crop: tuple[int, int] | None = None
+) -> LoadedPair:
+    """The generated, target and (if available) source images of ``item``."""
+    if item.layout in STRIP_LAYOUTS:
+        strip = read_rgb(item.path)
+        h, w = strip.shape[:2]
+        n = (
+            3
+            if item.layout == "deform" and panels is None
+            else strip_panels(w, h, panels, item.path)
+        )
+        pw = w // n
+        s, t, g = (strip[:, i * pw : (i + 1) * pw] for i in PANEL_ROLES[n])
+    else:
+        g = read_rgb(item.path)
+        t = read_rgb(item.gt_path)
+        s = read_rgb(item.source_path) if item.source_path is not None else None
+    offset = (0, 0)
+    if crop is not None:
+        g, _ = center_crop(g, crop, item.path)
+        t, offset = center_crop(t, crop, item.gt_path or item.path)
+        if s is not None:
+            s, _ = center_crop(s, crop, item.source_path or item.path)
+    if g.shape != t.shape:
+        raise LayoutError(
+            f"{item.path}: generated image {g.shape[1]}x{g.shape[0]} (WxH) and ground truth "
+            f"{t.shape[1]}x{t.shape[0]} differ; give crop=[H,W] to compare a common centre"
+        )
+    if s is not None and s.shape != t.shape:
+        s = None
+    return LoadedPair(g, t, s, offset)

@@ -1,0 +1,66 @@
+"""pSSIM: the study's part-based SSIM (DIGEST section 4) reported as an evaluation metric.
+
+Per image: ``(f + b) / 2`` with ``f`` the mean over the 10 body parts and 3 channels of the
+mask-weighted global SSIM statistics, ``b`` the windowed SSIM (window 7, sigma 0.8, valid)
+of the background-masked images; part masks from the target keypoints
+(``personpose.data.pose.part_masks``), images in [0, 1], data range 1. Computed by the very
+function the loss uses (``personpose.losses.part_ssim``). ``missing_parts``:
+``"faithful"`` (the reference: a part with a missing joint has an all-zero mask and scores 1)
+or ``"exclude"``. Computed in float32 by default (as the loss; ~2e-7 from float64).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from personpose.metrics.base import PerImageMetric
+
+WIN_SIZE, WIN_SIGMA = 7, 0.8
+
+
+def pssim(
+    pred: Tensor,
+    target: Tensor,
+    kp2: Tensor,
+    missing_parts: str = "faithful",
+    dtype: torch.dtype = torch.float32,
+) -> Tensor:
+    """Per-image pSSIM ``(N,)`` of images ``(N, 3, H, W)`` in [0, 1] with target keypoints."""
+    from personpose.data.pose import part_masks
+    from personpose.losses.part_ssim import part_ssim_terms
+
+    masks = part_masks(kp2.to(dtype), pred.shape[-2:])
+    with torch.no_grad():
+        terms = part_ssim_terms(
+            pred.to(dtype),
+            target.to(dtype),
+            masks,
+            win_size=WIN_SIZE,
+            win_sigma=WIN_SIGMA,
+            data_range=1.0,
+            missing_parts=missing_parts,
+        )
+    return terms.per_sample.to(torch.float64)
+
+
+class PartSSIM(PerImageMetric):
+    """Mean pSSIM over images (needs ``kp2``)."""
+
+    name = "pssim"
+    requires = ("kp2",)
+    min_size = WIN_SIZE
+
+    def __init__(
+        self, missing_parts: str = "faithful", dtype: torch.dtype = torch.float32, **kwargs
+    ) -> None:
+        super().__init__(**kwargs)
+        if missing_parts not in ("faithful", "exclude"):
+            raise ValueError(
+                f"pssim: missing_parts must be 'faithful' or 'exclude'; got {missing_parts!r}"
+            )
+        self.missing_parts = missing_parts
+        self.compute_dtype = dtype
+
+    def score(self, preds, target, kp2):
+        return pssim(preds, target, kp2, self.missing_parts, self.compute_dtype)

@@ -1,0 +1,69 @@
+"""build_metrics: names and protocols, skipped metrics and their reasons, suite behaviour."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from personpose.metrics import DEFINITIONS, PROTOCOLS, build_metrics, resolve_names
+from personpose.metrics.protocols import SHORT
+
+
+def test_protocols_name_defined_metrics():
+    assert set(PROTOCOLS["all"]) == set(DEFINITIONS) == set(SHORT)
+    for members in PROTOCOLS.values():
+        assert set(members) <= set(DEFINITIONS)
+    assert resolve_names("gfla")[:2] == ["ssim_gfla", "ssim_patn"]
+    assert resolve_names(["patn", "l1"])[-1] == "l1"
+    with pytest.raises(ValueError, match="unknown protocol or metric 'ssim'"):
+        resolve_names("ssim")
+
+
+def test_suite_reports_values_and_reasons(market_pairs):
+    from tests.metrics.helpers import to01
+
+    src, tgt, kp2 = market_pairs
+    suite = build_metrics(["ssim_patn", "mask_ssim", "l1", "gt_part_l1", "ssim_patn_padded"])
+    assert set(suite.protocol) == {"ssim_patn", "mask_ssim", "l1", "gt_part_l1", "ssim_patn_padded"}
+    x, y = to01(src).float(), to01(tgt).float()
+    suite.update(x, y, kp2=torch.from_numpy(kp2), source=x)
+    out = suite.compute()
+    assert list(out) == ["ssim_patn", "mask_ssim", "l1"]
+    assert 0 < out["ssim_patn"] < out["mask_ssim"] < 1
+    assert "label2" in suite.skipped["gt_part_l1"]
+    assert "256x176" in suite.skipped["ssim_patn_padded"]
+    suite.reset()
+    suite.update(x, y)  # no keypoints this time
+    out = suite.compute()
+    assert "mask_ssim" not in out and "kp2" in suite.skipped["mask_ssim"]
+    with pytest.raises(TypeError, match="unknown extras"):
+        suite.update(x, y, kp1=kp2)
+
+
+def test_suite_is_a_module_that_accumulates_like_one_batch(market_pairs):
+    from tests.metrics.helpers import to01
+
+    src, tgt, kp2 = market_pairs
+    x, y, kp = to01(src).float(), to01(tgt).float(), torch.from_numpy(kp2)
+    one, two = build_metrics("patn"), build_metrics("patn")
+    assert isinstance(one, torch.nn.Module)
+    one.update(x, y, kp2=kp)
+    two.update(x[:3], y[:3], kp2=kp[:3])
+    two.update(x[3:], y[3:], kp2=kp[3:])
+    a, b = one.compute(), two.compute()
+    assert a.keys() == b.keys() and all(a[k] == pytest.approx(b[k], abs=1e-12) for k in a)
+    assert "pckh_movenet" in one.skipped and "movenet_model" in one.skipped["pckh_movenet"]
+
+
+def test_float32_precision_is_close(market_pairs):
+    from tests.metrics.helpers import to01
+
+    src, tgt, kp2 = market_pairs
+    x, y, kp = to01(src).float(), to01(tgt).float(), torch.from_numpy(kp2)
+    vals = []
+    for dtype in (torch.float64, torch.float32):
+        suite = build_metrics(["ssim_patn", "ssim_gfla", "mask_ssim"], dtype=dtype)
+        suite.update(x, y, kp2=kp)
+        vals.append(suite.compute())
+    for k in vals[0]:
+        assert vals[0][k] == pytest.approx(vals[1][k], abs=1e-4)

@@ -1,0 +1,133 @@
+"""Every SSIM variant equals its scikit-image definition on real image pairs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from skimage.metrics import structural_similarity
+
+from personpose.metrics.ssim_variants import (
+    SSIMPatnPadded,
+    mask_ssim,
+    ssim_gfla,
+    ssim_patn,
+    ssim_patn_map,
+    ssim_patn_padded,
+)
+from tests.metrics.helpers import reference_mask, to01
+
+
+def skimage_patn(target: np.ndarray, generated: np.ndarray, full: bool = False):
+    """PATN's SSIM: the call of its evaluation scripts (uint8 images)."""
+    return structural_similarity(
+        target,
+        generated,
+        gaussian_weights=True,
+        sigma=1.5,
+        use_sample_covariance=False,
+        channel_axis=-1,
+        data_range=generated.max() - generated.min(),
+        full=full,
+    )
+
+
+def skimage_gfla(target: np.ndarray, generated: np.ndarray) -> float:
+    """GFLA metrics.py: images read as float32 / 255, window 51, data range 1."""
+    t, g = target.astype(np.float32) / 255, generated.astype(np.float32) / 255
+    return structural_similarity(t, g, win_size=51, data_range=1, channel_axis=-1)
+
+
+def pad40(img: np.ndarray) -> np.ndarray:
+    """PATN's addBounding: 40 px of white left and right."""
+    return np.pad(img, ((0, 0), (40, 40), (0, 0)), constant_values=255)
+
+
+@pytest.fixture(params=["fashion", "market"])
+def pairs(request, fashion_pairs, market_pairs):
+    return fashion_pairs if request.param == "fashion" else market_pairs
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-10), (torch.float32, 1e-4)])
+def test_ssim_patn_equals_skimage(pairs, dtype, tol):
+    src, tgt, _ = pairs
+    ours = ssim_patn(to01(src), to01(tgt), dtype=dtype).numpy()
+    ref = np.array([skimage_patn(t, g) for g, t in zip(src, tgt)])
+    np.testing.assert_allclose(ours, ref, rtol=0, atol=tol)
+
+
+def test_ssim_patn_float32_images_within_1e4(pairs):
+    """The metric contract: float32 images in [0, 1] (uint8 levels) -> within 1e-4."""
+    src, tgt, _ = pairs
+    ours = ssim_patn(to01(src, torch.float32), to01(tgt, torch.float32)).numpy()
+    ref = np.array([skimage_patn(t, g) for g, t in zip(src, tgt)])
+    np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-6)
+
+
+def test_ssim_patn_padded_equals_skimage(fashion_pairs):
+    src, tgt, _ = fashion_pairs
+    ours = ssim_patn_padded(to01(src), to01(tgt)).numpy()
+    ref = np.array([skimage_patn(pad40(t), pad40(g)) for g, t in zip(src, tgt)])
+    np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-10)
+    # the padding inflates SSIM, as documented
+    assert (ours > ssim_patn(to01(src), to01(tgt)).numpy()).all()
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-5), (torch.float32, 1e-4)])
+def test_ssim_gfla_equals_skimage(pairs, dtype, tol):
+    src, tgt, _ = pairs
+    ours = ssim_gfla(to01(src), to01(tgt), dtype=dtype).numpy()
+    ref = np.array([skimage_gfla(t, g) for g, t in zip(src, tgt)])
+    # skimage runs in float32 here (GFLA's images), so the reference itself is ~1e-6 off
+    np.testing.assert_allclose(ours, ref, rtol=0, atol=tol)
+    ref64 = np.array(
+        [
+            structural_similarity(t / 255.0, g / 255.0, win_size=51, data_range=1, channel_axis=-1)
+            for g, t in zip(src, tgt)
+        ]
+    )
+    if dtype == torch.float64:
+        np.testing.assert_allclose(ours, ref64, rtol=0, atol=1e-10)
+
+
+def test_full_map_equals_skimage_full(market_pairs):
+    src, tgt, _ = market_pairs
+    ours = ssim_patn_map(to01(src[:2]), to01(tgt[:2])).permute(0, 2, 3, 1).numpy()
+    for i in range(2):
+        _, s = skimage_patn(tgt[i], src[i], full=True)
+        np.testing.assert_allclose(ours[i], s, rtol=0, atol=1e-10)
+
+
+def test_mask_ssim_equals_skimage_on_masked_uint8(pairs):
+    src, tgt, kp2 = pairs
+    ours = mask_ssim(to01(src), to01(tgt), torch.from_numpy(kp2)).numpy()
+    ref = []
+    for g, t, kp in zip(src, tgt, kp2):
+        m = reference_mask(kp, g.shape[:2])[..., None]
+        ref.append(skimage_patn(t * m, g * m))  # PATN: uint8 image * bool mask
+    np.testing.assert_allclose(ours, np.array(ref), rtol=0, atol=1e-10)
+
+
+def test_identical_images_score_one(market_pairs):
+    x = to01(market_pairs[0])
+    np.testing.assert_allclose(ssim_patn(x, x).numpy(), 1.0, atol=1e-12)
+    np.testing.assert_allclose(ssim_gfla(x, x).numpy(), 1.0, atol=1e-12)
+
+
+def test_padded_metric_is_skipped_for_other_sizes(market_pairs, fashion_pairs):
+    metric = SSIMPatnPadded()
+    metric.update(to01(market_pairs[0]).float(), to01(market_pairs[1]).float())
+    reason = metric.compute()["ssim_patn_padded"]
+    assert isinstance(reason, str) and "256x176" in reason
+    metric = SSIMPatnPadded()
+    src, tgt, _ = fashion_pairs
+    metric.update(to01(src).float(), to01(tgt).float())
+    value = float(metric.compute()["ssim_patn_padded"])
+    ref = np.mean([skimage_patn(pad40(t), pad40(g)) for g, t in zip(src, tgt)])
+    assert value == pytest.approx(ref, abs=1e-6)
+
+
+def test_window_larger_than_image_is_an_error():
+    x = torch.rand(1, 3, 8, 8)
+    with pytest.raises(ValueError, match="exceeds the image"):
+        ssim_patn(x, x)
