@@ -18,6 +18,7 @@ from typing import Any
 
 import hydra
 import lightning as L
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
@@ -161,6 +162,10 @@ def train_and_evaluate(
         log.info("resuming from %s", start)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=start, weights_only=True)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            # the test split is scored by rank 0 alone: leave the process group first, so
+            # the metrics do not wait for ranks that have finished
+            torch.distributed.destroy_process_group()
         if not trainer.is_global_zero:
             return {}
         datamodule.setup("test")

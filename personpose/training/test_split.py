@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torchmetrics
 from PIL import Image
 from tqdm.auto import tqdm
 
@@ -51,11 +50,6 @@ def run_test_split(
     module.eval()
     device = module.device
     model_suite, base_suite = make_metrics().to(device), make_metrics().to(device)
-    for suite in (model_suite, base_suite):  # one process scores every pair: no DDP sync
-        for m in suite.modules():
-            if isinstance(m, torchmetrics.Metric):
-                m.sync_on_compute = False
-                m._to_sync = False  # torchmetrics reads this copy of sync_on_compute
     count = 0
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -208,3 +208,14 @@ def test_evaluate_run_dir_rescores_the_same_numbers(tmp_path, data_cache, capsys
     assert doc["baselines"]["copy_source"] == pytest.approx(results["baselines"]["copy_source"])
     assert json.loads((tmp_path / "e.json").read_text())["inputs"]["global_step"] == 2
     assert "ssim_patn" in capsys.readouterr().out
+
+
+def test_bf16_mixed_precision_and_channels_last_run_on_cpu(tmp_path, data_cache):
+    """The GPU options' code path (autocast bf16, channels-last) on the CPU; the numbers on
+    CUDA (and SyncBatchNorm) can only be checked on a GPU."""
+    results, _ = _run(
+        tmp_path,
+        ["trainer.precision=bf16-mixed", "trainer.channels_last=true", "trainer.max_steps=2"],
+    )
+    assert results["steps"] == 2
+    assert all(v == v for v in results["metrics"].values())
