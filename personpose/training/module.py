@@ -86,6 +86,20 @@ class PoseTransferModule(L.LightningModule):
         if self.channels_last:
             self.to(memory_format=torch.channels_last)
 
+    def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
+        """Compute pose maps and part masks on the device when the data set left them out
+        (``data.with_maps=false``): the same functions as in the data set, batched."""
+        if "BP1" in batch:
+            return batch
+        from personpose.data.pose import part_masks, pose_heatmaps
+
+        data = self.cfg.data
+        size = tuple(batch["P1"].shape[-2:])
+        kp = torch.stack([batch["kp1"], batch["kp2"]], 1)
+        bp = pose_heatmaps(kp, size, sigma=float(data.get("sigma", 6.0)))
+        masks = part_masks(batch["kp2"], size, **dict(data.get("mask_options") or {}))
+        return {**batch, "BP1": bp[:, 0], "BP2": bp[:, 1], "mask2": masks}
+
     def _prep(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 

@@ -56,7 +56,7 @@ def run_test_split(
         if save_strips:
             (out_dir / "strips").mkdir(exist_ok=True)
     for batch in tqdm(loader, desc="test pairs", unit="batch", leave=False):
-        batch = _move(batch, device)
+        batch = module.on_after_batch_transfer(_move(batch, device), 0)
         pred, target = to_unit(module.generate(batch)), to_unit(batch["P2"])
         source = to_unit(batch["P1"])
         extras = extras_of(batch)

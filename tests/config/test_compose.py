@@ -81,3 +81,18 @@ def test_misspelt_keys_fail_naming_the_key(override):
 def test_wrong_type_fails():
     with pytest.raises(ConfigCompositionException):
         compose_cfg(["trainer.max_steps=many"])
+
+
+def test_real_data_without_imagenet_vgg_is_an_error_synthetic_records_random():
+    from personpose.losses.composite import GeneratorLoss
+    from personpose.weights import WeightsUnavailable
+
+    real = compose_cfg(["experiment=market_pssim"])
+    assert real.data.allow_random_weights is False
+    with pytest.raises(WeightsUnavailable, match="vgg19"):
+        GeneratorLoss(real.loss, real.weights, allow_random_vgg=real.data.allow_random_weights)
+    synth = compose_cfg()
+    loss = GeneratorLoss(
+        synth.loss, synth.weights, allow_random_vgg=synth.data.allow_random_weights
+    )
+    assert loss.pretrained_source.startswith("random")

@@ -219,3 +219,22 @@ def test_bf16_mixed_precision_and_channels_last_run_on_cpu(tmp_path, data_cache)
     )
     assert results["steps"] == 2
     assert all(v == v for v in results["metrics"].values())
+
+
+def test_maps_computed_in_the_training_step_match_the_data_set(tmp_path, data_cache):
+    """data.with_maps=false: pose maps and masks come from keypoints on the device instead."""
+    from personpose.data.datamodule import build_datamodule
+    from personpose.training.module import PoseTransferModule
+
+    cfg = compose_cfg(TINY)
+    dm = build_datamodule(cfg.data)
+    dm.prepare_data()
+    dm.setup("fit")
+    batch = next(iter(dm.val_dataloader()))
+    module = PoseTransferModule(cfg, steps_per_epoch=4, allow_random_vgg=True)
+    stripped = {k: v for k, v in batch.items() if k not in ("BP1", "BP2", "mask2")}
+    rebuilt = module.on_after_batch_transfer(stripped, 0)
+    for key in ("BP1", "BP2", "mask2"):
+        torch.testing.assert_close(rebuilt[key], batch[key], atol=1e-6, rtol=0)
+    results, _ = _run(tmp_path, ["data.with_maps=false", "trainer.max_steps=2"])
+    assert results["steps"] == 2
