@@ -21,6 +21,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from personpose.io.atomic import atomic_write, atomic_write_text
+from personpose.training.loggers import read_csv_logs
 
 HEADLINE = ("gt_part_l1", "gt_fg_ssim", "mask_ssim", "ssim_patn", "lpips_alex", "fid_tv", "pssim")
 LOWER_IS_BETTER = {"l1", "gt_part_l1", "lpips_alex", "lpips_alex_v00", "fid_tv"}
@@ -166,15 +167,11 @@ def plot(metrics: list[str], table: dict, runs: list[dict], out: Path) -> list[P
         written.append(path)
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for r in runs:
-        log = Path(r["_dir"]) / "logs" / "metrics.csv"
-        if not log.is_file():
-            continue
         steps, vals = [], []
-        with log.open() as f:
-            for row in csv.DictReader(f):
-                if row.get("train/g/total"):
-                    steps.append(int(row["step"]))
-                    vals.append(float(row["train/g/total"]))
+        for row in read_csv_logs(Path(r["_dir"])):
+            if row.get("train/g/total"):
+                steps.append(int(row["step"]))
+                vals.append(float(row["train/g/total"]))
         if steps:
             ax.plot(steps, vals, label=f"{loss_label(r)} s{r.get('seed')}", lw=1)
     ax.set_xlabel("generator step")

@@ -12,13 +12,20 @@ from personpose.io.provenance import redact
 
 
 def build_loggers(cfg: DictConfig, run_dir: Path, name: str, group: str | None) -> list[Logger]:
-    """CSV (``run_dir/logs/metrics.csv``) + the loggers ``cfg.logger`` switches on.
+    """CSV + the loggers ``cfg.logger`` switches on.
+
+    Each invocation (a fresh start or a resume) writes its own ``run_dir/logs/session_<k>/
+    metrics.csv``, so resuming never overwrites the history; :func:`read_csv_logs` joins them.
 
     W&B gets a run id derived from the run folder, so a resumed run continues the same W&B
     run; ``group`` (the sweep name in multirun) groups the jobs of one sweep. The config it
     receives has secret-looking keys redacted; the API key comes from ``wandb login`` only.
     """
-    loggers: list[Logger] = [CSVLogger(save_dir=str(run_dir), name="logs", version="")]
+    logs = run_dir / "logs"
+    session = len([p for p in logs.glob("session_*") if p.is_dir()]) if logs.is_dir() else 0
+    loggers: list[Logger] = [
+        CSVLogger(save_dir=str(run_dir), name="logs", version=f"session_{session}")
+    ]
     lcfg = cfg.logger
     if lcfg.tensorboard.enabled:
         loggers.append(TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version=""))
@@ -41,6 +48,21 @@ def build_loggers(cfg: DictConfig, run_dir: Path, name: str, group: str | None) 
             )
         )
     return loggers
+
+
+def read_csv_logs(run_dir: Path) -> list[dict[str, str]]:
+    """Rows of every CSV log session of a run, in session order (``step`` column included)."""
+    import csv
+
+    rows: list[dict[str, str]] = []
+    sessions = sorted(
+        (Path(run_dir) / "logs").glob("session_*/metrics.csv"),
+        key=lambda p: int(p.parent.name.split("_")[1]),
+    )
+    for path in sessions:
+        with path.open() as f:
+            rows.extend(csv.DictReader(f))
+    return rows
 
 
 def finish_wandb() -> None:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import csv
-
 import pytest
 
 from personpose.run import train_and_evaluate
+from personpose.training.loggers import read_csv_logs
 
 from .conftest import compose_cfg
 
@@ -40,8 +39,8 @@ def test_small_patn_overfits_real_market_pairs(tmp_path, real_data):
         ]
     )
     results = train_and_evaluate(cfg, tmp_path / "overfit", "overfit", None)
-    with (tmp_path / "overfit" / "logs" / "metrics.csv").open() as f:
-        totals = [float(r["train/g/total"]) for r in csv.DictReader(f) if r.get("train/g/total")]
+    rows = read_csv_logs(tmp_path / "overfit")
+    totals = [float(r["train/g/total"]) for r in rows if r.get("train/g/total")]
     first, last = sum(totals[:10]) / 10, sum(totals[-10:]) / 10
     assert last < 0.8 * first, (first, last)
     assert results["metrics"]["mask_ssim"] > results["baselines"]["copy_source"]["mask_ssim"]
