@@ -62,7 +62,10 @@ class PoseTransferModule(L.LightningModule):
             self.d_shape = instantiate(cfg.model.discriminator, in_channels=3 + 18)
             self.d_appearance = instantiate(cfg.model.discriminator, in_channels=3 + 3)
             self.objective = GANObjective(adv.objective)
-            self._pools = {name: ImagePool(int(adv.pool_size)) for name in _D_NAMES}
+            self._pools = {  # own RNG per pool, derived from the training seed
+                name: ImagePool(int(adv.pool_size), seed=int(cfg.seed) * 2 + i)
+                for i, name in enumerate(_D_NAMES)
+            }
             self.lambda_gan = float(cfg.weights.adversarial)
         self.val_metrics = val_metrics
         self.channels_last = bool(cfg.trainer.get("channels_last", False))
