@@ -36,7 +36,9 @@ from skimage.morphology import closing
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a checkout without installing
 
+from personpose.data import annotations  # noqa: E402
 from personpose.data.keypoints import PATN_MASK_LIMBS, PATN_MASK_RADIUS  # noqa: E402
+from personpose.data.pose_stats import pair_displacement, proportion_ratios  # noqa: E402
 
 REAL = REPO.parent / "shared" / "data" / "real"
 # DIGEST section 2: copy-source baseline on 100 real Market test pairs; pair displacement.
@@ -44,59 +46,28 @@ DIGEST = {"ssim": 0.148, "mask_ssim": 0.718, "l1": 0.194, "displacement_median":
 
 
 def read_annotations(path: Path) -> dict[str, np.ndarray]:
-    """PATN annotation CSV -> {name: (18, 2) float (row, col), -1 missing}."""
-    out = {}
-    with open(path) as f:
-        next(f)
-        for line in f:
-            name, ys, xs = line.strip().split(":")
-            out[name.strip()] = np.stack([json.loads(ys), json.loads(xs)], -1).astype(float)
-    return out
+    """PATN annotation CSV -> {name: (18, 2) int (row, col), -1 missing} (validated)."""
+    ann = annotations.read_annotations(path)
+    return dict(zip(ann.names, ann.keypoints, strict=True))
 
 
 def read_pairs(path: Path) -> list[tuple[str, str]]:
-    with open(path) as f:
-        next(f)
-        return [tuple(line.strip().split(",")) for line in f if line.strip()]
-
-
-def torso_length(kp: np.ndarray) -> np.ndarray:
-    """(..., 18, 2) -> (...) |neck - mid-hip| px; NaN where a joint is missing."""
-    ok = (kp[..., [1, 8, 11], :] >= 0).all(axis=(-1, -2))
-    t = np.linalg.norm(kp[..., 1, :] - 0.5 * (kp[..., 8, :] + kp[..., 11, :]), axis=-1)
-    return np.where(ok, t, np.nan)
+    return [tuple(pair) for pair in annotations.read_pairs(path).pairs]
 
 
 def ratio_stats(kps: np.ndarray, height: int) -> dict[str, list[float]]:
     """Quartiles [q25, median, q75] of the proportion ratios over (N, 18, 2) keypoints."""
-    vis = (kps >= 0).all(-1)
-    t = torso_length(kps)
-
-    def limb(pairs):
-        vals = []
-        for a, b in pairs:
-            m = vis[:, a] & vis[:, b] & ~np.isnan(t)
-            vals.append(np.linalg.norm(kps[m, a] - kps[m, b], axis=-1) / t[m])
-        return np.concatenate(vals)
-
-    q = lambda x: [round(float(v), 4) for v in np.percentile(x, [25, 50, 75])]  # noqa: E731
-    return {
-        "upper_arm/torso": q(limb([(2, 3), (5, 6)])),
-        "thigh/torso": q(limb([(8, 9), (11, 12)])),
-        "torso/height": q(t[~np.isnan(t)] / height),
-    }
+    return {k: quartiles(v) for k, v in proportion_ratios(kps, height).items()}
 
 
-def pair_displacement(ann: dict[str, np.ndarray], pairs: list[tuple[str, str]]) -> np.ndarray:
-    """Per pair: mean |p1_j - p2_j| over joints visible in both / target torso length."""
-    out = []
-    for a, b in pairs:
-        ka, kb = ann[a], ann[b]
-        m = (ka >= 0).all(-1) & (kb >= 0).all(-1)
-        t = torso_length(kb)
-        if m.any() and np.isfinite(t) and t > 0:
-            out.append(np.linalg.norm(ka[m] - kb[m], axis=-1).mean() / t)
-    return np.array(out)
+def quartiles(x) -> list[float]:
+    return [round(float(v), 4) for v in np.percentile(x, [25, 50, 75])]
+
+
+def displacements(ann: dict[str, np.ndarray], pairs: list[tuple[str, str]]) -> np.ndarray:
+    """Per pair with a defined value: :func:`pair_displacement` (target = second name)."""
+    d = np.array([pair_displacement(ann[a], ann[b]) for a, b in pairs])
+    return d[np.isfinite(d)]
 
 
 def patn_mask(kp: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -194,10 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     s_kp = np.stack(list(synth_ann.values()))
     result["synthetic"]["ratios"] = ratio_stats(s_kp, height)
-    d = pair_displacement(synth_ann, all_pairs)
-    result["synthetic"]["displacement"] = [
-        round(float(v), 4) for v in np.percentile(d, [25, 50, 75])
-    ]
+    result["synthetic"]["displacement"] = quartiles(displacements(synth_ann, all_pairs))
     result["synthetic"]["copy_source"] = copy_source_scores(data / "test", synth_ann, synth_pairs)
     if a.data is None:  # includes reusing a cached set (then ~0)
         result["synthetic"]["generation_cpu_s"] = round(gen_cpu, 1)
@@ -207,10 +175,8 @@ def main(argv: list[str] | None = None) -> int:
         r_ann = read_annotations(real_train)
         result["real_market"]["ratios"] = ratio_stats(np.stack(list(r_ann.values())), 128)
         r_test = read_annotations(REAL / "annotations" / "market-annotation-test.csv")
-        rd = pair_displacement(r_test, read_pairs(REAL / "annotations" / "market-pairs-test.csv"))
-        result["real_market"]["displacement"] = [
-            round(float(v), 4) for v in np.percentile(rd, [25, 50, 75])
-        ]
+        rd = displacements(r_test, read_pairs(REAL / "annotations" / "market-pairs-test.csv"))
+        result["real_market"]["displacement"] = quartiles(rd)
         sample = REAL / "market"
         s_ann = read_annotations(sample / "market-annotation-test.csv")
         result["real_market"]["copy_source"] = copy_source_scores(

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from personpose.data.pose_stats import pair_displacement, proportion_ratios
 from personpose.data.synth import LABEL, SynthSettings, ensure_dataset, generate_dataset
 from personpose.data.synth import cache as synth_cache
 from personpose.data.synth.__main__ import main as synth_main
@@ -45,40 +46,6 @@ def read_pairs(path: Path) -> list[tuple[str, str]]:
     return [tuple(line.split(",")) for line in lines[1:]]
 
 
-def torso_length(kp: np.ndarray) -> np.ndarray:
-    """|neck - mid-hip| px (..., 18, 2) -> (...), NaN where a joint is missing."""
-    kp = kp.astype(float)
-    ok = (kp[..., [1, 8, 11], :] >= 0).all(axis=(-1, -2))
-    t = np.linalg.norm(kp[..., 1, :] - 0.5 * (kp[..., 8, :] + kp[..., 11, :]), axis=-1)
-    return np.where(ok, t, np.nan)
-
-
-def ratios(kps: np.ndarray, height: int) -> dict[str, np.ndarray]:
-    """Upper-arm/torso, thigh/torso and torso/image-height ratios over (N, 18, 2) keypoints."""
-    kps = kps.astype(float)
-    vis = (kps >= 0).all(-1)
-    t = torso_length(kps)
-
-    def limb(pairs):
-        vals = []
-        for a, b in pairs:
-            m = vis[:, a] & vis[:, b] & ~np.isnan(t)
-            vals.append(np.linalg.norm(kps[m, a] - kps[m, b], axis=-1) / t[m])
-        return np.concatenate(vals)
-
-    return {
-        "upper_arm/torso": limb([(2, 3), (5, 6)]),
-        "thigh/torso": limb([(8, 9), (11, 12)]),
-        "torso/height": t[~np.isnan(t)] / height,
-    }
-
-
-def displacement(ka: np.ndarray, kb: np.ndarray) -> float:
-    """Mean displacement of joints visible in both, over the target's torso length."""
-    m = (ka >= 0).all(-1) & (kb >= 0).all(-1)
-    return float(np.linalg.norm((ka[m] - kb[m]).astype(float), axis=-1).mean() / torso_length(kb))
-
-
 def file_digests(folder: Path) -> dict[str, str]:
     return {
         str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
@@ -97,9 +64,9 @@ def tiny(tmp_path_factory) -> Path:
 # -- realism against real Market annotations -------------------------------------------------------
 def test_proportions_and_pair_displacement_match_real_market(real_data):
     real = read_annotations(real_data / "annotations" / "market-annotation-train.csv")
-    real_r = ratios(np.stack(list(real.values())), MARKET[0])
+    real_r = proportion_ratios(np.stack(list(real.values())), MARKET[0])
     kps = sample_keypoints(0, range(1, 401), 5, "market", MARKET)  # (400, 5, 18, 2)
-    synth_r = ratios(kps.reshape(-1, 18, 2), MARKET[0])
+    synth_r = proportion_ratios(kps.reshape(-1, 18, 2), MARKET[0])
     for key in real_r:
         q_r = np.percentile(real_r[key], [25, 50, 75])
         q_s = np.percentile(synth_r[key], [25, 50, 75])
@@ -110,7 +77,10 @@ def test_proportions_and_pair_displacement_match_real_market(real_data):
     for person in kps:
         usable = [k for k in person if (k[[2, 5, 8, 11]] >= 0).all() and k[1, 0] >= 0]
         disp += [
-            displacement(a, b) for i, a in enumerate(usable) for j, b in enumerate(usable) if i != j
+            pair_displacement(a, b)
+            for i, a in enumerate(usable)
+            for j, b in enumerate(usable)
+            if i != j
         ]
     med = float(np.median(disp))
     assert 0.35 <= med <= 0.55, f"median pair displacement {med:.3f} torso lengths"
