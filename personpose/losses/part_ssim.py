@@ -17,14 +17,13 @@ Missing parts (an end joint absent) have all-zero masks: then ``mu = var = cov =
 does; ``"exclude"`` averages only the parts whose mask is non-zero (a sample without any
 such part gets ``PSSIM = b``).
 
-Speed: one channels-last buffer (N, H, W, 5C + 1) holds ``x, y, x^2, y^2, x y`` and a plane
-of ones. The statistics of all parts and channels (and the mask sums) are one batched matrix
-product of the part masks (N, 10, HW) with it, never repeating the images per part; the same
-buffer, multiplied in place by ``M_0`` and ``M_0^2``, then feeds the background's windowed
-SSIM (:mod:`personpose.losses.ssim`). The backward is analytic: the background's transposed
-filter, scaled by ``M_0``/``M_0^2``, plus ``sum_k M_k (a_k + x b_k + y c_k)`` added by a
-second batched product. Measured with ``experiments/bench_losses.py``. The masks are treated
-as constants (no gradient flows to them) and must be >= 0.
+Speed: the windowed background SSIM and the planes ``x, y, x^2, y^2, x y`` come from one
+fused kernel (:func:`personpose.kernels.ssim.part_forward`); the statistics of all parts and
+channels are then one batched matrix product of the part masks (N, 10, HW) with those planes,
+never repeating the images per part. The backward is analytic and one more fused kernel: the
+background's transposed filter, scaled by ``M_0``, plus ``sum_k M_k (a_k + x b_k + y c_k)``.
+Measured with ``experiments/bench_losses.py``. The masks are treated as constants (no
+gradient flows to them) and must be >= 0.
 """
 
 from __future__ import annotations
@@ -34,21 +33,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from personpose.losses.ssim import (
-    K1,
-    K2,
-    _backward_planes,
-    _combine,
-    _fill_planes,
-    _full_precision,
-    _gauss,
-    _nhwp,
-    _plane_constants,
-    _planes,
-    _ssim_statistics,
-    check_images,
-    gaussian_taps,
-)
+from personpose.kernels import ssim as kernels
+from personpose.losses.ssim import K1, K2, _full_precision, check_images, gaussian_taps
 
 __all__ = ["MISSING_PARTS", "PartSSIMLoss", "PartSSIMResult", "part_ssim", "part_ssim_terms"]
 
@@ -82,13 +68,10 @@ class _PSSIMFunction(torch.autograd.Function):
     """``(x, y, masks) -> (s, sums, b)``: part SSIM (N, K, C), mask sums (N, K) (not
     differentiable) and background SSIM per sample (N,), with the analytic backward.
 
-    One buffer (N, H, W, 5C + 1) holds ``x, y, x^2, y^2, x y`` and a plane of ones (channels
-    last, see :mod:`personpose.losses.ssim`). The part statistics are one batched product of
-    the part masks (N, K, HW) with it; the same planes, multiplied in place by ``M_0`` and
-    ``M_0^2``, become those of the background images ``M_0 x``, ``M_0 y`` for the windowed
-    SSIM. Backward: ``dL/dx = M_0 T_a + M_0^2 (x T_b + y T_c)`` for the background (``T``
-    the transposed-filtered coefficient planes) plus ``sum_k M_k (a_k + x b_k + y c_k)`` for
-    the parts, added into the same planes by one more batched product.
+    Forward: :func:`personpose.kernels.ssim.part_forward` gives the background's windowed SSIM
+    (of ``M_0 x``, ``M_0 y``) with its gradient coefficients, and the planes
+    ``x, y, x^2, y^2, x y``; the part statistics are one batched product of the part masks
+    (N, K, HW) with those planes. Backward: :func:`personpose.kernels.ssim.part_backward`.
     """
 
     @staticmethod
@@ -99,54 +82,39 @@ class _PSSIMFunction(torch.autograd.Function):
         need_x = grad_enabled and ctx.needs_input_grad[0]
         need_y = grad_enabled and ctx.needs_input_grad[1]
         n, c, h, w = x.shape
-        k, p = masks.shape[1] - 1, 5 * c + 1
-        stack, sv = _planes(n, p, h, w, x)
-        _fill_planes(sv, x, y)
-        sv[..., 5 * c].fill_(1.0)  # gives the mask sums
-        parts = masks[:, 1:].reshape(n, k, h * w)
-        e = torch.bmm(parts, sv.reshape(n, h * w, p))  # (N, K, 5C + 1): one contraction
-        sums = e[..., 5 * c].contiguous()
+        k = masks.shape[1] - 1
+        m0, parts = masks[:, :1], masks[:, 1:]
+        s_bg, coefs, planes = kernels.part_forward(x, y, m0, taps, c1, c2, need_x, need_y)
+        flat = parts.reshape(n, k, h * w)
+        # (N, 5C, HW) @ (N, HW, K): on CPU faster than the (N, K, HW) @ (N, HW, 5C) product
+        e = torch.bmm(planes.reshape(n, 5 * c, h * w), flat.transpose(1, 2)).transpose(1, 2)
+        del planes
+        sums = flat.sum(-1)
         inv = (sums + MASK_EPS).reciprocal_()
-        s_parts, d = _part_statistics(
-            e[..., : 5 * c] * inv.unsqueeze(-1), c, c1, c2, need_x or need_y
-        )
-        # background planes: M0 x, M0 y, M0^2 x^2, M0^2 y^2, M0^2 x y
-        m0 = masks[:, 0].unsqueeze(-1)  # (N, H, W, 1)
-        m0_sq = m0 * m0
-        sv[..., 0 : 2 * c].mul_(m0)
-        sv[..., 2 * c : 5 * c].mul_(m0_sq)
-        scale, bias = _plane_constants(c, c1, c2, 1, x)
-        f = _nhwp(_gauss(stack, taps, scale, bias))
-        del stack, sv, e
-        s_bg, coefs, roles = _ssim_statistics(f, c, c1, c2, need_x, need_y)
+        s_parts, d = _part_statistics(e * inv.unsqueeze(-1), c, c1, c2, need_x or need_y)
+        roles = (["ax"] if need_x else []) + (["ay"] if need_y else []) + ["b", "c"]
         if coefs is not None:
-            ctx.save_for_backward(x, y, masks, m0_sq, inv, coefs, *(d[r] for r in roles))
-        ctx.taps, ctx.roles, ctx.map_shape = taps, roles, s_bg.shape
+            ctx.save_for_backward(x, y, masks, inv, coefs, *(d[r] for r in roles))
+        ctx.taps, ctx.need = taps, (need_x, need_y)
+        ctx.count = c * (h - len(taps) + 1) * (w - len(taps) + 1)
         ctx.mark_non_differentiable(sums)
-        return s_parts, sums, s_bg.mean(dim=(1, 2, 3))
+        return s_parts, sums, s_bg / ctx.count
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     @_full_precision
     def backward(ctx, grad_s: Tensor, _grad_sums: Tensor, grad_b: Tensor):
-        x, y, masks, m0_sq, inv, coefs, *d = ctx.saved_tensors
-        roles = ctx.roles
-        n, hh, ww, c = ctx.map_shape
-        h, w = x.shape[2:]
-        k, r = masks.shape[1] - 1, len(roles)
-        # background: transposed filter, then M0 (role a) and M0^2 (roles b, c), each times
-        # d mean_n / d S = grad_b[n] / (C H' W')
-        t = _backward_planes(coefs, roles, ctx.taps)  # (N, H, W, R, C)
-        g_b = (grad_b / (c * hh * ww)).view(n, 1, 1, 1, 1)
-        na = r - 2
-        t[..., :na, :].mul_(masks[:, 0, :, :, None, None] * g_b)
-        t[..., na:, :].mul_(m0_sq.unsqueeze(-1) * g_b)
-        # parts: T += sum_k M_k D_k, D (N, K, R*C) the per-part coefficients
-        g = grad_s * inv.unsqueeze(-1)
-        coef = torch.stack([g * dr for dr in d], dim=2).reshape(n, k, r * c)
-        parts = masks[:, 1:].reshape(n, k, h * w)
-        t.view(n, h * w, r * c).baddbmm_(parts.transpose(1, 2), coef)
-        gx, gy = _combine(t, roles, x, y)
+        x, y, masks, inv, coefs, *d = ctx.saved_tensors
+        n = x.shape[0]
+        need_x, need_y = ctx.need
+        # parts: per-part coefficients times d s / d (statistic) and the incoming gradient
+        g = grad_s * inv.unsqueeze(-1)  # (N, K, C)
+        coef = torch.stack([g * dr for dr in d], dim=2)  # (N, K, R, C)
+        scale_bg = (grad_b / ctx.count).view(n, 1, 1, 1)
+        t_pad = kernels.pad_full(coefs, len(ctx.taps))
+        gx, gy = kernels.part_backward(
+            t_pad, x, y, masks[:, :1], masks[:, 1:], coef, scale_bg, ctx.taps, need_x, need_y
+        )
         return gx, gy, None, None, None, None, None
 
 

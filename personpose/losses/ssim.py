@@ -12,11 +12,10 @@ This is the SSIM of the study's reference code (window 7, sigma 0.8, DIGEST sect
 equals scikit-image's ``structural_similarity(gaussian_weights=True, sigma=0.8,
 use_sample_covariance=False)`` and ``pytorch_msssim.ssim(win_size=7, win_sigma=0.8)``.
 
-Speed: the five planes ``x, y, x^2, y^2, x y`` of each sample are written once into one
-channels-last buffer (N, H, W, 5C) and filtered together by one depthwise convolution per
-direction (on CPU several times faster than an NCHW grouped convolution or shifted adds);
-the constants and factors of the formula ride along as the convolution's bias and per-plane
-weights. The backward pass is analytic: with ``A1 = 2 mu_x mu_y + C1``,
+Speed: the kernels are pure tensor functions in :mod:`personpose.kernels.ssim`, compiled
+by ``torch.compile`` on large inputs (:mod:`personpose.kernels.fused`: the five planes
+``x, y, x^2, y^2, x y``, the two 1-D filters and the statistics become a few fused loops) and
+run eagerly on small ones. The backward pass is analytic: with ``A1 = 2 mu_x mu_y + C1``,
 ``A2 = mu_x^2 + mu_y^2 + C1``, ``B1 = 2 s_xy + C2``, ``B2 = s_xx + s_yy + C2`` and ``g`` the
 incoming gradient of the map,
 
@@ -25,9 +24,7 @@ incoming gradient of the map,
 
 (``G^T``: the transposed, i.e. "full", filter), and symmetrically for ``y``. The coefficient
 planes are formed in the forward pass, so the backward is one transposed filtering of three
-(four with ``y``) planes and two multiply-adds; for the mean, the incoming scalar gradient
-is folded into the filter weights. The building blocks (:func:`_planes`, :func:`_gauss`,
-:func:`_ssim_statistics`, ...) are shared with :mod:`personpose.losses.part_ssim`.
+(four with ``y``) planes and two multiply-adds.
 """
 
 from __future__ import annotations
@@ -38,7 +35,8 @@ from contextlib import nullcontext
 
 import torch
 from torch import Tensor, nn
-from torch.nn import functional as F
+
+from personpose.kernels import ssim as kernels
 
 __all__ = ["SSIMLoss", "check_images", "gaussian_taps", "ssim", "ssim_map", "ssim_per_sample"]
 
@@ -57,13 +55,6 @@ def gaussian_taps(win_size: int, win_sigma: float) -> tuple[float, ...]:
     return tuple(v / total for v in g)
 
 
-_SQRT2 = math.sqrt(2.0)
-# Per-plane filter scale and bias for the planes x, y, x^2, y^2, x y (see _SSIMFunction).
-_SCALE = (_SQRT2, _SQRT2, 1.0, 1.0, 2.0)
-# Backward filter scale per coefficient role (see _ssim_statistics).
-_ROLE_SCALE = {"ax": _SQRT2, "ay": _SQRT2, "b": -2.0, "c": 2.0}
-
-
 def _full_precision(fn):
     """Run an autograd Function's forward/backward with autocast off: the variance terms
     ``E[x^2] - mu^2`` cancel catastrophically in half precision."""
@@ -79,151 +70,10 @@ def _full_precision(fn):
     return wrapper
 
 
-def _planes(n: int, p: int, h: int, w: int, like: Tensor) -> tuple[Tensor, Tensor]:
-    """A (N, P, H, W) channels-last buffer and its (N, H, W, P) view (planes innermost)."""
-    buf = torch.empty(
-        (n, p, h, w), dtype=like.dtype, device=like.device, memory_format=torch.channels_last
-    )
-    return buf, buf.permute(0, 2, 3, 1)
-
-
-def _fill_planes(view: Tensor, x: Tensor, y: Tensor) -> None:
-    """Write ``x, y, x^2, y^2, x y`` (C planes each) into ``view`` (N, H, W, >= 5C)."""
-    c = x.shape[1]
-    xs, ys = view[..., 0:c], view[..., c : 2 * c]
-    xs.copy_(x.permute(0, 2, 3, 1))
-    ys.copy_(y.permute(0, 2, 3, 1))
-    torch.mul(xs, xs, out=view[..., 2 * c : 3 * c])
-    torch.mul(ys, ys, out=view[..., 3 * c : 4 * c])
-    torch.mul(xs, ys, out=view[..., 4 * c : 5 * c])
-
-
-def _plane_constants(c: int, c1: float, c2: float, extra: int, like: Tensor):
-    """Filter scale and bias (P,) for the planes x, y, x^2, y^2, x y (C each) + ``extra``:
-    ``mu' = sqrt2 G*x``, ``e' = G*x^2 + (C1 + C2)/2``, ``e_xy' = 2 G*(x y) + C1 + C2``."""
-    half = (c1 + c2) / 2
-    scale = [v for v in _SCALE for _ in range(c)] + [0.0] * extra
-    bias = [0.0] * (2 * c) + [half] * (2 * c) + [c1 + c2] * c + [0.0] * extra
-    return (
-        torch.tensor(scale, dtype=like.dtype, device=like.device),
-        torch.tensor(bias, dtype=like.dtype, device=like.device),
-    )
-
-
-def _gauss(
-    planes: Tensor,
-    taps: tuple[float, ...],
-    scale: Tensor,
-    bias: Tensor | None = None,
-    full: bool = False,
-) -> Tensor:
-    """``scale * (G * planes) + bias`` for planes (N, P, H, W), channels-last.
-
-    Valid (output ``(N, P, H - k + 1, W - k + 1)``) or, with ``full=True``, the adjoint
-    filter (zero padding ``k - 1``, output ``(N, P, H + k - 1, W + k - 1)``). One depthwise
-    convolution per direction in channels-last layout, which oneDNN (CPU) and cuDNN run
-    without copies; on CPU several times faster than an NCHW grouped convolution or ``k``
-    shifted adds. ``scale`` and ``bias`` (P,) are free: folded into the convolution.
-    """
-    k, p = len(taps), planes.shape[1]
-    g = torch.tensor(taps if not full else taps[::-1], dtype=planes.dtype, device=planes.device)
-    w_w = g.view(1, 1, 1, k) * scale.view(p, 1, 1, 1)
-    w_h = g.view(1, 1, k, 1).expand(p, 1, k, 1).contiguous()
-    pad = k - 1 if full else 0
-    out = F.conv2d(planes, w_w, padding=(0, pad), groups=p)
-    return F.conv2d(out, w_h, bias=bias, padding=(pad, 0), groups=p)
-
-
-def _nhwp(t: Tensor) -> Tensor:
-    """(N, P, H, W) -> (N, H, W, P) view (contiguous for channels-last ``t``)."""
-    return t.permute(0, 2, 3, 1)
-
-
-def _ssim_statistics(
-    f: Tensor, c: int, c1: float, c2: float, need_x: bool, need_y: bool
-) -> tuple[Tensor, Tensor | None, list[str]]:
-    """SSIM map and gradient coefficients from the filtered planes ``f`` (N, H, W, >= 5C)
-    (scaled and offset as in :func:`_plane_constants`); ``f`` is overwritten.
-
-    With ``A1 = mu_x' mu_y' + C1``, ``B1 = e_xy' - A1``, ``A_x = mu_x'^2 / 2 + C1 / 2``,
-    ``A2 = A_x + A_y``, ``B2 = (e_xx' - A_x) + (e_yy' - A_y)``, ``rA = 1/A2``, ``rB = 1/B2``,
-    ``l = A1 rA``, ``cs = B1 rB``:
-    ``S = l cs``; gradient coefficients (module docstring) ``a_x = sqrt2 (mu_y' u + mu_x' v)``,
-    ``u = cs rA - l rB``, ``v = S (rB - rA)``, ``b = -2 S rB``, ``c = 2 l rB``, stored without
-    their constant factors (:data:`_ROLE_SCALE`, applied by the backward filter).
-
-    Returns ``S`` (N, H, W, C), the coefficient planes (N, R*C, H, W) channels-last (roles
-    outer, channels inner; None without gradient) and the role names.
-    """
-    n, h, w = f.shape[:3]
-    mu_x, mu_y = f[..., 0:c], f[..., c : 2 * c]
-    e_xx, e_yy, e_xy = f[..., 2 * c : 3 * c], f[..., 3 * c : 4 * c], f[..., 4 * c : 5 * c]
-    c1_t = torch.tensor(c1, dtype=f.dtype, device=f.device)
-    a1 = torch.addcmul(c1_t, mu_x, mu_y)
-    # x and y halves computed alike, so that identical images give B1 = B2, A1 = A2 exactly
-    a_x = torch.addcmul(c1_t / 2, mu_x, mu_x, value=0.5)
-    a_y = torch.addcmul(c1_t / 2, mu_y, mu_y, value=0.5)
-    b1 = e_xy.sub_(a1)
-    b2 = e_xx.sub_(a_x).add_(e_yy.sub_(a_y))
-    a2 = a_x.add_(a_y)
-    if not (need_x or need_y):
-        return torch.mul(a1, b1).div_(a2.mul_(b2)), None, []
-    ra, rb = a2.reciprocal_(), b2.reciprocal_()
-    lum, cs = a1.mul_(ra), b1.mul_(rb)
-    s = torch.mul(lum, cs)
-    roles = (["ax"] if need_x else []) + (["ay"] if need_y else []) + ["b", "c"]
-    coefs, cv = _planes(n, len(roles) * c, h, w, f)
-    plane = {r: cv[..., i * c : (i + 1) * c] for i, r in enumerate(roles)}
-    torch.mul(s, rb, out=plane["b"])
-    torch.mul(lum, rb, out=plane["c"])
-    u = cs.mul_(ra).sub_(plane["c"])
-    v = rb.sub_(ra).mul_(s)
-    if need_x:
-        torch.mul(mu_y, u, out=plane["ax"]).addcmul_(mu_x, v)
-    if need_y:
-        torch.mul(mu_x, u, out=plane["ay"]).addcmul_(mu_y, v)
-    return s, coefs, roles
-
-
-def _backward_planes(
-    coefs: Tensor, roles: list[str], taps: tuple[float, ...], factor: Tensor | float = 1.0
-) -> Tensor:
-    """``factor * G^T[coefficient planes]`` with the role constants: (N, H, W, R, C)."""
-    n, rc = coefs.shape[:2]
-    c = rc // len(roles)
-    base = torch.tensor([_ROLE_SCALE[r] for r in roles], dtype=coefs.dtype, device=coefs.device)
-    scale = (base * factor).repeat_interleave(c)
-    t = _nhwp(_gauss(coefs, taps, scale, full=True))
-    return t.reshape(*t.shape[:3], len(roles), c)
-
-
-def _combine(t: Tensor, roles: list[str], x: Tensor, y: Tensor) -> tuple[Tensor | None, ...]:
-    """``dL/dx = t_ax + x t_b + y t_c`` (and ``dL/dy = t_ay + y t_b + x t_c``) from the
-    transposed-filtered planes ``t`` (N, H, W, R, C), as (N, C, H, W) tensors laid out like
-    ``x``/``y``."""
-    i = {r: k for k, r in enumerate(roles)}
-    out = []
-    for r, u, v in (("ax", x, y), ("ay", y, x)):
-        if r not in i:
-            out.append(None)
-            continue
-        g = torch.empty_like(u)  # the layout of the input (NCHW or channels-last)
-        gv = g.permute(0, 2, 3, 1)
-        torch.addcmul(t[..., i[r], :], u.permute(0, 2, 3, 1), t[..., i["b"], :], out=gv)
-        gv.addcmul_(v.permute(0, 2, 3, 1), t[..., i["c"], :])
-        out.append(g)
-    return tuple(out)
-
-
 class _SSIMFunction(torch.autograd.Function):
     """``(x, y) -> `` the SSIM map (``mode="map"``, (N, C, H-k+1, W-k+1)), its per-sample
-    means (``"per_sample"``, (N,)) or its mean (``"mean"``), with the analytic backward.
-
-    Layout: the five planes ``x, y, x^2, y^2, x y`` of every sample are stacked channels-last,
-    (N, H, W, 5C), filtered by :func:`_gauss` with the constants of :func:`_plane_constants`
-    folded in, and combined by :func:`_ssim_statistics`. For ``"mean"`` the incoming
-    gradient (a scalar) is folded into the backward filter too.
-    """
+    means (``"per_sample"``, (N,)) or its mean (``"mean"``), with the analytic backward
+    (kernels: :func:`personpose.kernels.ssim.ssim_forward` / ``ssim_backward``)."""
 
     @staticmethod
     @_full_precision
@@ -234,42 +84,35 @@ class _SSIMFunction(torch.autograd.Function):
         need_x = grad_enabled and ctx.needs_input_grad[0]
         need_y = grad_enabled and ctx.needs_input_grad[1]
         n, c, h, w = x.shape
-        stack, sv = _planes(n, 5 * c, h, w, x)
-        _fill_planes(sv, x, y)
-        scale, bias = _plane_constants(c, c1, c2, 0, x)
-        f = _nhwp(_gauss(stack, taps, scale, bias))
-        del stack, sv
-        s, coefs, roles = _ssim_statistics(f, c, c1, c2, need_x, need_y)
+        k = len(taps)
+        out, coefs = kernels.ssim_forward(x, y, taps, c1, c2, need_x, need_y, mode != "map")
         if coefs is not None:
             ctx.save_for_backward(x, y, coefs)
-        ctx.taps, ctx.roles, ctx.mode = taps, roles, mode
-        ctx.map_shape = s.shape
+        ctx.taps, ctx.mode, ctx.need = taps, mode, (need_x, need_y)
+        ctx.count = c * (h - k + 1) * (w - k + 1)
         if mode == "mean":
-            return s.mean()
+            return out.sum() / (n * ctx.count)
         if mode == "per_sample":
-            return s.mean(dim=(1, 2, 3))
-        return s.permute(0, 3, 1, 2)
+            return out / ctx.count
+        return out
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     @_full_precision
     def backward(ctx, grad: Tensor):
         x, y, coefs = ctx.saved_tensors
-        n, hh, ww, c = ctx.map_shape
+        n = x.shape[0]
+        need_x, need_y = ctx.need
         if ctx.mode == "mean":
-            # d mean / d S = 1 / (N C H' W') everywhere: fold into the transposed filter
-            t = _backward_planes(coefs, ctx.roles, ctx.taps, grad / (n * c * hh * ww))
-            gx, gy = _combine(t, ctx.roles, x, y)
-        else:
-            if ctx.mode == "per_sample":
-                g = (grad / (c * hh * ww)).view(n, 1, 1, 1, 1)
-            else:
-                g = grad.permute(0, 2, 3, 1).unsqueeze(3)  # (N, H', W', 1, C)
-            k = len(ctx.roles)
-            planes, pv = _planes(n, k * c, hh, ww, coefs)
-            torch.mul(_nhwp(coefs).view(n, hh, ww, k, c), g, out=pv.view(n, hh, ww, k, c))
-            t = _backward_planes(planes, ctx.roles, ctx.taps)
-            gx, gy = _combine(t, ctx.roles, x, y)
+            scale = grad / (n * ctx.count)
+        elif ctx.mode == "per_sample":
+            scale = (grad / ctx.count).view(n, 1, 1, 1)
+        else:  # the map's gradient multiplies each role's planes before the adjoint filter
+            r = coefs.shape[1] // x.shape[1]
+            coefs = (coefs.unflatten(1, (r, -1)) * grad.unsqueeze(1)).flatten(1, 2)
+            scale = torch.ones((), dtype=x.dtype, device=x.device)
+        t_pad = kernels.pad_full(coefs, len(ctx.taps))
+        gx, gy = kernels.ssim_backward(t_pad, x, y, scale.to(x.dtype), ctx.taps, need_x, need_y)
         return gx, gy, None, None, None, None, None
 
 

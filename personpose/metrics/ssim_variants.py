@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from personpose.kernels import ssim as kernels
 from personpose.metrics.base import PerImageMetric
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
 K1, K2 = 0.01, 0.03
 PATN_SIGMA, PATN_TRUNCATE = 1.5, 3.5  # skimage gaussian_weights=True -> 11-tap window
 CHUNK_ELEMENTS = 1 << 18  # image elements per internal slice (CPU cache-friendly)
+FUSED_CHUNK_ELEMENTS = 1 << 20  # the same for the fused kernels (their maps stay in cache)
 GFLA_WIN = 51  # GFLA metrics.py: uniform window of 51 px
 PATN_PAD = 40  # PATN pads DeepFashion 256x176 with 40 px of white left and right
 PATN_PADDED_SIZE = (256, 176)
@@ -179,18 +181,33 @@ def generated_range(pred: Tensor) -> Tensor:
     return (p.amax(1) - p.amin(1)).to(torch.float64)
 
 
-def ssim_patn(pred: Tensor, target: Tensor, dtype: torch.dtype = torch.float64) -> Tensor:
+def _patn_taps() -> tuple[float, ...]:
+    return tuple(float(v) for v in gaussian_window())
+
+
+def ssim_patn(
+    pred: Tensor, target: Tensor, dtype: torch.dtype = torch.float64, mask: Tensor | None = None
+) -> Tensor:
     """PATN's SSIM (also GFLA's "SSIM_256"), per image ``(N,)``.
 
     ``structural_similarity(target, pred, gaussian_weights=True, sigma=1.5,
-    use_sample_covariance=False, channel_axis=-1, data_range=pred.max() - pred.min())``.
+    use_sample_covariance=False, channel_axis=-1, data_range=pred.max() - pred.min())``;
+    with ``mask`` (N, 1, H, W) of both images times the mask (the data range then that of the
+    masked ``pred``). One fused kernel (:func:`personpose.kernels.ssim.ssim_range_per_image`)
+    per slice of :data:`FUSED_CHUNK_ELEMENTS`.
     """
-    taps = gaussian_window(device=pred.device)
+    taps = _patn_taps()
+    k = len(taps)
+    if pred.shape[-2] < k or pred.shape[-1] < k:
+        raise ValueError(f"window of {k} px exceeds the image ({pred.shape[-2]}x{pred.shape[-1]})")
 
-    def one(p, t):
-        return _per_image(ssim_map(p, t, generated_range(p), taps=taps, dtype=dtype))
+    def one(p, t, *m):
+        m = m[0].to(dtype) if m else None
+        s = kernels.ssim_range_per_image(p.to(dtype), t.to(dtype), m, taps, K1, K2)
+        return s.to(torch.float64)
 
-    return chunked(one, pred, target)
+    extra = () if mask is None else (mask,)
+    return chunked(one, pred, target, *extra, budget=FUSED_CHUNK_ELEMENTS)
 
 
 def ssim_patn_map(pred: Tensor, target: Tensor, dtype: torch.dtype = torch.float64) -> Tensor:
@@ -239,8 +256,8 @@ def mask_ssim(
     """
     from personpose.metrics.patn_mask import patn_mask
 
-    mask = patn_mask(kp2, pred.shape[-2:]).unsqueeze(1).to(pred.dtype)
-    return ssim_patn(pred * mask, target * mask, dtype=dtype)
+    mask = patn_mask(kp2, pred.shape[-2:]).unsqueeze(1)
+    return ssim_patn(pred, target, dtype=dtype, mask=mask)
 
 
 class _SSIMMetric(PerImageMetric):

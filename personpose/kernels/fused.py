@@ -1,0 +1,127 @@
+"""When a pure tensor function runs compiled (``torch.compile``) and when eagerly.
+
+SSIM-type losses and metrics are chains of a dozen elementwise operations around two 1-D
+filters. Eagerly, each operation is one pass over memory; compiled by inductor, the chain is
+a few fused loops (``experiments/bench_losses.py`` and ``bench_eval.py`` measure the gain).
+Compiling costs seconds on the first call of each input shape, so it pays only on large
+inputs; on tiny ones (unit tests, toy batches) the same function runs eagerly.
+
+The policy, from the environment variable ``PERSONPOSE_COMPILE`` or :func:`compile_mode`:
+
+- ``auto`` (default): compiled on CPU and CUDA when the first tensor argument has at least
+  ``min_elements`` elements, eager otherwise;
+- ``always``: compiled whatever the size (tests of the compiled path);
+- ``never``: eager (no C++ compiler, debugging, or to compare).
+
+When compiling fails (no C++ compiler on the machine, an unsupported device), the function
+warns once with the reason, which stays in :attr:`Fused.failed`, and runs eagerly from then
+on: the results are the same, only slower. Past dynamo's limit on compiled variants of one
+function (``torch._dynamo.config.recompile_limit``, 8 input shapes, dtypes or constants), a
+new variant runs eagerly and the others stay compiled.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import warnings
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import torch
+
+__all__ = ["MODES", "Fused", "compile_mode", "current_mode", "fused"]
+
+MODES = ("auto", "always", "never")
+ENV = "PERSONPOSE_COMPILE"
+DEFAULT_MIN_ELEMENTS = 1 << 17  # e.g. 2 images of 3x128x176: below this, eager is fast enough
+_override: list[str] = []
+# dynamo's limit on compiled variants (shapes, dtypes, constants) of one function: past it a
+# new variant runs eagerly, the variants compiled so far stay compiled
+_TRANSIENT = ("FailOnRecompileLimitHit", "RecompileLimitExceeded", "CacheLimitExceeded")
+
+
+def current_mode() -> str:
+    """The compile policy now in force: :func:`compile_mode` if active, else the env variable."""
+    if _override:
+        return _override[-1]
+    mode = os.environ.get(ENV, "auto").strip().lower() or "auto"
+    if mode in ("1", "true", "yes", "on"):
+        return "always"
+    if mode in ("0", "false", "no", "off"):
+        return "never"
+    if mode not in MODES:
+        raise ValueError(f"{ENV}={mode!r}: expected one of {MODES} (or 1/0)")
+    return mode
+
+
+@contextmanager
+def compile_mode(mode: str) -> Iterator[None]:
+    """Use ``mode`` (``auto``, ``always`` or ``never``) inside the ``with`` block."""
+    if mode not in MODES:
+        raise ValueError(f"compile_mode: expected one of {MODES}, got {mode!r}")
+    _override.append(mode)
+    try:
+        yield
+    finally:
+        _override.pop()
+
+
+class Fused:
+    """A pure tensor function ``fn``, run compiled or eagerly by the policy above.
+
+    ``calls`` counts the calls of each kind (``"compiled"``, ``"eager"``); ``failed`` holds the
+    reason compiling failed, if it did.
+    """
+
+    def __init__(self, fn: Callable, min_elements: int = DEFAULT_MIN_ELEMENTS) -> None:
+        functools.update_wrapper(self, fn)
+        self.fn = fn
+        self.min_elements = min_elements
+        self.calls: Counter[str] = Counter()
+        self.failed: str | None = None
+        self._compiled: Callable | None = None
+
+    def _wants_compiled(self, args) -> bool:
+        if self.failed is not None:
+            return False
+        mode = current_mode()
+        if mode == "never":
+            return False
+        t = next((a for a in args if isinstance(a, torch.Tensor)), None)
+        if t is None or t.device.type not in ("cpu", "cuda"):
+            return False
+        return mode == "always" or t.numel() >= self.min_elements
+
+    def __call__(self, *args, **kwargs):
+        if self._wants_compiled(args):
+            if self._compiled is None:
+                self._compiled = torch.compile(self.fn, dynamic=None, fullgraph=True)
+            try:
+                out = self._compiled(*args, **kwargs)
+            except Exception as exc:
+                if type(exc).__name__ in _TRANSIENT:  # this variant only: run it eagerly
+                    self.calls["eager"] += 1
+                    return self.fn(*args, **kwargs)
+                # a compiler or backend failure: fall back for good, say why
+                self.failed = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]}"
+                warnings.warn(
+                    f"personpose: compiling {self.fn.__qualname__} failed ({self.failed}); "
+                    f"running it eagerly from now on (same results, slower; set {ENV}=never "
+                    "to silence this)",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+            else:
+                self.calls["compiled"] += 1
+                return out
+        self.calls["eager"] += 1
+        return self.fn(*args, **kwargs)
+
+
+def fused(fn: Callable | None = None, *, min_elements: int = DEFAULT_MIN_ELEMENTS):
+    """Decorator form of :class:`Fused` (``@fused`` or ``@fused(min_elements=...)``)."""
+    if fn is None:
+        return lambda f: Fused(f, min_elements)
+    return Fused(fn, min_elements)
