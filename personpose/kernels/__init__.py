@@ -1,11 +1,11 @@
 """Fused tensor kernels shared by the losses and the metrics.
 
-:mod:`personpose.kernels.fused` decides when a pure tensor function runs compiled
+:mod:`personpose.kernels.compiled` decides when a pure tensor function runs compiled
 (``torch.compile``, the inductor backend: one C++/OpenMP loop on CPU, Triton on CUDA, in place
 of one pass over memory per elementwise op) and when eagerly; :mod:`personpose.kernels.ssim`
 holds the SSIM and part-based SSIM kernels written for it.
 """
 
-from personpose.kernels.fused import Fused, compile_mode, fused
+from personpose.kernels.compiled import Fused, compile_mode, fused
 
 __all__ = ["Fused", "compile_mode", "fused"]

@@ -13,8 +13,8 @@ equals scikit-image's ``structural_similarity(gaussian_weights=True, sigma=0.8,
 use_sample_covariance=False)`` and ``pytorch_msssim.ssim(win_size=7, win_sigma=0.8)``.
 
 Speed: the kernels are pure tensor functions in :mod:`personpose.kernels.ssim`, compiled
-by ``torch.compile`` on large inputs (:mod:`personpose.kernels.fused`: the five planes
-``x, y, x^2, y^2, x y``, the two 1-D filters and the statistics become a few fused loops) and
+by ``torch.compile`` on large inputs (:mod:`personpose.kernels.compiled`: the four planes
+``x, y, x^2 + y^2, x y``, the two 1-D filters and the statistics become a few fused loops) and
 run eagerly on small ones. The backward pass is analytic: with ``A1 = 2 mu_x mu_y + C1``,
 ``A2 = mu_x^2 + mu_y^2 + C1``, ``B1 = 2 s_xy + C2``, ``B2 = s_xx + s_yy + C2`` and ``g`` the
 incoming gradient of the map,

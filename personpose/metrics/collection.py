@@ -68,7 +68,8 @@ class MetricSuite(nn.Module):
             )
         extras = {k: v for k, v in extras.items() if v is not None}
         with torch.no_grad():
-            preds, target = preds.detach(), target.detach()
+            # one copy into the planar layout here, instead of strided reads in every metric
+            preds, target = preds.detach().contiguous(), target.detach().contiguous()
             for metric in self.metrics.values():
                 metric.update(preds, target, **extras)
 

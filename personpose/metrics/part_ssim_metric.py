@@ -17,6 +17,7 @@ from torch import Tensor
 from personpose.metrics.base import PerImageMetric
 
 WIN_SIZE, WIN_SIGMA = 7, 0.8
+CHUNK_ELEMENTS = 1 << 19  # image elements per slice (4 images of 3x256x176)
 
 
 def pssim(
@@ -29,19 +30,23 @@ def pssim(
     """Per-image pSSIM ``(N,)`` of images ``(N, 3, H, W)`` in [0, 1] with target keypoints."""
     from personpose.data.pose import part_masks
     from personpose.losses.part_ssim import part_ssim_terms
+    from personpose.metrics.ssim_variants import chunked
 
-    masks = part_masks(kp2.to(dtype), pred.shape[-2:])
-    with torch.no_grad():
+    def one(p, t, kp):
+        masks = part_masks(kp.to(dtype), p.shape[-2:])
         terms = part_ssim_terms(
-            pred.to(dtype),
-            target.to(dtype),
+            p.to(dtype).contiguous(),
+            t.to(dtype).contiguous(),
             masks,
             win_size=WIN_SIZE,
             win_sigma=WIN_SIGMA,
             data_range=1.0,
             missing_parts=missing_parts,
         )
-    return terms.per_sample.to(torch.float64)
+        return terms.per_sample.to(torch.float64)
+
+    with torch.no_grad():  # slices of a few images: masks and planes stay in cache
+        return chunked(one, pred, target, kp2, budget=CHUNK_ELEMENTS)
 
 
 class PartSSIM(PerImageMetric):

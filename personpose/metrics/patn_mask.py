@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from personpose.data.keypoints import MISSING, NUM_JOINTS, PATN_MASK_LIMBS, PATN_MASK_RADIUS
+from personpose.kernels import fused
 
 __all__ = ["patn_mask"]
 
@@ -74,8 +75,14 @@ def patn_mask(
 
     _draw_disks(mask, kp, present, radius)
 
-    mask = _erode(_dilate(mask, closing), closing)
+    mask = _closing(mask, closing)
     return mask.reshape(*lead, h, w)
+
+
+def _closing(mask: Tensor, size: int) -> Tensor:
+    """Binary closing with a ``size x size`` square: dilation, then erosion. (Eager: compiled,
+    inductor would recompute each dilated pixel for all 25 erosion reads.)"""
+    return _erode(_dilate(mask, size), size)
 
 
 def _window_reduce(mask: Tensor, size: int, fill: int, reduce) -> Tensor:
@@ -120,16 +127,11 @@ def _inside_exact(verts: Tensor, y: Tensor, x: Tensor) -> Tensor:
     return vertex | right | left
 
 
-def _polygon_rows(verts: Tensor, ok: Tensor, h: int, w: int) -> tuple[Tensor, Tensor]:
-    """Per row, the first and last pixel column of each convex polygon (start > end: none).
-
-    ``verts`` (N, L, V, 2) (row, col), ``ok`` (N, L) which polygons to draw. The closed
-    polygon is the intersection of its edges' half-planes; in row ``y`` an edge with end
-    points i, j (rows shifted by -y: ``b = y_i - y``, ``a = y_j - y``) bounds the row at the
-    crossing ``x = (x_i a - x_j b) / (a - b)``; horizontal edges (``a == b``) keep or drop
-    the whole row by the sign of ``(x_i - x_j) a``.
-    """
-    n, l_, v, _ = verts.shape
+@fused(min_elements=4 * len(PATN_MASK_LIMBS) * 8)  # 4 images and more
+def _row_bounds(verts: Tensor, ok: Tensor, h: int, w: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Per row ``y`` of the image, the real bounds ``lo <= x <= hi`` of each convex polygon
+    (N, L, H) float64, and whether the row can hold any pixel of it (see :func:`_polygon_rows`).
+    One fused kernel (:mod:`personpose.kernels.compiled`)."""
     dev = verts.device
     yv, xv = verts[..., 0], verts[..., 1]  # (N, L, V)
     xj, yj = xv.roll(1, dims=-1), yv.roll(1, dims=-1)  # the previous vertex: edge (j, i)
@@ -148,6 +150,19 @@ def _polygon_rows(verts: Tensor, ok: Tensor, h: int, w: int) -> tuple[Tensor, Te
     flat_sign = sigma * torch.sign(xv - xj)[..., None, :] * torch.sign(a)
     row_ok = ~(flat & (flat_sign < 0)).any(-1) & ok[..., None]  # (N, L, H)
     lo, hi = lo.clamp(min=-1.0), hi.clamp(max=float(w))
+    return lo, hi, row_ok
+
+
+def _polygon_rows(verts: Tensor, ok: Tensor, h: int, w: int) -> tuple[Tensor, Tensor]:
+    """Per row, the first and last pixel column of each convex polygon (start > end: none).
+
+    ``verts`` (N, L, V, 2) (row, col), ``ok`` (N, L) which polygons to draw. The closed
+    polygon is the intersection of its edges' half-planes; in row ``y`` an edge with end
+    points i, j (rows shifted by -y: ``b = y_i - y``, ``a = y_j - y``) bounds the row at the
+    crossing ``x = (x_i a - x_j b) / (a - b)``; horizontal edges (``a == b``) keep or drop
+    the whole row by the sign of ``(x_i - x_j) a``.
+    """
+    lo, hi, row_ok = _row_bounds(verts, ok, h, w)
 
     start = torch.ceil(lo + TIE_TOL)
     end = torch.floor(hi - TIE_TOL)

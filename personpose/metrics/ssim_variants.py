@@ -44,7 +44,7 @@ __all__ = [
 K1, K2 = 0.01, 0.03
 PATN_SIGMA, PATN_TRUNCATE = 1.5, 3.5  # skimage gaussian_weights=True -> 11-tap window
 CHUNK_ELEMENTS = 1 << 18  # image elements per internal slice (CPU cache-friendly)
-FUSED_CHUNK_ELEMENTS = 1 << 20  # the same for the fused kernels (their maps stay in cache)
+FUSED_CHUNK_ELEMENTS = 1 << 19  # the same for the fused kernels (3 images of 3x256x176)
 GFLA_WIN = 51  # GFLA metrics.py: uniform window of 51 px
 PATN_PAD = 40  # PATN pads DeepFashion 256x176 with 40 px of white left and right
 PATN_PADDED_SIZE = (256, 176)

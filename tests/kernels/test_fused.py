@@ -1,0 +1,96 @@
+"""The compile policy: which calls run compiled, the fallback when compiling fails."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+from personpose.kernels import compiled as fused_mod
+from personpose.kernels.compiled import Fused, compile_mode, current_mode
+
+
+def _double(x):
+    return x * 2 + 1
+
+
+def test_mode_from_environment(monkeypatch):
+    for value, mode in (("", "auto"), ("auto", "auto"), ("1", "always"), ("never", "never")):
+        monkeypatch.setenv("PERSONPOSE_COMPILE", value)
+        assert current_mode() == mode
+    monkeypatch.setenv("PERSONPOSE_COMPILE", "sometimes")
+    with pytest.raises(ValueError, match="PERSONPOSE_COMPILE='sometimes'.*auto"):
+        current_mode()
+
+
+def test_context_overrides_environment(monkeypatch):
+    monkeypatch.setenv("PERSONPOSE_COMPILE", "never")
+    with compile_mode("always"):
+        assert current_mode() == "always"
+        with compile_mode("never"):
+            assert current_mode() == "never"
+        assert current_mode() == "always"
+    assert current_mode() == "never"
+    with pytest.raises(ValueError, match="expected one of"):
+        with compile_mode("fast"):
+            pass
+
+
+def test_auto_compiles_large_inputs_only():
+    f = Fused(_double, min_elements=1000)
+    small, large = torch.rand(10), torch.rand(2000)
+    with compile_mode("auto"):
+        assert torch.equal(f(small), small * 2 + 1)
+        assert f.calls == {"eager": 1}
+        assert torch.allclose(f(large), large * 2 + 1)
+        assert f.calls["compiled"] == 1
+    with compile_mode("never"):
+        f(large)
+        assert f.calls["eager"] == 2
+    with compile_mode("always"):
+        f(small)
+        assert f.calls["compiled"] == 2
+    assert f.failed is None
+
+
+def _data_dependent(x):
+    if x.sum() > 0:  # a graph break: fullgraph compilation refuses it
+        return x * 3
+    return x
+
+
+def test_compile_failure_warns_once_and_falls_back_to_eager():
+    f = Fused(_data_dependent)
+    x = torch.rand(8)
+    with compile_mode("always"):
+        with pytest.warns(RuntimeWarning, match="compiling _data_dependent failed"):
+            out = f(x)
+        assert torch.equal(out, x * 3)
+        assert f.failed
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert torch.equal(f(x), x * 3)  # no second warning, no second attempt
+    assert f.calls == {"eager": 2}
+
+
+def test_recompile_limit_runs_that_variant_eagerly_and_keeps_compiling(monkeypatch):
+    class FailOnRecompileLimitHit(Exception):
+        pass
+
+    f = Fused(_double)
+    seen = []
+
+    def compiled(x):
+        if x.numel() == 3:
+            raise FailOnRecompileLimitHit("limit")
+        seen.append(x.numel())
+        return _double(x)
+
+    f._compiled = compiled
+    monkeypatch.setattr(fused_mod, "_TRANSIENT", ("FailOnRecompileLimitHit",))
+    with compile_mode("always"):
+        assert torch.equal(f(torch.ones(3)), torch.full((3,), 3.0))
+        f(torch.ones(4))
+    assert f.failed is None and seen == [4]
+    assert f.calls == {"eager": 1, "compiled": 1}
