@@ -10,7 +10,6 @@ from personpose.kernels import ssim as kernels
 from personpose.losses.part_ssim import part_ssim_terms
 from personpose.losses.ssim import gaussian_taps, ssim, ssim_map
 from personpose.metrics.ssim_variants import mask_ssim, ssim_patn
-
 from tests.losses._reference import part_ssim_reference, ssim_map_reference
 
 
