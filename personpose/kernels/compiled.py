@@ -35,7 +35,7 @@ __all__ = ["MODES", "Fused", "compile_mode", "current_mode", "fused"]
 
 MODES = ("auto", "always", "never")
 ENV = "PERSONPOSE_COMPILE"
-DEFAULT_MIN_ELEMENTS = 1 << 17  # e.g. 2 images of 3x128x176: below this, eager is fast enough
+DEFAULT_MIN_ELEMENTS = 1 << 17  # one 3x256x176 image, six of 3x128x64: below, eager is fine
 _override: list[str] = []
 # dynamo's limit on compiled variants (shapes, dtypes, constants) of one function: past it a
 # new variant runs eagerly, the variants compiled so far stay compiled

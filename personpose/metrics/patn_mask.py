@@ -64,14 +64,16 @@ def patn_mask(
     start, end = _polygon_rows(verts, ok, h, w)  # (N, L, H) inclusive column ranges
 
     # Union of the row intervals of all limbs: +1 at the start, -1 after the end, cumsum.
-    n_idx = torch.arange(kp.shape[0], device=kp.device)[:, None, None].expand_as(start)
-    y_idx = torch.arange(h, device=kp.device).expand_as(start)
-    drawn = start <= end
-    diff = torch.zeros(kp.shape[0], h, w + 1, dtype=torch.int32, device=kp.device)
-    ones = torch.ones(int(drawn.sum()), dtype=torch.int32, device=kp.device)
-    diff.index_put_((n_idx[drawn], y_idx[drawn], start[drawn]), ones, accumulate=True)
-    diff.index_put_((n_idx[drawn], y_idx[drawn], end[drawn] + 1), -ones, accumulate=True)
-    mask = diff.cumsum(-1)[..., :w] > 0
+    # (Scatter-adds of 0/1 at every (image, limb, row), not boolean indexing: no nonzero.)
+    n, h1 = kp.shape[0], w + 1
+    drawn = (start <= end).to(torch.int32)
+    base = (
+        torch.arange(n, device=kp.device)[:, None, None] * h + torch.arange(h, device=kp.device)
+    ) * h1
+    diff = torch.zeros(n * h * h1, dtype=torch.int32, device=kp.device)
+    diff.scatter_add_(0, (base + start.clamp(max=w)).flatten(), drawn.flatten())
+    diff.scatter_add_(0, (base + (end + 1).clamp(min=0, max=w)).flatten(), -drawn.flatten())
+    mask = diff.view(n, h, h1).cumsum(-1)[..., :w] > 0
 
     _draw_disks(mask, kp, present, radius)
 
@@ -127,11 +129,10 @@ def _inside_exact(verts: Tensor, y: Tensor, x: Tensor) -> Tensor:
     return vertex | right | left
 
 
-@fused(min_elements=4 * len(PATN_MASK_LIMBS) * 8)  # 4 images and more
 def _row_bounds(verts: Tensor, ok: Tensor, h: int, w: int) -> tuple[Tensor, Tensor, Tensor]:
     """Per row ``y`` of the image, the real bounds ``lo <= x <= hi`` of each convex polygon
     (N, L, H) float64, and whether the row can hold any pixel of it (see :func:`_polygon_rows`).
-    One fused kernel (:mod:`personpose.kernels.compiled`)."""
+    """
     dev = verts.device
     yv, xv = verts[..., 0], verts[..., 1]  # (N, L, V)
     xj, yj = xv.roll(1, dims=-1), yv.roll(1, dims=-1)  # the previous vertex: edge (j, i)
@@ -153,6 +154,22 @@ def _row_bounds(verts: Tensor, ok: Tensor, h: int, w: int) -> tuple[Tensor, Tens
     return lo, hi, row_ok
 
 
+@fused(min_elements=4 * len(PATN_MASK_LIMBS) * 8)  # 4 images and more
+def _row_intervals(verts: Tensor, ok: Tensor, h: int, w: int):
+    """Inclusive pixel columns ``start``, ``end`` (N, L, H) float64 of each polygon's row
+    intervals (``start = w``, ``end = -1``: none), and for each of them the nearest pixel
+    ``px`` and whether the crossing is a tie within ``TIE_TOL`` of it, for the exact test."""
+    lo, hi, row_ok = _row_bounds(verts, ok, h, w)
+    empty = ~row_ok | torch.isnan(lo) | torch.isnan(hi)
+    start = torch.where(empty, float(w), torch.ceil(lo + TIE_TOL).clamp(min=0))
+    end = torch.where(empty, -1.0, torch.floor(hi - TIE_TOL).clamp(max=w - 1))
+    ties = []
+    for bound in (lo, hi):
+        px = torch.round(bound)
+        ties.append((px, ~empty & ((bound - px).abs() <= TIE_TOL) & (px >= 0) & (px <= w - 1)))
+    return start, end, ties
+
+
 def _polygon_rows(verts: Tensor, ok: Tensor, h: int, w: int) -> tuple[Tensor, Tensor]:
     """Per row, the first and last pixel column of each convex polygon (start > end: none).
 
@@ -162,27 +179,14 @@ def _polygon_rows(verts: Tensor, ok: Tensor, h: int, w: int) -> tuple[Tensor, Te
     crossing ``x = (x_i a - x_j b) / (a - b)``; horizontal edges (``a == b``) keep or drop
     the whole row by the sign of ``(x_i - x_j) a``.
     """
-    lo, hi, row_ok = _row_bounds(verts, ok, h, w)
-
-    start = torch.ceil(lo + TIE_TOL)
-    end = torch.floor(hi - TIE_TOL)
+    start, end, ties = _row_intervals(verts, ok, h, w)
     # Crossings within TIE_TOL of a pixel centre: ask the exact test about that pixel.
-    for bound, which in ((lo, "start"), (hi, "end")):
-        px = torch.round(bound)
-        tie = row_ok & ((bound - px).abs() <= TIE_TOL) & (px >= 0) & (px <= w - 1)
+    for out, (px, tie) in zip((start, end), ties):
         if not tie.any():
             continue
         ni, li, yi = tie.nonzero(as_tuple=True)
         inside = _inside_exact(verts[ni, li], yi.to(torch.float64), px[ni, li, yi])
-        if which == "start":
-            start[ni, li, yi] = torch.where(inside, px[ni, li, yi], start[ni, li, yi])
-        else:
-            end[ni, li, yi] = torch.where(inside, px[ni, li, yi], end[ni, li, yi])
-    start = start.clamp(min=0)
-    end = end.clamp(max=w - 1)
-    empty = ~row_ok | torch.isnan(lo) | torch.isnan(hi)
-    start = torch.where(empty, torch.full_like(start, w), start)
-    end = torch.where(empty, torch.full_like(end, -1), end)
+        out[ni, li, yi] = torch.where(inside, px[ni, li, yi], out[ni, li, yi])
     return start.long(), end.long()
 
 
@@ -198,5 +202,12 @@ def _draw_disks(mask: Tensor, kp: Tensor, present: Tensor, radius: float) -> Non
         (xx - kp[..., 1, None, None]) / radius
     ) ** 2 < 1
     inside &= present[..., None, None] & (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
-    ni, ji, ki, kj = inside.nonzero(as_tuple=True)
-    mask[ni, yy[ni, ji, ki, 0].long(), xx[ni, ji, 0, kj].long()] = True
+    # set the inside pixels by a max-scatter of 0/1 (outside ones point at pixel 0 with a 0)
+    idx = (torch.arange(n, device=kp.device)[:, None, None, None] * h + yy.long()) * w + xx.long()
+    idx = torch.where(inside, idx, torch.zeros_like(idx))
+    flat = mask.view(-1)
+    flat.copy_(
+        flat.to(torch.uint8)
+        .scatter_reduce_(0, idx.flatten(), inside.flatten().to(torch.uint8), reduce="amax")
+        .bool()
+    )
