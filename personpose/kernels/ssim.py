@@ -44,6 +44,7 @@ __all__ = [
     "ssim_forward",
     "ssim_per_image",
     "ssim_range_per_image",
+    "ssim_statistics",
 ]
 
 
@@ -78,20 +79,30 @@ def _moments(x: Tensor, y: Tensor, taps: tuple[float, ...]):
     return filter_valid(moment_planes(x, y), taps).split(x.shape[1], 1)
 
 
-def _ssim_and_coefs(x, y, taps, c1, c2, need_x: bool, need_y: bool):
-    """SSIM map (N, C, H', W') and coefficient planes (N, R*C, H', W') or None."""
-    mu_x, mu_y, e_sq, e_xy = _moments(x, y, taps)
+def ssim_statistics(
+    mu_x: Tensor,
+    mu_y: Tensor,
+    e_sq: Tensor,
+    e_xy: Tensor,
+    c1: float,
+    c2: float,
+    need_x: bool,
+    need_y: bool,
+) -> tuple[Tensor, list[Tensor]]:
+    """SSIM ``S`` from the moments ``mu_x, mu_y, e_xx + e_yy, e_xy`` (any equal shapes, windowed
+    or mask-weighted), and its gradient coefficients ``[a_x] [a_y] b c`` (module docstring;
+    empty without gradient)."""
     mu_xy = mu_x * mu_y
     mu_sq = mu_x * mu_x + mu_y * mu_y
     a1 = 2 * mu_xy + c1
     a2 = mu_sq + c1
     b1 = 2 * (e_xy - mu_xy) + c2
     b2 = (e_sq - mu_sq) + c2
-    ra, rb = 1 / a2, 1 / b2
-    lum, cs = a1 * ra, b1 * rb
+    lum, cs = a1 / a2, b1 / b2  # divisions: exactly 1 where x = y (or a part is missing)
     s = lum * cs
     if not (need_x or need_y):
-        return s, None
+        return s, []
+    ra, rb = 1 / a2, 1 / b2
     u = 2 * (cs * ra - lum * rb)
     v = 2 * s * (rb - ra)
     roles = []
@@ -99,8 +110,13 @@ def _ssim_and_coefs(x, y, taps, c1, c2, need_x: bool, need_y: bool):
         roles.append(mu_y * u + mu_x * v)
     if need_y:
         roles.append(mu_x * u + mu_y * v)
-    roles += [-2 * s * rb, 2 * lum * rb]
-    return s, torch.cat(roles, 1)
+    return s, roles + [-2 * s * rb, 2 * lum * rb]
+
+
+def _ssim_and_coefs(x, y, taps, c1, c2, need_x: bool, need_y: bool):
+    """SSIM map (N, C, H', W') and coefficient planes (N, R*C, H', W') or None."""
+    s, roles = ssim_statistics(*_moments(x, y, taps), c1, c2, need_x, need_y)
+    return s, (torch.cat(roles, 1) if roles else None)
 
 
 @fused

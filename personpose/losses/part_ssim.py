@@ -43,27 +43,12 @@ MASK_EPS = 1e-6  # added to each mask's sum, as in the reference
 CONTRACT_CHUNK = 4096  # px per slice of the part contraction (float32 accuracy, see _contract)
 
 
-def _part_statistics(e: Tensor, c: int, c1: float, c2: float, need: bool):
+def _part_statistics(e: Tensor, c: int, c1: float, c2: float, need_x: bool, need_y: bool):
     """Part SSIM ``s`` (N, K, C) from the normalised statistics ``e`` (N, K, 4C) of
-    ``x, y, x^2 + y^2, x y``, and (when ``need``) the derivatives of ``s`` with respect to
-    ``mu_x``, ``mu_y`` and, times the pixel value, ``x^2 + y^2`` and ``x y``:
-    ``dS/dmu_x = 2 mu_y (cs/A2 - l/B2) + 2 mu_x S (1/B2 - 1/A2)``, ``2 x dS/de_xx = -2 S/B2 x``,
-    ``dS/de_xy = 2 l/B2``."""
-    mu_x, mu_y, e_sq, e_xy = e.split(c, dim=-1)
-    mu_xy = mu_x * mu_y
-    mu_sq = mu_x * mu_x + mu_y * mu_y
-    a1 = 2 * mu_xy + c1
-    a2 = mu_sq + c1
-    b1 = 2 * (e_xy - mu_xy) + c2
-    b2 = (e_sq - mu_sq) + c2
-    lum, cs = a1 / a2, b1 / b2
-    s = lum * cs
-    if not need:
-        return s, None
-    u = 2 * (cs / a2 - lum / b2)
-    v = 2 * s * (1 / b2 - 1 / a2)
-    d = {"ax": mu_y * u + mu_x * v, "ay": mu_x * u + mu_y * v, "b": -2 * s / b2, "c": 2 * lum / b2}
-    return s, d
+    ``x, y, x^2 + y^2, x y``, and the derivatives of ``s`` (N, K, C) by role ``[a_x] [a_y] b c``
+    (with respect to ``mu_x``, ``mu_y`` and, times the pixel values, ``x^2 + y^2`` and
+    ``x y``; :func:`personpose.kernels.ssim.ssim_statistics`)."""
+    return kernels.ssim_statistics(*e.split(c, dim=-1), c1, c2, need_x, need_y)
 
 
 def _contract(planes: Tensor, parts: Tensor, chunk: int = CONTRACT_CHUNK) -> Tensor:
@@ -105,10 +90,9 @@ class _PSSIMFunction(torch.autograd.Function):
         del planes
         sums = flat.sum(-1)
         inv = (sums + MASK_EPS).reciprocal_()
-        s_parts, d = _part_statistics(e * inv.unsqueeze(-1), c, c1, c2, need_x or need_y)
-        roles = (["ax"] if need_x else []) + (["ay"] if need_y else []) + ["b", "c"]
+        s_parts, d = _part_statistics(e * inv.unsqueeze(-1), c, c1, c2, need_x, need_y)
         if coefs is not None:
-            ctx.save_for_backward(x, y, masks, inv, coefs, *(d[r] for r in roles))
+            ctx.save_for_backward(x, y, masks, inv, coefs, *d)
         ctx.taps, ctx.need = taps, (need_x, need_y)
         ctx.count = c * (h - len(taps) + 1) * (w - len(taps) + 1)
         ctx.mark_non_differentiable(sums)
