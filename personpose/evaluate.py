@@ -6,10 +6,11 @@
         [gt_dir=DIR] [annotations=CSV] protocol=patn|gfla|all out=FILE [batch_size=16]
 
 Writes ``out`` (JSON, atomically) with ``metrics`` (flat names), ``protocol`` (the definition
-of each), ``count``, ``inputs``, ``skipped`` (metric -> reason), ``info`` and ``versions``,
-and prints a Markdown table. Keypoints for ``mask_ssim``/``pssim``/``mask_is_tv``/PCK come from
-``annotations`` (by target name; their coordinates must be in the frame of the stored
-images); without it those metrics are skipped with the reason.
+of each), ``count``, ``inputs``, ``skipped`` (metric -> reason), ``info``, ``versions`` and
+``kernels`` (compiled or eager), and prints a Markdown table. Keypoints for
+``mask_ssim``/``pssim``/``mask_is_tv``/PCK come from ``annotations`` (by target name; their
+coordinates must be in the frame of the stored images); without it those metrics are skipped
+with the reason.
 
 Library use (e.g. a training run's test pairs): build a suite with
 :func:`personpose.metrics.build_metrics` and call :func:`evaluate_pairs` on an iterable of
@@ -27,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from personpose.kernels import report as kernel_report
 from personpose.metrics.collection import MetricSuite, build_metrics
 from personpose.metrics.protocols import SHORT
 
@@ -176,7 +178,8 @@ def versions(pose: bool = False) -> dict[str, str | None]:
 
 
 def result_document(result: Mapping[str, Any], inputs: Mapping[str, Any], info=None) -> dict:
-    """The JSON document of an evaluation: metrics, protocol, count, inputs, skipped, versions."""
+    """The JSON document of an evaluation: metrics, protocol, count, inputs, skipped, versions
+    and how the fused kernels ran (:func:`personpose.kernels.report`)."""
     names = set(result["metrics"]) | set(result["skipped"])
     return {
         "metrics": dict(result["metrics"]),
@@ -187,6 +190,7 @@ def result_document(result: Mapping[str, Any], inputs: Mapping[str, Any], info=N
         "skipped": dict(result["skipped"]),
         "info": dict(info or {}),
         "versions": versions(pose=any(n.startswith("pck") for n in names)),
+        "kernels": kernel_report(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
 

@@ -26,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from personpose.config.schema import register_configs
 from personpose.io.atomic import atomic_write_json
 from personpose.io.provenance import redact, scrub_file, versions
+from personpose.kernels import report as kernel_report
 
 log = logging.getLogger("personpose.run")
 
@@ -196,6 +197,7 @@ def train_and_evaluate(
             "test_outputs": "test_outputs" if cfg.eval.save_outputs else None,
             "config": redact(OmegaConf.to_container(cfg, resolve=True)),
             "versions": versions(),
+            "kernels": kernel_report(),
         }
         atomic_write_json(run_dir / RESULTS, results)
         log.info("results written to %s", run_dir / RESULTS)

@@ -6,6 +6,6 @@ of one pass over memory per elementwise op) and when eagerly; :mod:`personpose.k
 holds the SSIM and part-based SSIM kernels written for it.
 """
 
-from personpose.kernels.compiled import Fused, compile_mode, fused
+from personpose.kernels.compiled import Fused, compile_mode, fused, report
 
-__all__ = ["Fused", "compile_mode", "fused"]
+__all__ = ["Fused", "compile_mode", "fused", "report"]

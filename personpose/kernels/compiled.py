@@ -31,12 +31,13 @@ from contextlib import contextmanager
 
 import torch
 
-__all__ = ["MODES", "Fused", "compile_mode", "current_mode", "fused"]
+__all__ = ["MODES", "Fused", "compile_mode", "current_mode", "fused", "report"]
 
 MODES = ("auto", "always", "never")
 ENV = "PERSONPOSE_COMPILE"
 DEFAULT_MIN_ELEMENTS = 1 << 17  # one 3x256x176 image, six of 3x128x64: below, eager is fine
 _override: list[str] = []
+_registry: list[Fused] = []
 # dynamo's limit on compiled variants (shapes, dtypes, constants) of one function: past it a
 # new variant runs eagerly, the variants compiled so far stay compiled
 _TRANSIENT = ("FailOnRecompileLimitHit", "RecompileLimitExceeded", "CacheLimitExceeded")
@@ -82,6 +83,7 @@ class Fused:
         self.calls: Counter[str] = Counter()
         self.failed: str | None = None
         self._compiled: Callable | None = None
+        _registry.append(self)
 
     def _wants_compiled(self, args) -> bool:
         if self.failed is not None:
@@ -125,3 +127,14 @@ def fused(fn: Callable | None = None, *, min_elements: int = DEFAULT_MIN_ELEMENT
     if fn is None:
         return lambda f: Fused(f, min_elements)
     return Fused(fn, min_elements)
+
+
+def report() -> dict:
+    """How the fused kernels ran in this process, for results files: the policy, the calls of
+    each kind per kernel, and the reason of any compile failure. (Compiled and eager kernels
+    agree to float32 rounding; a training run may still drift by that much.)"""
+    return {
+        "mode": current_mode(),
+        "calls": {f.__qualname__: dict(f.calls) for f in _registry if f.calls},
+        "failed": {f.__qualname__: f.failed for f in _registry if f.failed},
+    }

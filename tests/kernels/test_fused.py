@@ -94,3 +94,14 @@ def test_recompile_limit_runs_that_variant_eagerly_and_keeps_compiling(monkeypat
         f(torch.ones(4))
     assert f.failed is None and seen == [4]
     assert f.calls == {"eager": 1, "compiled": 1}
+
+
+def test_report_names_mode_calls_and_failures():
+    f = Fused(_data_dependent)
+    with compile_mode("always"):
+        with pytest.warns(RuntimeWarning):
+            f(torch.rand(4))
+        rep = fused_mod.report()
+    assert rep["mode"] == "always"
+    assert rep["calls"]["_data_dependent"] == {"eager": 1}
+    assert "_data_dependent" in rep["failed"]

@@ -60,8 +60,10 @@ def test_results_json_contents_and_outputs(tmp_path, data_cache):
         "skipped",
         "pretrained",
         "count",
+        "kernels",
     ):
         assert key in on_disk, key
+    assert on_disk["kernels"]["mode"] in ("auto", "always", "never")
     assert set(on_disk["baselines"]["copy_source"]) == set(on_disk["metrics"])
     assert on_disk["versions"]["torch"] == torch.__version__.split("+")[0] or on_disk["versions"][
         "torch"
