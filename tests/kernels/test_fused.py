@@ -105,3 +105,41 @@ def test_report_names_mode_calls_and_failures():
     assert rep["mode"] == "always"
     assert rep["calls"]["_data_dependent"] == {"eager": 1}
     assert "_data_dependent" in rep["failed"]
+
+
+_NO_COMPILER = """
+import json, warnings, torch
+import torch._inductor.config as cfg
+cfg.cpp.cxx = ("/nonexistent/bin/g++",)
+from personpose.kernels import compile_mode
+from personpose.kernels import ssim as kernels
+from personpose.losses.ssim import ssim
+x, y = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+with compile_mode("never"):
+    ref = ssim(x, y)
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    with compile_mode("always"):
+        out = ssim(x, y)
+print(json.dumps({"equal": bool(torch.equal(out, ref)), "failed": kernels.ssim_forward.failed,
+                  "warnings": [str(m.message) for m in caught]}))
+"""
+
+
+def test_without_a_cxx_compiler_the_loss_warns_and_runs_eagerly(tmp_path):
+    """A machine without a working C++ compiler (simulated in a fresh process, with an empty
+    inductor cache so that nothing compiled earlier is reused): same value, one clear warning."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=str(tmp_path), TORCHINDUCTOR_FX_GRAPH_CACHE="0")
+    out = subprocess.run(
+        [sys.executable, "-c", _NO_COMPILER], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    doc = json.loads(out.stdout.strip().splitlines()[-1])
+    assert doc["equal"]
+    assert "C++ compiler" in doc["failed"]
+    assert any("running it eagerly" in w and "C++ compiler" in w for w in doc["warnings"])
