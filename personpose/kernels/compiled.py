@@ -103,18 +103,17 @@ class Fused:
             try:
                 out = self._compiled(*args, **kwargs)
             except Exception as exc:
-                if type(exc).__name__ in _TRANSIENT:  # this variant only: run it eagerly
-                    self.calls["eager"] += 1
-                    return self.fn(*args, **kwargs)
-                # a compiler or backend failure: fall back for good, say why
-                self.failed = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]}"
-                warnings.warn(
-                    f"personpose: compiling {self.fn.__qualname__} failed ({self.failed}); "
-                    f"running it eagerly from now on (same results, slower; set {ENV}=never "
-                    "to silence this)",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
+                # past the recompile limit only this variant runs eagerly; any other failure
+                # (compiler, backend) makes the function eager for good, with the reason
+                if type(exc).__name__ not in _TRANSIENT:
+                    self.failed = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]}"
+                    warnings.warn(
+                        f"personpose: compiling {self.fn.__qualname__} failed ({self.failed}); "
+                        f"running it eagerly from now on (same results, slower; set {ENV}=never "
+                        "to silence this)",
+                        RuntimeWarning,
+                        stacklevel=2,
+                    )
             else:
                 self.calls["compiled"] += 1
                 return out

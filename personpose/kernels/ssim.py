@@ -5,11 +5,10 @@ floats, normalised) and applied separably, "valid" (no padding: ``H' = H - k + 1
 ``mu_x = G * x``, ``e_xx = G * x^2``, ``e_xy = G * (x y)`` (likewise for ``y``)::
 
     A1 = 2 mu_x mu_y + C1    A2 = mu_x^2 + mu_y^2 + C1
-    B1 = 2 f (e_xy - mu_x mu_y) + C2    B2 = f ((e_xx + e_yy) - (mu_x^2 + mu_y^2)) + C2
+    B1 = 2 (e_xy - mu_x mu_y) + C2    B2 = (e_xx + e_yy) - (mu_x^2 + mu_y^2) + C2
     S = (A1 / A2) (B1 / B2)
 
-(``f`` the covariance factor: 1 for population covariance, ``np / (np - 1)`` for skimage's
-sample covariance). Gradients (population covariance), with ``l = A1 / A2``, ``cs = B1 / B2``,
+(population covariance). Gradients, with ``l = A1 / A2``, ``cs = B1 / B2``,
 ``u = 2 (cs / A2 - l / B2)``, ``v = 2 S (1 / B2 - 1 / A2)``::
 
     dL/dx = G^T[g a_x] + x G^T[g b] + y G^T[g c],   dL/dy = G^T[g a_y] + y G^T[g b] + x G^T[g c]
@@ -42,7 +41,6 @@ __all__ = [
     "part_forward",
     "ssim_backward",
     "ssim_forward",
-    "ssim_per_image",
     "ssim_range_per_image",
     "ssim_statistics",
 ]
@@ -84,14 +82,14 @@ def ssim_statistics(
     mu_y: Tensor,
     e_sq: Tensor,
     e_xy: Tensor,
-    c1: float,
-    c2: float,
+    c1: float | Tensor,
+    c2: float | Tensor,
     need_x: bool,
     need_y: bool,
 ) -> tuple[Tensor, list[Tensor]]:
     """SSIM ``S`` from the moments ``mu_x, mu_y, e_xx + e_yy, e_xy`` (any equal shapes, windowed
-    or mask-weighted), and its gradient coefficients ``[a_x] [a_y] b c`` (module docstring;
-    empty without gradient)."""
+    or mask-weighted; population covariance), and its gradient coefficients ``[a_x] [a_y] b c``
+    (module docstring; empty without gradient). ``c1``, ``c2``: floats or broadcastable."""
     mu_xy = mu_x * mu_y
     mu_sq = mu_x * mu_x + mu_y * mu_y
     a1 = 2 * mu_xy + c1
@@ -225,39 +223,18 @@ def part_backward(
 
 
 @fused
-def ssim_per_image(
-    x: Tensor,
-    y: Tensor,
-    c1: Tensor,
-    c2: Tensor,
-    taps: tuple[float, ...],
-    cov_norm: float,
-) -> Tensor:
-    """Mean SSIM map of each image ``(N,)`` float64 (the metrics' protocols): Gaussian
-    window, valid, per-image constants ``c1``, ``c2`` (N, 1, 1, 1), covariance factor
-    ``cov_norm``."""
-    mu_x, mu_y, e_sq, e_xy = _moments(x, y, taps)
-    mu_xy = mu_x * mu_y
-    mu_sq = mu_x * mu_x + mu_y * mu_y
-    a1 = 2 * mu_xy + c1
-    a2 = mu_sq + c1
-    b1 = 2 * cov_norm * (e_xy - mu_xy) + c2
-    b2 = cov_norm * (e_sq - mu_sq) + c2
-    # mean accumulated in float64: ~1e-9 from float64 throughout, where a float32 sum of the
-    # 10^5 map values of a 256x176 image drifts by ~1e-6
-    return (a1 * b1 / (a2 * b2)).to(torch.float64).mean(dim=(1, 2, 3))
-
-
-@fused
 def ssim_range_per_image(
     x: Tensor, y: Tensor, mask: Tensor | None, taps: tuple[float, ...], k1: float, k2: float
 ) -> Tensor:
-    """PATN's SSIM per image ``(N,)``: :func:`ssim_per_image` of ``x, y`` (times ``mask``
-    (N, 1, H, W) when given) with ``C1 = (k1 R)^2``, ``C2 = (k2 R)^2`` from the data range
-    ``R = max - min`` of each (masked) ``x``; population covariance."""
+    """PATN's SSIM per image ``(N,)`` float64 (the metrics' protocol): the mean windowed
+    (valid) SSIM map of ``x, y`` (times ``mask`` (N, 1, H, W) when given), population
+    covariance, with ``C1 = (k1 R)^2``, ``C2 = (k2 R)^2`` from the data range
+    ``R = max - min`` of each (masked) ``x``."""
     if mask is not None:
         x, y = x * mask, y * mask
     flat = x.flatten(1)
     r = (flat.amax(1) - flat.amin(1)).view(-1, 1, 1, 1)
-    c1, c2 = (k1 * r) ** 2, (k2 * r) ** 2
-    return ssim_per_image.fn(x, y, c1, c2, taps, 1.0)
+    s, _ = ssim_statistics(*_moments(x, y, taps), (k1 * r) ** 2, (k2 * r) ** 2, False, False)
+    # mean accumulated in float64: ~1e-9 from float64 throughout, where a float32 sum of the
+    # 10^5 map values of a 256x176 image drifts by ~1e-6
+    return s.to(torch.float64).mean(dim=(1, 2, 3))
