@@ -160,20 +160,23 @@ def _eager(fn: Callable) -> Callable:
 
 
 # ----------------------------------------------------------------------------- measuring
+def _mode(fn: Callable) -> str:
+    """The compile mode for a whole forward + backward of ``fn``: the eager variants' backward
+    must run eagerly too, and the mode is read at call time."""
+    return "never" if getattr(fn, "eager", False) else current_mode()
+
+
 def _step(fn: Callable, x: torch.Tensor) -> None:
     x.grad = None
-    # the eager variants' backward must run eagerly too: the mode is read at call time
-    mode = "never" if getattr(fn, "eager", False) else current_mode()
-    with compile_mode(mode):
+    with compile_mode(_mode(fn)):
         fn(x).backward()
 
 
 def peak_bytes(fn: Callable, x: torch.Tensor) -> int:
     """Peak live bytes allocated by torch during one forward + backward (profiler events)."""
     x.grad = None
-    mode = "never" if getattr(fn, "eager", False) else current_mode()
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        with compile_mode(mode):
+        with compile_mode(_mode(fn)):
             fn(x).backward()
     events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
     events.sort(key=lambda e: e.start_ns())
