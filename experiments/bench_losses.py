@@ -13,6 +13,9 @@ changes on a shared machine hit all of them alike; the median over rounds is rep
 - "ours" runs the fused kernels compiled (``torch.compile``, the default on inputs this
   large; compiled during the warm-up round); "ours-eager" the same kernels eagerly
   (``PERSONPOSE_COMPILE=never``, the fallback without a C++ compiler).
+- The whole process (every method) runs under personpose's CPU allocator policy, as the run
+  command does (``PERSONPOSE_MALLOC``, :mod:`personpose.kernels.allocator`; recorded in the
+  JSON); ``PERSONPOSE_MALLOC=system`` measures with glibc's defaults.
 
 Peak memory: the largest total of live bytes allocated by torch's CPU allocator during one
 forward + backward, from the profiler's memory events (allocations minus frees, in time
@@ -40,6 +43,7 @@ from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from personpose.kernels import allocator  # noqa: E402
 from personpose.kernels.compiled import compile_mode, current_mode  # noqa: E402
 from personpose.losses.part_ssim import part_ssim  # noqa: E402
 from personpose.losses.ssim import ssim  # noqa: E402
@@ -205,10 +209,12 @@ def time_round_robin(methods: dict, x: torch.Tensor, repeats: int) -> tuple[dict
 
 
 def run(repeats: int) -> dict:
+    alloc = allocator.configure()  # as the run command does; every method runs under it
     torch.set_num_threads(2)
     gen = torch.Generator().manual_seed(0)
     results: dict = {
         "torch": torch.__version__,
+        "allocator": alloc,
         "threads": torch.get_num_threads(),
         "machine": platform.processor() or platform.machine(),
         "repeats": repeats,

@@ -27,6 +27,7 @@ from personpose.config.schema import register_configs
 from personpose.io.atomic import atomic_write_json
 from personpose.io.provenance import redact, scrub_file, versions
 from personpose.kernels import report as kernel_report
+from personpose.kernels.allocator import configure as configure_allocator
 
 log = logging.getLogger("personpose.run")
 
@@ -208,6 +209,7 @@ def train_and_evaluate(
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> Any:
+    configure_allocator()  # freed tensors stay in the process: no page faults per batch
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     multirun = hc.mode == RunMode.MULTIRUN

@@ -159,6 +159,9 @@ def test_default_command_end_to_end_tiny(tmp_path, data_cache):
     assert len(results) == 1
     assert "model=patn_tiny" in results[0].parent.name
     assert "| mask_ssim |" in out.stdout
+    allocator = json.loads(results[0].read_text())["kernels"]["allocator"]
+    assert allocator["policy"] == "retain"  # the command applies it and the results say so
+    assert allocator["applied"] or allocator["reason"]
 
 
 def test_failed_sweep_job_does_not_stop_the_others(tmp_path, data_cache):
