@@ -160,6 +160,7 @@ def _eager(fn: Callable) -> Callable:
         with compile_mode("never"):
             return fn(*args)
 
+    run.eager = True  # read by _mode: the backward runs eagerly too
     return run
 
 
@@ -248,7 +249,7 @@ def run(repeats: int) -> dict:
                 entry[group][name] = {"value": value, "abs_diff_vs_ours": abs(value - ref)}
                 # every call as f(x): y and the masks are bound here
                 calls[group, name] = lambda a, f=fn, y=y, args=args: f(a, y, *args)
-                calls[group, name].eager = name == "ours-eager"
+                calls[group, name].eager = getattr(fn, "eager", False)
         # one round-robin over all methods of this size, so ratios see the same load
         times, cpu = time_round_robin(calls, x, repeats)
         for (group, name), fn in calls.items():

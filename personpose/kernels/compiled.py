@@ -31,6 +31,8 @@ from contextlib import contextmanager
 
 import torch
 
+from personpose.kernels import allocator
+
 __all__ = ["MODES", "Fused", "compile_mode", "current_mode", "fused", "report"]
 
 MODES = ("auto", "always", "never")
@@ -131,10 +133,8 @@ def fused(fn: Callable | None = None, *, min_elements: int = DEFAULT_MIN_ELEMENT
 def report() -> dict:
     """How the fused kernels ran in this process, for results files: the policy, the calls of
     each kind per kernel, the reason of any compile failure, and the CPU allocator settings
-    (:mod:`personpose.kernels.allocator`). (Compiled and eager kernels
-    agree to float32 rounding; a training run may still drift by that much.)"""
-    from personpose.kernels import allocator
-
+    (:mod:`personpose.kernels.allocator`). (Compiled and eager kernels agree to float32
+    rounding; a training run may still drift by that much.)"""
     return {
         "mode": current_mode(),
         "calls": {f.__qualname__: dict(f.calls) for f in _registry if f.calls},
