@@ -3,7 +3,7 @@
 ::
 
     python -m personpose.evaluate pred_dir=DIR layout=deform|vunet|patn|gfla|single \\
-        [gt_dir=DIR] [annotations=CSV] protocol=patn|gfla|all out=FILE [batch_size=16]
+        [gt_dir=DIR] [annotations=CSV] protocol=patn|gfla|all out=FILE [batch_size=32]
 
 Writes ``out`` (JSON, atomically) with ``metrics`` (flat names), ``protocol`` (the definition
 of each), ``count``, ``inputs``, ``skipped`` (metric -> reason), ``info``, ``versions`` and
@@ -111,7 +111,7 @@ def evaluate_pairs(
     items: Iterable,
     suite: MetricSuite,
     *,
-    batch_size: int = 16,
+    batch_size: int = 32,
     device: str | torch.device = "cpu",
     total: int | None = None,
     progress: bool = True,

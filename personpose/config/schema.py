@@ -69,7 +69,6 @@ class EvalConfig:
     save_outputs: bool = True
     save_strips: bool = False
     grid_samples: int = 8
-    batch_size: int = 16
     movenet_model: str | None = None
 
 

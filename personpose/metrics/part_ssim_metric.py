@@ -17,7 +17,7 @@ from torch import Tensor
 from personpose.metrics.base import PerImageMetric
 
 WIN_SIZE, WIN_SIGMA = 7, 0.8
-CHUNK_ELEMENTS = 1 << 19  # image elements per slice (3 images of 3x256x176)
+CHUNK_ELEMENTS = 1 << 21  # image elements per slice (15 images of 3x256x176)
 
 
 def pssim(

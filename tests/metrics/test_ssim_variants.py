@@ -131,3 +131,29 @@ def test_window_larger_than_image_is_an_error():
     x = torch.rand(1, 3, 8, 8)
     with pytest.raises(ValueError, match="exceeds the image"):
         ssim_patn(x, x)
+
+
+@pytest.mark.parametrize(
+    ("n", "per_slice", "sizes"),
+    [
+        (16, 15, [8, 8]),
+        (16, 3, [2] * 8),
+        (13, 4, [3, 3, 3, 4]),
+        (13, 1, [1] * 13),
+        (6, 6, [6]),
+        (5, 100, [5]),
+    ],
+)
+def test_chunked_slices_are_equal_and_within_budget(n, per_slice, sizes):
+    from personpose.metrics.ssim_variants import chunked
+
+    x = torch.arange(n * 4, dtype=torch.float32).reshape(n, 1, 2, 2)
+    seen = []
+
+    def fn(t):
+        seen.append(t.shape[0])
+        return t.flatten(1).sum(1)
+
+    out = chunked(fn, x, budget=per_slice * 4)
+    assert seen == sizes
+    torch.testing.assert_close(out, x.flatten(1).sum(1))
