@@ -163,8 +163,8 @@ def _per_image(s: Tensor) -> Tensor:
 
 
 def chunked(fn, *tensors: Tensor, budget: int = CHUNK_ELEMENTS) -> Tensor:
-    """``fn`` over equal slices of the batch, each of at most ``budget`` image elements (or
-    one image).
+    """``fn`` over slices of the batch of one size (or sizes one apart), each of at most
+    ``budget`` image elements (or one image).
 
     Keeps the intermediate maps in cache-sized pieces: on CPU this is several times faster
     than one huge batch, and memory stays bounded. ``fn`` returns a tensor per image (N, ...).
