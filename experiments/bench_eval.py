@@ -32,8 +32,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from personpose.data.keypoints import PART_JOINTS, PART_PERP_SIGMA, PATN_MASK_LIMBS  # noqa: E402
-from personpose.kernels import allocator  # noqa: E402
+from personpose.kernels import allocator, native  # noqa: E402
 from personpose.kernels.compiled import compile_mode  # noqa: E402
+from personpose.kernels.native import native_mode  # noqa: E402
 from personpose.metrics import build_metrics  # noqa: E402
 
 REAL = REPO.parent / "shared" / "data" / "real"
@@ -232,10 +233,11 @@ def main(argv=None) -> int:
     n = args.images or (16 if args.quick else 96)
     n_base = min(n, 16 if args.quick else 32)  # the per-image loop is timed on fewer images
     repeats = args.repeats or (1 if args.quick else 5)
-    variants = {  # label -> (dtype, compile mode)
-        "float64": (torch.float64, "auto"),
-        "float32": (torch.float32, "auto"),
-        "float32, eager kernels": (torch.float32, "never"),
+    variants = {  # label -> (dtype, compile mode, native mode)
+        "float64": (torch.float64, "auto", "auto"),  # the native kernels are float32 only
+        "float32": (torch.float32, "auto", "auto"),
+        "float32, inductor kernels": (torch.float32, "auto", "never"),
+        "float32, eager kernels": (torch.float32, "never", "never"),
     }
 
     rows, records = [], []
@@ -245,16 +247,16 @@ def main(argv=None) -> int:
         torch._dynamo.reset()
         gen, tgt, kp, source = load(name, n)
 
-        def run_ours(d, mode, g=gen, t=tgt, k=kp):
-            with compile_mode(mode):
+        def run_ours(d, mode, nat, g=gen, t=tgt, k=kp):
+            with compile_mode(mode), native_mode(nat):
                 return ours(g, t, k, args.batch, d, dev)
 
         methods = {
             "baseline": lambda g=gen, t=tgt, k=kp: baseline(g[:n_base], t[:n_base], k[:n_base])
         }
-        for label, (dtype, mode) in variants.items():
-            run_ours(dtype, mode)  # warm-up: compiles the kernels for these shapes
-            methods[label] = lambda d=dtype, m=mode: run_ours(d, m)
+        for label, (dtype, mode, nat) in variants.items():
+            run_ours(dtype, mode, nat)  # warm-up: compiles the kernels for these shapes
+            methods[label] = lambda d=dtype, m=mode, nt=nat: run_ours(d, m, nt)
         secs, values = round_robin(methods, repeats)
         base_ips = n_base / secs["baseline"]
         v_base = values["baseline"]
@@ -267,10 +269,10 @@ def main(argv=None) -> int:
             "baseline_images_per_s": base_ips,
             "baseline_values": v_base,
         }
-        for label, (dtype, mode) in variants.items():
+        for label, (dtype, mode, nat) in variants.items():
             ips = n / secs[label]
             # agreement on the images both measured
-            with compile_mode(mode):
+            with compile_mode(mode), native_mode(nat):
                 check = ours(gen[:n_base], tgt[:n_base], kp[:n_base], args.batch, dtype, dev)
             diff = max(abs(check[k] - v_base[k]) for k in METRICS)
             impl = f"personpose batched ({label}, batch {args.batch}, {dev.type})"
@@ -302,6 +304,7 @@ def main(argv=None) -> int:
             "torch": torch.__version__,
         },
         "allocator": alloc,
+        "native": native.state(),
         "results": records,
         "table": table,
     }

@@ -134,10 +134,14 @@ def report() -> dict:
     """How the fused kernels ran in this process, for results files: the policy, the calls of
     each kind per kernel, the reason of any compile failure, and the CPU allocator settings
     (:mod:`personpose.kernels.allocator`). (Compiled and eager kernels agree to float32
-    rounding; a training run may still drift by that much.)"""
+    rounding; a training run may still drift by that much.) ``native``: the policy, library
+    and calls of the native metric kernels (:mod:`personpose.kernels.native`)."""
+    from personpose.kernels import native
+
     return {
         "mode": current_mode(),
         "calls": {f.__qualname__: dict(f.calls) for f in _registry if f.calls},
         "failed": {f.__qualname__: f.failed for f in _registry if f.failed},
         "allocator": allocator.state(),
+        "native": native.state(),
     }

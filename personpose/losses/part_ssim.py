@@ -36,7 +36,14 @@ from torch import Tensor, nn
 from personpose.kernels import ssim as kernels
 from personpose.losses.ssim import K1, K2, _full_precision, check_images, gaussian_taps
 
-__all__ = ["MISSING_PARTS", "PartSSIMLoss", "PartSSIMResult", "part_ssim", "part_ssim_terms"]
+__all__ = [
+    "MISSING_PARTS",
+    "PartSSIMLoss",
+    "PartSSIMResult",
+    "part_ssim",
+    "part_ssim_from_sums",
+    "part_ssim_terms",
+]
 
 MISSING_PARTS = ("faithful", "exclude")
 MASK_EPS = 1e-6  # added to each mask's sum, as in the reference
@@ -183,6 +190,32 @@ def part_ssim_terms(
     taps = gaussian_taps(win_size, win_sigma)
 
     s, sums, background = _PSSIMFunction.apply(x, y, masks, taps, c1, c2, torch.is_grad_enabled())
+    return _result(s, sums, background, missing_parts)
+
+
+def part_ssim_from_sums(
+    stats: Tensor,
+    sums: Tensor,
+    background: Tensor,
+    data_range: float = 1.0,
+    missing_parts: str = "faithful",
+) -> PartSSIMResult:
+    """PSSIM (no gradient) from its pieces: ``stats`` (N, K, 4C) the sums over pixels of each
+    part mask ``M_k`` times ``x, y, x^2 + y^2, x y`` (roles in that order, C channels each),
+    ``sums`` (N, K) the mask sums and ``background`` (N,) the background's windowed SSIM,
+    as :func:`personpose.kernels.native.pssim_stats` gives them."""
+    if missing_parts not in MISSING_PARTS:
+        raise ValueError(
+            f"part_ssim: missing_parts must be one of {MISSING_PARTS}, got {missing_parts!r}"
+        )
+    c1, c2 = (K1 * data_range) ** 2, (K2 * data_range) ** 2
+    e = stats / (sums + MASK_EPS).unsqueeze(-1)
+    s, _ = _part_statistics(e, stats.shape[-1] // 4, c1, c2, False, False)
+    return _result(s, sums, background, missing_parts)
+
+
+def _result(s: Tensor, sums: Tensor, background: Tensor, missing_parts: str) -> PartSSIMResult:
+    """The terms from the part SSIM ``s`` (N, K, C), mask sums (N, K), background (N,)."""
     per_part = s.mean(-1)  # (N, K)
     present = sums > 0  # masks are >= 0
 

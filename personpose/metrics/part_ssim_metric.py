@@ -3,10 +3,12 @@
 Per image: ``(f + b) / 2`` with ``f`` the mean over the 10 body parts and 3 channels of the
 mask-weighted global SSIM statistics, ``b`` the windowed SSIM (window 7, sigma 0.8, valid)
 of the background-masked images; part masks from the target keypoints
-(``personpose.data.pose.part_masks``), images in [0, 1], data range 1. Computed by the very
-function the loss uses (``personpose.losses.part_ssim``). ``missing_parts``:
+(``personpose.data.pose.part_masks``), images in [0, 1], data range 1, with the loss's own
+functions (``personpose.losses.part_ssim``). ``missing_parts``:
 ``"faithful"`` (the reference: a part with a missing joint has an all-zero mask and scores 1)
-or ``"exclude"``. Computed in float32 by default (as the loss; ~2e-7 from float64).
+or ``"exclude"``. Computed in float32 by default (as the loss; ~2e-7 from float64); in
+float32 on CPU the background SSIM and the part statistics come from personpose's native
+kernel (:func:`personpose.kernels.native.pssim_stats`), combined by the loss's own formulas.
 """
 
 from __future__ import annotations
@@ -29,14 +31,24 @@ def pssim(
 ) -> Tensor:
     """Per-image pSSIM ``(N,)`` of images ``(N, 3, H, W)`` in [0, 1] with target keypoints."""
     from personpose.data.pose import part_masks
-    from personpose.losses.part_ssim import part_ssim_terms
+    from personpose.kernels import native
+    from personpose.losses.part_ssim import part_ssim_from_sums, part_ssim_terms
+    from personpose.losses.ssim import check_images, gaussian_taps
     from personpose.metrics.ssim_variants import chunked
+
+    taps = gaussian_taps(WIN_SIZE, WIN_SIGMA)
 
     def one(p, t, kp):
         masks = part_masks(kp.to(dtype), p.shape[-2:])
+        p, t = p.to(dtype).contiguous(), t.to(dtype).contiguous()
+        if native.usable(p, t):  # one cache-blocked pass per plane (personpose.kernels.native)
+            check_images(p, t, WIN_SIZE, 1.0, fn="pssim")
+            c1, c2 = 0.01**2, 0.03**2
+            bg, stats, sums = native.pssim_stats(p, t, masks, taps, c1, c2)
+            return part_ssim_from_sums(stats, sums, bg, 1.0, missing_parts).per_sample
         terms = part_ssim_terms(
-            p.to(dtype).contiguous(),
-            t.to(dtype).contiguous(),
+            p,
+            t,
             masks,
             win_size=WIN_SIZE,
             win_sigma=WIN_SIGMA,

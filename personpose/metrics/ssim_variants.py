@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from personpose.kernels import native
 from personpose.kernels import ssim as kernels
 from personpose.metrics.base import PerImageMetric
 
@@ -201,13 +202,20 @@ def ssim_patn(
     ``structural_similarity(target, pred, gaussian_weights=True, sigma=1.5,
     use_sample_covariance=False, channel_axis=-1, data_range=pred.max() - pred.min())``;
     with ``mask`` (N, 1, H, W) of both images times the mask (the data range then that of the
-    masked ``pred``). One fused kernel (:func:`personpose.kernels.ssim.ssim_range_per_image`)
-    per slice of :data:`FUSED_CHUNK_ELEMENTS`.
+    masked ``pred``). In float32 on CPU: personpose's native kernel
+    (:func:`personpose.kernels.native.ssim_mean`); otherwise, or where it is unavailable, one
+    fused kernel (:func:`personpose.kernels.ssim.ssim_range_per_image`) per slice of
+    :data:`FUSED_CHUNK_ELEMENTS`.
     """
     taps = _patn_taps()
     k = len(taps)
     if pred.shape[-2] < k or pred.shape[-1] < k:
         raise ValueError(f"window of {k} px exceeds the image ({pred.shape[-2]}x{pred.shape[-1]})")
+
+    if dtype == torch.float32 and k <= native.MAX_WINDOW:
+        p, t = pred.to(dtype), target.to(dtype)
+        if native.usable(p, t):  # one cache-blocked pass per plane, no slices needed
+            return native.ssim_mean(p, t, mask, taps, K1, K2)
 
     def one(p, t, *m):
         m = m[0].to(dtype) if m else None

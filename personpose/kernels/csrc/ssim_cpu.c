@@ -1,0 +1,324 @@
+/* personpose's native CPU kernels for the evaluation metrics (float32, forward only).
+ *
+ * Built at first use by personpose/kernels/native.py (the system C compiler, -O3 and the
+ * machine's own vector instructions) and called through ctypes. Two entry points:
+ *
+ *   pp_ssim_mean    per-image mean of the valid windowed SSIM map (PATN's ssim / mask-ssim);
+ *   pp_pssim_stats  the background SSIM sum and the part-mask contraction of PSSIM.
+ *
+ * Images are planar (N, C, H, W), contiguous. A window is given by its k 1-D taps (k <= 16)
+ * and applied separably without padding. Per pixel the four planes x, y, x^2 + y^2 and x y are
+ * formed on the fly, filtered along the row into a ring of the last k filtered rows, then down
+ * the column, and turned into the SSIM value (population covariance)
+ *
+ *   S = (2 mx my + C1) (2 (exy - mx my) + C2) / ((mx^2 + my^2 + C1) (exx + eyy - mx^2 - my^2 + C2))
+ *
+ * which is summed in double per row: no full-size plane is ever written. Planes are processed
+ * in strips of STRIP output columns so that the ring (k rows x 4 planes) stays in L1. Lanes are
+ * GCC/Clang vector extensions (8 floats: AVX2 on x86, two NEON registers on arm64).
+ * Work is spread over threads (pthreads) task by task: a task is one image plane or, for the
+ * contraction, one image. Every function returns 0, or -1 when memory ran out.
+ */
+#include <math.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tasks.h"
+
+typedef float v8 __attribute__((vector_size(32)));
+typedef int v8i __attribute__((vector_size(32)));
+#define L 8
+#define STRIP 64 /* output columns per strip */
+#define MAXK 16  /* longest window */
+#define MAXJ 32  /* most contraction planes (4 C) */
+
+static inline v8 ld(const float *p) { v8 v; __builtin_memcpy(&v, p, sizeof v); return v; }
+static inline void st(float *p, v8 v) { __builtin_memcpy(p, &v, sizeof v); }
+static inline v8 bc(float f) { return (v8){f, f, f, f, f, f, f, f}; }
+static inline v8 vmin(v8 a, v8 b) { v8i m = a < b; return (v8)(((v8i)a & m) | ((v8i)b & ~m)); }
+static inline v8 vmax(v8 a, v8 b) { v8i m = a > b; return (v8)(((v8i)a & m) | ((v8i)b & ~m)); }
+static inline double hsum(v8 v) { double s = 0; for (int l = 0; l < L; l++) s += v[l]; return s; }
+
+/* ------------------------------------------------------------------ windowed SSIM sum */
+#define SSIM_IN (STRIP + MAXK + L) /* padded width of one unfiltered strip row */
+#define SSIM_WORK (4 * SSIM_IN + MAXK * 4 * STRIP)
+
+static inline __attribute__((always_inline)) double plane_sum_k(
+    const float *x, const float *y, const float *m, int h, int w, const float *taps,
+    const int k, float c1, float c2, float *work) {
+  const int wo = w - k + 1;
+  float *in = work;           /* 4 planes x SSIM_IN */
+  float *ring = in + 4 * SSIM_IN; /* k rows x 4 planes x STRIP */
+  float tp[MAXK];
+  for (int t = 0; t < k; t++) tp[t] = taps[t];
+  double total = 0.0;
+  for (int c0 = 0; c0 < wo; c0 += STRIP) {
+    const int so = wo - c0 < STRIP ? wo - c0 : STRIP; /* outputs of this strip */
+    const int sw = so + k - 1;                        /* its inputs */
+    const int sp = (so + 2 * L - 1) / (2 * L) * (2 * L);
+    const int wv = sw / L * L;
+    memset(in, 0, sizeof(float) * 4 * SSIM_IN);
+    for (int r = 0; r < h; r++) {
+      const float *xr = x + (size_t)r * w + c0, *yr = y + (size_t)r * w + c0;
+      const float *mr = m ? m + (size_t)r * w + c0 : NULL;
+      float *q0 = in, *q1 = in + SSIM_IN, *q2 = in + 2 * SSIM_IN, *q3 = in + 3 * SSIM_IN;
+      for (int j = 0; j < wv; j += L) {
+        v8 a = ld(xr + j), b = ld(yr + j);
+        if (mr) { v8 mm = ld(mr + j); a *= mm; b *= mm; }
+        st(q0 + j, a); st(q1 + j, b); st(q2 + j, a * a + b * b); st(q3 + j, a * b);
+      }
+      for (int j = wv; j < sw; j++) {
+        float a = xr[j], b = yr[j];
+        if (mr) { a *= mr[j]; b *= mr[j]; }
+        q0[j] = a; q1[j] = b; q2[j] = a * a + b * b; q3[j] = a * b;
+      }
+      /* along the row: two vectors of each plane at once (8 independent sums) */
+      float *dst = ring + (size_t)(r % k) * 4 * STRIP;
+      for (int j = 0; j < sp; j += 2 * L) {
+        v8 s0 = bc(0.f), s1 = s0, s2 = s0, s3 = s0, u0 = s0, u1 = s0, u2 = s0, u3 = s0;
+        for (int t = 0; t < k; t++) {
+          const v8 tt = bc(tp[t]);
+          const int o = j + t;
+          s0 += tt * ld(q0 + o); s1 += tt * ld(q1 + o);
+          s2 += tt * ld(q2 + o); s3 += tt * ld(q3 + o);
+          u0 += tt * ld(q0 + o + L); u1 += tt * ld(q1 + o + L);
+          u2 += tt * ld(q2 + o + L); u3 += tt * ld(q3 + o + L);
+        }
+        st(dst + j, s0); st(dst + STRIP + j, s1);
+        st(dst + 2 * STRIP + j, s2); st(dst + 3 * STRIP + j, s3);
+        st(dst + j + L, u0); st(dst + STRIP + j + L, u1);
+        st(dst + 2 * STRIP + j + L, u2); st(dst + 3 * STRIP + j + L, u3);
+      }
+      if (r < k - 1) continue;
+      /* down the column over the ring, then the SSIM value */
+      const int i = r - k + 1;
+      const float *rp[MAXK];
+      for (int t = 0; t < k; t++) rp[t] = ring + (size_t)((i + t) % k) * 4 * STRIP;
+      v8 rowsum = bc(0.f);
+      for (int j = 0; j < sp; j += 2 * L) {
+        v8 mx = bc(0.f), my = mx, esq = mx, exy = mx, nx = mx, ny = mx, nsq = mx, nxy = mx;
+        for (int t = 0; t < k; t++) {
+          const float *s = rp[t] + j;
+          const v8 tt = bc(tp[t]);
+          mx += tt * ld(s); my += tt * ld(s + STRIP);
+          esq += tt * ld(s + 2 * STRIP); exy += tt * ld(s + 3 * STRIP);
+          nx += tt * ld(s + L); ny += tt * ld(s + STRIP + L);
+          nsq += tt * ld(s + 2 * STRIP + L); nxy += tt * ld(s + 3 * STRIP + L);
+        }
+        for (int half = 0; half < 2; half++) {
+          const v8 ax = half ? nx : mx, ay = half ? ny : my;
+          const v8 sq = half ? nsq : esq, xy = half ? nxy : exy;
+          const v8 mxy = ax * ay, msq = ax * ax + ay * ay;
+          const v8 a1 = 2.f * mxy + c1, a2 = msq + c1;
+          const v8 b1 = 2.f * (xy - mxy) + c2, b2 = (sq - msq) + c2;
+          v8 sv = (a1 * b1) / (a2 * b2);
+          const int j0 = j + half * L;
+          if (j0 + L > so)
+            for (int l = 0; l < L; l++)
+              if (j0 + l >= so) sv[l] = 0.f;
+          rowsum += sv;
+        }
+      }
+      total += hsum(rowsum);
+    }
+  }
+  return total;
+}
+
+/* the common windows get their own unrolled copies */
+static double plane_sum(const float *x, const float *y, const float *m, int h, int w,
+                        const float *taps, int k, float c1, float c2, float *work) {
+  if (k == 11) return plane_sum_k(x, y, m, h, w, taps, 11, c1, c2, work);
+  if (k == 7) return plane_sum_k(x, y, m, h, w, taps, 7, c1, c2, work);
+  return plane_sum_k(x, y, m, h, w, taps, k, c1, c2, work);
+}
+
+/* ------------------------------------------------------------------ pp_ssim_mean */
+typedef struct {
+  const float *x, *y, *mask, *taps;
+  int n, c, h, w, k, range_mode;
+  double k1, k2, data_range;
+  float *consts; /* (n, 2): C1, C2 */
+  double *sums;  /* (n, c) */
+} ssim_ctx;
+
+static void range_task(void *vctx, int i, float *work) {
+  (void)work;
+  ssim_ctx *s = (ssim_ctx *)vctx;
+  const size_t plane = (size_t)s->h * s->w;
+  double r = s->data_range;
+  if (s->range_mode) {
+    const float *xi = s->x + (size_t)i * s->c * plane;
+    const float *mi = s->mask ? s->mask + (size_t)i * plane : NULL;
+    v8 lo = bc(INFINITY), hi = bc(-INFINITY);
+    float l1 = INFINITY, h1 = -INFINITY;
+    const size_t pv = plane / L * L;
+    for (int ch = 0; ch < s->c; ch++) {
+      const float *xc = xi + ch * plane;
+      for (size_t p = 0; p < pv; p += L) {
+        v8 v = ld(xc + p);
+        if (mi) v *= ld(mi + p);
+        lo = vmin(v, lo); hi = vmax(v, hi);
+      }
+      for (size_t p = pv; p < plane; p++) {
+        float v = xc[p];
+        if (mi) v *= mi[p];
+        l1 = v < l1 ? v : l1; h1 = v > h1 ? v : h1;
+      }
+    }
+    for (int l = 0; l < L; l++) { l1 = lo[l] < l1 ? lo[l] : l1; h1 = hi[l] > h1 ? hi[l] : h1; }
+    r = (double)h1 - (double)l1;
+  }
+  s->consts[2 * i] = (float)((s->k1 * r) * (s->k1 * r));
+  s->consts[2 * i + 1] = (float)((s->k2 * r) * (s->k2 * r));
+}
+
+static void ssim_task(void *vctx, int pc, float *work) {
+  ssim_ctx *s = (ssim_ctx *)vctx;
+  const size_t plane = (size_t)s->h * s->w;
+  const int i = pc / s->c;
+  s->sums[pc] = plane_sum(s->x + (size_t)pc * plane, s->y + (size_t)pc * plane,
+                          s->mask ? s->mask + (size_t)i * plane : NULL, s->h, s->w, s->taps,
+                          s->k, s->consts[2 * i], s->consts[2 * i + 1], work);
+}
+
+/* Per-image mean SSIM out[n] of x, y (n, c, h, w), each times mask (n, 1, h, w) if given;
+ * C1 = (k1 R)^2, C2 = (k2 R)^2 with R = max - min of the (masked) x of each image when
+ * range_mode is 1, else R = data_range. Needs h, w >= k and 1 <= k <= MAXK. */
+int pp_ssim_mean(const float *x, const float *y, const float *mask, int n, int c, int h, int w,
+                 const float *taps, int k, double k1, double k2, int range_mode,
+                 double data_range, double *out, int nthreads) {
+  if (k < 1 || k > MAXK || h < k || w < k) return -2;
+  ssim_ctx s = {x, y, mask, taps, n, c, h, w, k, range_mode, k1, k2, data_range, NULL, NULL};
+  s.consts = (float *)malloc(sizeof(float) * 2 * (size_t)n);
+  s.sums = (double *)malloc(sizeof(double) * (size_t)n * c);
+  int rc = (s.consts && s.sums) ? 0 : -1;
+  if (rc == 0) rc = run_tasks(range_task, &s, n, 1, nthreads);
+  if (rc == 0) rc = run_tasks(ssim_task, &s, n * c, SSIM_WORK, nthreads);
+  if (rc == 0) {
+    const double count = (double)c * (h - k + 1) * (w - k + 1);
+    for (int i = 0; i < n; i++) {
+      double t = 0;
+      for (int ch = 0; ch < c; ch++) t += s.sums[(size_t)i * c + ch];
+      out[i] = t / count;
+    }
+  }
+  free(s.consts);
+  free(s.sums);
+  return rc;
+}
+
+/* ---------------------------------------------------------------- pp_pssim_stats */
+typedef struct {
+  const float *x, *y, *masks, *taps;
+  int n, c, h, w, parts, k;
+  float c1, c2;
+  double *bg, *stats, *mask_sums;
+  double *bg_planes; /* (n, c) */
+} pssim_ctx;
+
+#define FLUSH_ROWS 16 /* rows summed in float before the double accumulators */
+
+static inline __attribute__((always_inline)) void contract_image_j(
+    const float *x, const float *y, const float *parts, int c, const int J, int K, int h,
+    int w, double *stats, double *sums, float *work) {
+  const size_t plane = (size_t)h * w;
+  const int wq = (w + L - 1) / L * L;
+  float *q = work;                 /* J planes x wq: one row of x, y, x^2 + y^2, x y */
+  v8 *acc = (v8 *)(q + (size_t)J * wq); /* K x (J + 1) float sums of FLUSH_ROWS rows */
+  const int wv = w / L * L;
+  for (int t = 0; t < K * (J + 1); t++) acc[t] = bc(0.f);
+  for (int t = 0; t < K * J; t++) stats[t] = 0;
+  for (int t = 0; t < K; t++) sums[t] = 0;
+  for (int r = 0; r < h; r++) {
+    for (int ch = 0; ch < c; ch++) {
+      const float *xr = x + ch * plane + (size_t)r * w, *yr = y + ch * plane + (size_t)r * w;
+      float *qx = q + (size_t)ch * wq, *qy = q + (size_t)(c + ch) * wq;
+      float *qs = q + (size_t)(2 * c + ch) * wq, *qp = q + (size_t)(3 * c + ch) * wq;
+      for (int j = 0; j < w; j++) {
+        const float a = xr[j], b = yr[j];
+        qx[j] = a; qy[j] = b; qs[j] = a * a + b * b; qp[j] = a * b;
+      }
+    }
+    for (int kk = 0; kk < K; kk++) {
+      const float *mr = parts + (size_t)kk * plane + (size_t)r * w;
+      v8 a[MAXJ + 1];
+      for (int jq = 0; jq <= J; jq++) a[jq] = bc(0.f);
+      for (int j = 0; j < wv; j += L) {
+        const v8 mm = ld(mr + j);
+        a[J] += mm;
+        for (int jq = 0; jq < J; jq++) a[jq] += mm * ld(q + (size_t)jq * wq + j);
+      }
+      for (int j = wv; j < w; j++) {
+        const float mm = mr[j];
+        a[J][0] += mm;
+        for (int jq = 0; jq < J; jq++) a[jq][0] += mm * q[(size_t)jq * wq + j];
+      }
+      v8 *ak = acc + (size_t)kk * (J + 1);
+      for (int jq = 0; jq <= J; jq++) ak[jq] += a[jq];
+    }
+    if ((r + 1) % FLUSH_ROWS == 0 || r == h - 1) {
+      for (int kk = 0; kk < K; kk++) {
+        v8 *ak = acc + (size_t)kk * (J + 1);
+        for (int jq = 0; jq < J; jq++) { stats[kk * J + jq] += hsum(ak[jq]); ak[jq] = bc(0.f); }
+        sums[kk] += hsum(ak[J]);
+        ak[J] = bc(0.f);
+      }
+    }
+  }
+}
+
+static void contract_image(const float *x, const float *y, const float *parts, int c, int K,
+                           int h, int w, double *stats, double *sums, float *work) {
+  if (c == 3) contract_image_j(x, y, parts, 3, 12, K, h, w, stats, sums, work);
+  else if (c == 1) contract_image_j(x, y, parts, 1, 4, K, h, w, stats, sums, work);
+  else contract_image_j(x, y, parts, c, 4 * c, K, h, w, stats, sums, work);
+}
+
+static void pssim_task(void *vctx, int t, float *work) {
+  pssim_ctx *s = (pssim_ctx *)vctx;
+  const size_t plane = (size_t)s->h * s->w;
+  const size_t per_image = (size_t)(1 + s->parts) * plane;
+  const int nplanes = s->n * s->c;
+  if (t < nplanes) { /* background: windowed SSIM of M_0 x, M_0 y */
+    const int i = t / s->c;
+    s->bg_planes[t] = plane_sum(s->x + (size_t)t * plane, s->y + (size_t)t * plane,
+                                s->masks + i * per_image, s->h, s->w, s->taps, s->k, s->c1,
+                                s->c2, work);
+  } else { /* parts: sum_p M_k(p) planes_j(p) and sum_p M_k(p) */
+    const int i = t - nplanes;
+    const int J = 4 * s->c;
+    contract_image(s->x + (size_t)i * s->c * plane, s->y + (size_t)i * s->c * plane,
+                   s->masks + i * per_image + plane, s->c, s->parts, s->h, s->w,
+                   s->stats + (size_t)i * s->parts * J, s->mask_sums + (size_t)i * s->parts,
+                   work);
+  }
+}
+
+/* PSSIM's pieces for x, y (n, c, h, w) and masks (n, 1 + parts, h, w), background first:
+ * bg[n] the mean valid windowed SSIM of M_0 x, M_0 y (constants c1, c2); stats[n, parts, 4c]
+ * the sums over pixels of M_k times x, y, x^2 + y^2, x y (each c channels, in that order);
+ * mask_sums[n, parts] the sums of M_k. Needs h, w >= k, 1 <= k <= MAXK and 4 c <= MAXJ. */
+int pp_pssim_stats(const float *x, const float *y, const float *masks, int n, int c, int h,
+                   int w, int parts, const float *taps, int k, float c1, float c2, double *bg,
+                   double *stats, double *mask_sums, int nthreads) {
+  if (k < 1 || k > MAXK || h < k || w < k || 4 * c > MAXJ) return -2;
+  pssim_ctx s = {x, y, masks, taps, n, c, h, w, parts, k, c1, c2, bg, stats, mask_sums, NULL};
+  s.bg_planes = (double *)malloc(sizeof(double) * (size_t)n * c);
+  if (!s.bg_planes) return -1;
+  const size_t wq = (size_t)(w + L - 1) / L * L;
+  size_t work = (size_t)4 * c * wq + (size_t)parts * (4 * c + 1) * L + L;
+  if (work < SSIM_WORK) work = SSIM_WORK;
+  int rc = run_tasks(pssim_task, &s, n * c + n, work, nthreads);
+  if (rc == 0) {
+    const double count = (double)c * (h - k + 1) * (w - k + 1);
+    for (int i = 0; i < n; i++) {
+      double t = 0;
+      for (int ch = 0; ch < c; ch++) t += s.bg_planes[(size_t)i * c + ch];
+      bg[i] = t / count;
+    }
+  }
+  free(s.bg_planes);
+  return rc;
+}

@@ -1,0 +1,346 @@
+"""personpose's own CPU kernels for the evaluation's SSIM metrics, built at first use.
+
+``csrc/ssim_cpu.c`` computes PATN's windowed SSIM (and mask-SSIM) per image and PSSIM's
+background SSIM and part-mask statistics in one cache-blocked pass per image plane
+(``csrc/patn_mask_cpu.c`` rasterises PATN's mask, one image per thread task): the four
+moment planes are formed on the fly, filtered along the row into a ring of the last ``k``
+rows that stays in L1, then down the column and into the SSIM value, and no full-size plane
+is ever written. It is float32 and forward-only (the metrics need no gradient); on this
+project's 2-vCPU machine it runs 2-3x faster than inductor's fused loops of the same
+formulas (``experiments/bench_eval.py`` measures both, in one process).
+
+The library is compiled once per machine and source version with the system C compiler
+(``$CC``, else Python's, else ``cc``; ``-O3 -march=native``, falling back to plain ``-O3``)
+into ``$PERSONPOSE_CACHE_DIR`` (default ``$XDG_CACHE_HOME/personpose`` or
+``~/.cache/personpose``), ``native/``, under a file lock and an atomic rename, so parallel
+jobs build it once and never load a half-written file. The file name hashes the source, the
+compiler, the flags and the CPU's model and instruction flags, so nodes of different CPUs
+sharing a home directory each get their own build.
+
+The policy comes from ``PERSONPOSE_NATIVE`` or :func:`native_mode`: ``auto`` (default: used
+for float32 CPU tensors when the build works) or ``never``. When building or loading fails
+(no compiler), the callers warn once with the reason, kept in :func:`state`, and use the
+torch kernels: the results are the same to float32 rounding, only slower.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import sysconfig
+import uuid
+import warnings
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from filelock import FileLock
+from torch import Tensor
+
+__all__ = [
+    "ENV",
+    "MAX_WINDOW",
+    "MODES",
+    "available",
+    "library",
+    "native_mode",
+    "patn_mask",
+    "pssim_stats",
+    "ssim_mean",
+    "state",
+    "usable",
+]
+
+ENV = "PERSONPOSE_NATIVE"
+MODES = ("auto", "never")
+CSRC = Path(__file__).with_name("csrc")
+SOURCES = (CSRC / "ssim_cpu.c", CSRC / "patn_mask_cpu.c")
+HEADERS = (CSRC / "tasks.h",)
+MAX_WINDOW = 16  # MAXK in the C source
+MAX_CHANNELS = 8  # MAXJ / 4 in the C source
+FLAG_SETS = (["-O3", "-march=native"], ["-O3"])
+COMMON_FLAGS = ["-shared", "-fPIC", "-pthread", "-std=gnu11"]
+_override: list[str] = []
+_lib: ctypes.CDLL | None = None
+_failed: str | None = None
+_path: str | None = None
+_warned = False
+calls: Counter[str] = Counter()
+
+
+def current_mode() -> str:
+    """``auto`` or ``never``: :func:`native_mode` if active, else ``PERSONPOSE_NATIVE``."""
+    if _override:
+        return _override[-1]
+    mode = os.environ.get(ENV, "auto").strip().lower() or "auto"
+    if mode in ("0", "false", "no", "off"):
+        return "never"
+    if mode in ("1", "true", "yes", "on"):
+        return "auto"
+    if mode not in MODES:
+        raise ValueError(f"{ENV}={mode!r}: expected one of {MODES} (or 1/0)")
+    return mode
+
+
+@contextmanager
+def native_mode(mode: str) -> Iterator[None]:
+    """Use ``mode`` (``auto`` or ``never``) inside the ``with`` block."""
+    if mode not in MODES:
+        raise ValueError(f"native_mode: expected one of {MODES}, got {mode!r}")
+    _override.append(mode)
+    try:
+        yield
+    finally:
+        _override.pop()
+
+
+def cache_dir() -> Path:
+    """Where built libraries live: ``$PERSONPOSE_CACHE_DIR/native`` (see the module docstring)."""
+    root = os.environ.get("PERSONPOSE_CACHE_DIR")
+    if not root:
+        xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        root = str(Path(xdg) / "personpose")
+    return Path(root).expanduser() / "native"
+
+
+def _compiler() -> str:
+    cc = os.environ.get("CC") or (sysconfig.get_config_var("CC") or "").split(" ")[0] or "cc"
+    found = shutil.which(cc)
+    if found is None:
+        raise RuntimeError(f"no C compiler: {cc!r} is not on PATH (set CC to one)")
+    return found
+
+
+def _cpu_signature() -> str:
+    """The CPU model and instruction flags (Linux), or the platform's processor string."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.processor()
+    keep = [ln for ln in lines if ln.split(":")[0].strip() in ("model name", "flags", "Features")]
+    return "\n".join(sorted(set(keep)))
+
+
+def _build(cc: str, flags: list[str], target: Path) -> None:
+    """Compile the source into ``target`` (atomically); raises with the compiler's message."""
+    tmp = target.with_name(f".{target.name}.{os.getpid()}-{uuid.uuid4().hex[:6]}.tmp")
+    cmd = [cc, *flags, *COMMON_FLAGS, *map(str, SOURCES), "-o", str(tmp), "-lm"]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        if done.returncode != 0:
+            tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+            raise RuntimeError(f"{' '.join(cmd)} failed: {' | '.join(tail)}")
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _load() -> ctypes.CDLL:
+    global _path
+    cc = _compiler()
+    source = b"\0".join(p.read_bytes() for p in SOURCES + HEADERS)
+    errors = []
+    folder = cache_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    for flags in FLAG_SETS:
+        key = hashlib.sha256(
+            b"\0".join(
+                [source, cc.encode(), " ".join(flags).encode(), platform.machine().encode()]
+                + [_cpu_signature().encode(), sys.platform.encode()]
+            )
+        ).hexdigest()[:16]
+        target = folder / f"personpose_cpu-{key}.so"
+        try:
+            if not target.is_file():
+                with FileLock(str(folder / f".{target.name}.lock")):
+                    if not target.is_file():
+                        _build(cc, flags, target)
+            lib = ctypes.CDLL(str(target))
+        except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+            errors.append(str(exc).strip().splitlines()[0][:300])
+            continue
+        _declare(lib)
+        _path = str(target)
+        return lib
+    raise RuntimeError("; ".join(errors))
+
+
+def _declare(lib: ctypes.CDLL) -> None:
+    p, i, d, f = ctypes.c_void_p, ctypes.c_int, ctypes.c_double, ctypes.c_float
+    lib.pp_ssim_mean.argtypes = [p, p, p, i, i, i, i, p, i, d, d, i, d, p, i]
+    lib.pp_ssim_mean.restype = i
+    lib.pp_pssim_stats.argtypes = [p, p, p, i, i, i, i, i, p, i, f, f, p, p, p, i]
+    lib.pp_pssim_stats.restype = i
+    lib.pp_patn_mask.argtypes = [p, i, i, i, p, i, d, i, p, i]
+    lib.pp_patn_mask.restype = i
+
+
+def library() -> ctypes.CDLL | None:
+    """The loaded library, built on first call; None (reason in :func:`state`) if it failed."""
+    global _lib, _failed
+    if _lib is None and _failed is None:
+        try:
+            _lib = _load()
+        except Exception as exc:  # no compiler, a read-only cache, a foreign platform
+            _failed = f"{type(exc).__name__}: {exc}"
+    return _lib
+
+
+def available() -> bool:
+    """True if the policy allows the native kernels and the library builds and loads."""
+    return current_mode() != "never" and library() is not None
+
+
+def usable(*tensors: Tensor) -> bool:
+    """True if the native kernels can take these tensors: float32 CPU tensors without
+    gradient tracking, and :func:`available`. Warns once when the library failed to build."""
+    global _warned
+    if current_mode() == "never":
+        return False
+    if not all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors):
+        return False
+    if any(t.requires_grad for t in tensors) and torch.is_grad_enabled():
+        return False
+    if library() is None:
+        if not _warned:
+            _warned = True
+            warnings.warn(
+                f"personpose: the native SSIM kernels are unavailable ({_failed}); using the "
+                f"torch kernels (same results, slower; set {ENV}=never to silence this)",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        return False
+    return True
+
+
+def _ptr(t: Tensor | None) -> int | None:
+    return None if t is None else t.data_ptr()
+
+
+def _check(rc: int, fn: str) -> None:
+    if rc == -1:
+        raise MemoryError(f"personpose native {fn}: out of memory")
+    if rc != 0:
+        raise ValueError(f"personpose native {fn}: invalid sizes (code {rc})")
+
+
+def _images(x: Tensor, y: Tensor, fn: str) -> tuple[Tensor, Tensor]:
+    if x.dim() != 4 or x.shape != y.shape:
+        raise ValueError(f"{fn}: images must be two equal (N, C, H, W); got {x.shape}, {y.shape}")
+    return x.contiguous(), y.contiguous()
+
+
+def _taps(taps, fn: str, h: int, w: int, channels: int) -> Tensor:
+    t = torch.as_tensor(tuple(float(v) for v in taps), dtype=torch.float32)
+    if not 1 <= t.numel() <= MAX_WINDOW:
+        raise ValueError(f"{fn}: window of {t.numel()} taps; the native kernel takes 1 to 16")
+    if h < t.numel() or w < t.numel():
+        raise ValueError(f"{fn}: window of {t.numel()} px exceeds the image ({h}x{w})")
+    if channels > MAX_CHANNELS:
+        raise ValueError(f"{fn}: {channels} channels; the native kernel takes at most 8")
+    return t
+
+
+def ssim_mean(
+    x: Tensor,
+    y: Tensor,
+    mask: Tensor | None,
+    taps,
+    k1: float,
+    k2: float,
+    data_range: float | None = None,
+) -> Tensor:
+    """Per-image mean of the valid windowed SSIM map ``(N,)`` float64 of float32 CPU images
+    ``x, y`` (N, C, H, W), both times ``mask`` (N, 1, H, W) if given; ``C1 = (k1 R)^2``,
+    ``C2 = (k2 R)^2`` with ``R = data_range``, or when None the ``max - min`` of each (masked)
+    ``x`` (PATN's protocol). Raises RuntimeError if the library is unavailable."""
+    lib = library()
+    if lib is None:
+        raise RuntimeError(f"personpose native kernels unavailable: {_failed}")
+    x, y = _images(x, y, "ssim_mean")
+    n, c, h, w = x.shape
+    t = _taps(taps, "ssim_mean", h, w, 1)
+    if mask is not None:
+        if mask.shape != (n, 1, h, w):
+            raise ValueError(f"ssim_mean: mask must be {(n, 1, h, w)}, got {tuple(mask.shape)}")
+        mask = mask.to(torch.float32).contiguous()
+    out = torch.empty(n, dtype=torch.float64)
+    rng = 0 if data_range is None else 1
+    rc = lib.pp_ssim_mean(
+        _ptr(x), _ptr(y), _ptr(mask), n, c, h, w, _ptr(t), t.numel(), k1, k2,
+        1 - rng, float(data_range or 0.0), _ptr(out), torch.get_num_threads(),
+    )  # fmt: skip
+    _check(rc, "ssim_mean")
+    calls["ssim_mean"] += 1
+    return out
+
+
+def pssim_stats(
+    x: Tensor, y: Tensor, masks: Tensor, taps, c1: float, c2: float
+) -> tuple[Tensor, Tensor, Tensor]:
+    """PSSIM's pieces for float32 CPU images ``x, y`` (N, C, H, W) and ``masks``
+    (N, 1 + K, H, W), background first: the background's mean windowed SSIM of ``M_0 x``,
+    ``M_0 y`` ``(N,)``; the sums over pixels of ``M_k`` times ``x, y, x^2 + y^2, x y``
+    ``(N, K, 4C)`` (roles in that order, ``C`` channels each); the mask sums ``(N, K)``. All
+    float64 (per-row float32 sums, accumulated in float64)."""
+    lib = library()
+    if lib is None:
+        raise RuntimeError(f"personpose native kernels unavailable: {_failed}")
+    x, y = _images(x, y, "pssim_stats")
+    n, c, h, w = x.shape
+    if masks.dim() != 4 or masks.shape[0] != n or masks.shape[2:] != (h, w) or masks.shape[1] < 2:
+        raise ValueError(f"pssim_stats: masks must be (N, 1 + K, H, W); got {tuple(masks.shape)}")
+    t = _taps(taps, "pssim_stats", h, w, c)
+    masks = masks.to(torch.float32).contiguous()
+    k = masks.shape[1] - 1
+    bg = torch.empty(n, dtype=torch.float64)
+    stats = torch.empty(n, k, 4 * c, dtype=torch.float64)
+    sums = torch.empty(n, k, dtype=torch.float64)
+    rc = lib.pp_pssim_stats(
+        _ptr(x), _ptr(y), _ptr(masks), n, c, h, w, k, _ptr(t), t.numel(), c1, c2,
+        _ptr(bg), _ptr(stats), _ptr(sums), torch.get_num_threads(),
+    )  # fmt: skip
+    _check(rc, "pssim_stats")
+    calls["pssim_stats"] += 1
+    return bg, stats, sums
+
+
+def patn_mask(kp: Tensor, h: int, w: int, limbs, radius: float, closing: int) -> Tensor:
+    """PATN's mask ``(N, H, W)`` bool from CPU keypoints ``kp`` (N, 18, 2) (row, col) px, -1
+    for missing: the float64 arithmetic of :func:`personpose.metrics.patn_mask.patn_mask`'s
+    torch rasteriser, in the same order (contraction off), so the two agree pixel for pixel."""
+    lib = library()
+    if lib is None:
+        raise RuntimeError(f"personpose native kernels unavailable: {_failed}")
+    kp = kp.to(device="cpu", dtype=torch.float64).contiguous()
+    if kp.dim() != 3 or kp.shape[1:] != (18, 2):
+        raise ValueError(f"patn_mask: kp must be (N, 18, 2); got {tuple(kp.shape)}")
+    pairs = torch.as_tensor(limbs, dtype=torch.int32).contiguous()
+    if pairs.dim() != 2 or pairs.shape[1] != 2 or not ((pairs >= 0) & (pairs < 18)).all():
+        raise ValueError(f"patn_mask: limbs must be (L, 2) joint indices in 0..17; got {limbs}")
+    out = torch.empty(kp.shape[0], h, w, dtype=torch.uint8)
+    rc = lib.pp_patn_mask(
+        _ptr(kp), kp.shape[0], h, w, _ptr(pairs), pairs.shape[0], float(radius), int(closing),
+        _ptr(out), torch.get_num_threads(),
+    )  # fmt: skip
+    _check(rc, "patn_mask")
+    calls["patn_mask"] += 1
+    return out.view(torch.bool)
+
+
+def state() -> dict:
+    """For results files: the policy, the library's path (or why it is unavailable), calls."""
+    out: dict = {"mode": current_mode(), "calls": dict(calls)}
+    if _path is not None:
+        out["library"] = _path
+    if _failed is not None:
+        out["failed"] = _failed
+    return out
