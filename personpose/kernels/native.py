@@ -1,8 +1,9 @@
 """personpose's own CPU kernels for the evaluation's SSIM metrics, built at first use.
 
 ``csrc/ssim_cpu.c`` computes PATN's windowed SSIM (and mask-SSIM) per image and PSSIM's
-background SSIM and part-mask statistics in one cache-blocked pass per image plane
-(``csrc/patn_mask_cpu.c`` rasterises PATN's mask, one image per thread task): the four
+background SSIM and part-mask statistics (the masks formed on the fly) in one cache-blocked
+pass per image plane (``csrc/patn_mask_cpu.c`` rasterises PATN's mask, one image per thread
+task): the four
 moment planes are formed on the fly, filtered along the row into a ring of the last ``k``
 rows that stays in L1, then down the column and into the SSIM value, and no full-size plane
 is ever written. It is float32 and forward-only (the metrics need no gradient); on this
@@ -52,7 +53,7 @@ __all__ = [
     "library",
     "native_mode",
     "patn_mask",
-    "pssim_stats",
+    "pssim_parts",
     "ssim_mean",
     "state",
     "usable",
@@ -174,10 +175,10 @@ def _load() -> ctypes.CDLL:
 
 def _declare(lib: ctypes.CDLL) -> None:
     p, i, d, f = ctypes.c_void_p, ctypes.c_int, ctypes.c_double, ctypes.c_float
-    lib.pp_ssim_mean.argtypes = [p, p, p, i, i, i, i, p, i, d, d, i, d, p, i]
+    lib.pp_ssim_mean.argtypes = [p, p, p, i, i, i, i, i, p, i, d, d, i, d, p, i]
     lib.pp_ssim_mean.restype = i
-    lib.pp_pssim_stats.argtypes = [p, p, p, i, i, i, i, i, p, i, f, f, p, p, p, i]
-    lib.pp_pssim_stats.restype = i
+    lib.pp_pssim_parts.argtypes = [p, p, p, p, p, p, i, i, i, i, i, p, i, f, f, p, p, p, i]
+    lib.pp_pssim_parts.restype = i
     lib.pp_patn_mask.argtypes = [p, i, i, i, p, i, d, i, p, i]
     lib.pp_patn_mask.restype = i
 
@@ -259,7 +260,8 @@ def ssim_mean(
     data_range: float | None = None,
 ) -> Tensor:
     """Per-image mean of the valid windowed SSIM map ``(N,)`` float64 of float32 CPU images
-    ``x, y`` (N, C, H, W), both times ``mask`` (N, 1, H, W) if given; ``C1 = (k1 R)^2``,
+    ``x, y`` (N, C, H, W), both times ``mask`` (N, 1, H, W) if given (float, or bool / uint8
+    0/1 read as bytes); ``C1 = (k1 R)^2``,
     ``C2 = (k2 R)^2`` with ``R = data_range``, or when None the ``max - min`` of each (masked)
     ``x`` (PATN's protocol). Raises RuntimeError if the library is unavailable."""
     lib = library()
@@ -271,45 +273,61 @@ def ssim_mean(
     if mask is not None:
         if mask.shape != (n, 1, h, w):
             raise ValueError(f"ssim_mean: mask must be {(n, 1, h, w)}, got {tuple(mask.shape)}")
-        mask = mask.to(torch.float32).contiguous()
+        # a 0/1 mask is read as bytes: no float copy (a fresh 4-byte-per-pixel buffer costs
+        # more than the conversion itself)
+        mask_u8 = mask.dtype in (torch.bool, torch.uint8)
+        mask = (mask.view(torch.uint8) if mask_u8 else mask.to(torch.float32)).contiguous()
     out = torch.empty(n, dtype=torch.float64)
-    rng = 0 if data_range is None else 1
+    from_x = int(data_range is None)  # R from each (masked) x, else data_range
+    as_bytes = int(mask is not None and mask.dtype == torch.uint8)
     rc = lib.pp_ssim_mean(
-        _ptr(x), _ptr(y), _ptr(mask), n, c, h, w, _ptr(t), t.numel(), k1, k2,
-        1 - rng, float(data_range or 0.0), _ptr(out), torch.get_num_threads(),
+        _ptr(x), _ptr(y), _ptr(mask), as_bytes, n, c, h, w, _ptr(t), t.numel(), k1, k2, from_x,
+        float(data_range or 0.0), _ptr(out), torch.get_num_threads(),
     )  # fmt: skip
     _check(rc, "ssim_mean")
     calls["ssim_mean"] += 1
     return out
 
 
-def pssim_stats(
-    x: Tensor, y: Tensor, masks: Tensor, taps, c1: float, c2: float
+def pssim_parts(
+    x: Tensor, y: Tensor, terms, taps, c1: float, c2: float
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """PSSIM's pieces for float32 CPU images ``x, y`` (N, C, H, W) and ``masks``
-    (N, 1 + K, H, W), background first: the background's mean windowed SSIM of ``M_0 x``,
+    """PSSIM's pieces for float32 CPU images ``x, y`` (N, C, H, W) and the part masks' terms
+    ``terms`` (:func:`personpose.data.pose.part_mask_terms`), the masks ``M_k`` formed on the
+    fly and ``M_0 = 1 - max_k M_k``: the background's mean windowed SSIM of ``M_0 x``,
     ``M_0 y`` ``(N,)``; the sums over pixels of ``M_k`` times ``x, y, x^2 + y^2, x y``
     ``(N, K, 4C)`` (roles in that order, ``C`` channels each); the mask sums ``(N, K)``. All
-    float64 (per-row float32 sums, accumulated in float64)."""
+    float64 (per-row float32 sums accumulated in float64; the masks within ~1e-7 of
+    :func:`personpose.data.pose.part_masks`)."""
     lib = library()
     if lib is None:
         raise RuntimeError(f"personpose native kernels unavailable: {_failed}")
-    x, y = _images(x, y, "pssim_stats")
+    x, y = _images(x, y, "pssim_parts")
     n, c, h, w = x.shape
-    if masks.dim() != 4 or masks.shape[0] != n or masks.shape[2:] != (h, w) or masks.shape[1] < 2:
-        raise ValueError(f"pssim_stats: masks must be (N, 1 + K, H, W); got {tuple(masks.shape)}")
-    t = _taps(taps, "pssim_stats", h, w, c)
-    masks = masks.to(torch.float32).contiguous()
-    k = masks.shape[1] - 1
+    t = _taps(taps, "pssim_parts", h, w, c)
+    rt, ct, qc, dc = (v.to(device="cpu", dtype=torch.float32).contiguous() for v in terms)
+    k = rt.shape[1] if rt.dim() == 3 else 0
+    if (
+        k < 1
+        or rt.shape != (n, k, h)
+        or qc.shape != (n, k, h)
+        or ct.shape != (n, k, w)
+        or (dc.shape != (n, k, w))
+    ):
+        shapes = [tuple(v.shape) for v in (rt, ct, qc, dc)]
+        raise ValueError(
+            f"pssim_parts: terms must be (N, K, H), (N, K, W), (N, K, H), (N, K, W) for images "
+            f"{tuple(x.shape)}; got {shapes}"
+        )
     bg = torch.empty(n, dtype=torch.float64)
     stats = torch.empty(n, k, 4 * c, dtype=torch.float64)
     sums = torch.empty(n, k, dtype=torch.float64)
-    rc = lib.pp_pssim_stats(
-        _ptr(x), _ptr(y), _ptr(masks), n, c, h, w, k, _ptr(t), t.numel(), c1, c2,
-        _ptr(bg), _ptr(stats), _ptr(sums), torch.get_num_threads(),
+    rc = lib.pp_pssim_parts(
+        _ptr(x), _ptr(y), _ptr(rt), _ptr(ct), _ptr(qc), _ptr(dc), n, c, h, w, k, _ptr(t),
+        t.numel(), c1, c2, _ptr(bg), _ptr(stats), _ptr(sums), torch.get_num_threads(),
     )  # fmt: skip
-    _check(rc, "pssim_stats")
-    calls["pssim_stats"] += 1
+    _check(rc, "pssim_parts")
+    calls["pssim_parts"] += 1
     return bg, stats, sums
 
 

@@ -8,7 +8,8 @@ functions (``personpose.losses.part_ssim``). ``missing_parts``:
 ``"faithful"`` (the reference: a part with a missing joint has an all-zero mask and scores 1)
 or ``"exclude"``. Computed in float32 by default (as the loss; ~2e-7 from float64); in
 float32 on CPU the background SSIM and the part statistics come from personpose's native
-kernel (:func:`personpose.kernels.native.pssim_stats`), combined by the loss's own formulas.
+kernel (:func:`personpose.kernels.native.pssim_parts`, the masks formed on the fly), combined
+by the loss's own formulas.
 """
 
 from __future__ import annotations
@@ -30,35 +31,36 @@ def pssim(
     dtype: torch.dtype = torch.float32,
 ) -> Tensor:
     """Per-image pSSIM ``(N,)`` of images ``(N, 3, H, W)`` in [0, 1] with target keypoints."""
-    from personpose.data.pose import part_masks
+    from personpose.data.pose import part_mask_terms, part_masks
     from personpose.kernels import native
     from personpose.losses.part_ssim import part_ssim_from_sums, part_ssim_terms
     from personpose.losses.ssim import check_images, gaussian_taps
     from personpose.metrics.ssim_variants import chunked
 
-    taps = gaussian_taps(WIN_SIZE, WIN_SIGMA)
-
-    def one(p, t, kp):
-        masks = part_masks(kp.to(dtype), p.shape[-2:])
-        p, t = p.to(dtype).contiguous(), t.to(dtype).contiguous()
-        if native.usable(p, t):  # one cache-blocked pass per plane (personpose.kernels.native)
+    with torch.no_grad():
+        p, t = pred.to(dtype).contiguous(), target.to(dtype).contiguous()
+        if native.usable(p, t):  # masks formed on the fly, whole batch (personpose.kernels.native)
             check_images(p, t, WIN_SIZE, 1.0, fn="pssim")
-            c1, c2 = 0.01**2, 0.03**2
-            bg, stats, sums = native.pssim_stats(p, t, masks, taps, c1, c2)
+            terms = part_mask_terms(kp2.to(dtype), p.shape[-2:])
+            taps = gaussian_taps(WIN_SIZE, WIN_SIGMA)
+            bg, stats, sums = native.pssim_parts(p, t, terms, taps, 0.01**2, 0.03**2)
             return part_ssim_from_sums(stats, sums, bg, 1.0, missing_parts).per_sample
-        terms = part_ssim_terms(
-            p,
-            t,
-            masks,
-            win_size=WIN_SIZE,
-            win_sigma=WIN_SIGMA,
-            data_range=1.0,
-            missing_parts=missing_parts,
-        )
-        return terms.per_sample.to(torch.float64)
 
-    with torch.no_grad():  # slices of a few images: masks and planes stay in cache
-        return chunked(one, pred, target, kp2, budget=CHUNK_ELEMENTS)
+        def one(p, t, kp):
+            masks = part_masks(kp.to(dtype), p.shape[-2:])
+            terms = part_ssim_terms(
+                p,
+                t,
+                masks,
+                win_size=WIN_SIZE,
+                win_sigma=WIN_SIGMA,
+                data_range=1.0,
+                missing_parts=missing_parts,
+            )
+            return terms.per_sample.to(torch.float64)
+
+        # slices of a few images: masks and planes stay in cache
+        return chunked(one, p, t, kp2, budget=CHUNK_ELEMENTS)
 
 
 class PartSSIM(PerImageMetric):

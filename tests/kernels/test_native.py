@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from personpose.data.pose import part_masks
+from personpose.data.pose import part_mask_terms, part_masks
 from personpose.kernels import compile_mode, native
 from personpose.kernels.native import native_mode
 from personpose.losses.part_ssim import part_ssim_terms
@@ -60,6 +60,8 @@ def test_ssim_mean_equals_the_torch_kernels(n, h, w):
         ref_m = ssim_patn(x.double(), y.double(), dtype=torch.float64, mask=mask.double())
     out = native.ssim_mean(x, y, None, _patn_taps(), 0.01, 0.03)
     out_m = native.ssim_mean(x, y, mask, _patn_taps(), 0.01, 0.03)
+    as_bool = native.ssim_mean(x, y, mask.bool(), _patn_taps(), 0.01, 0.03)  # read as bytes
+    assert torch.equal(as_bool, out_m)
     assert out.dtype == torch.float64 and out.shape == (n,)
     assert torch.allclose(out, ref, atol=1e-6, rtol=0)
     assert torch.allclose(out_m, ref_m, atol=1e-6, rtol=0)
@@ -82,7 +84,7 @@ def test_the_metrics_use_it_and_agree_with_the_torch_path():
     fast = ssim_patn(x, y, dtype=torch.float32), mask_ssim(x, y, kp, dtype=torch.float32)
     fast += (pssim(x, y, kp), pssim(x, y, kp, missing_parts="exclude"))
     assert native.calls["ssim_mean"] >= before.get("ssim_mean", 0) + 2
-    assert native.calls["pssim_stats"] >= before.get("pssim_stats", 0) + 2
+    assert native.calls["pssim_parts"] >= before.get("pssim_parts", 0) + 2
     with native_mode("never"):
         slow = ssim_patn(x, y, dtype=torch.float32), mask_ssim(x, y, kp, dtype=torch.float32)
         slow += (pssim(x, y, kp), pssim(x, y, kp, missing_parts="exclude"))
@@ -91,35 +93,52 @@ def test_the_metrics_use_it_and_agree_with_the_torch_path():
     assert not torch.equal(fast[2], fast[3])  # the missing joint matters
 
 
-def test_pssim_stats_are_the_mask_weighted_sums():
+def test_pssim_parts_are_the_mask_weighted_sums():
     x, y = _pair((2, 3, 37, 29), seed=3)
-    masks = part_masks(_keypoints(2, 37, 29, seed=4), (37, 29))
-    bg, stats, sums = native.pssim_stats(x, y, masks, gaussian_taps(7, 0.8), 1e-4, 9e-4)
+    kp = _keypoints(2, 37, 29, seed=4)
+    masks = part_masks(kp, (37, 29))
+    terms = part_mask_terms(kp, (37, 29))
+    bg, stats, sums = native.pssim_parts(x, y, terms, gaussian_taps(7, 0.8), 1e-4, 9e-4)
     parts = masks[:, 1:].double()
     planes = torch.cat([x, y, x * x + y * y, x * y], 1).double()
     expected = torch.einsum("nkhw,njhw->nkj", parts, planes)
     assert stats.shape == (2, 10, 12) and sums.shape == (2, 10)
-    assert torch.allclose(stats, expected, rtol=1e-6, atol=1e-6)
-    assert torch.allclose(sums, parts.sum((-2, -1)), rtol=1e-6, atol=1e-6)
-    assert (sums[0] == 0).any()  # the parts of the missing joint
+    assert torch.allclose(stats, expected, rtol=2e-6, atol=1e-6)
+    assert torch.allclose(sums, parts.sum((-2, -1)), rtol=2e-6, atol=1e-6)
+    assert (sums[0] == 0).sum() >= 1 and (sums[1] > 0).all()  # the parts of the missing joint
     ref = part_ssim_terms(x.double(), y.double(), masks.double()).background
     assert torch.allclose(bg, ref, atol=1e-6, rtol=0)
 
 
+def test_the_on_the_fly_masks_follow_exp2_over_its_range():
+    # image n has one part with M = 2^e_n at all 11 x 11 pixels: its mask sum is 121 2^e_n,
+    # for e_n from 0 (a part's peak) down past float32's normal range, and a missing part
+    e = torch.cat([torch.linspace(-125.0, 0.0, 2001), torch.tensor([-127.5, -float("inf")])])
+    n = e.numel()
+    x = torch.full((n, 3, 11, 11), 0.5)
+    zeros_h, zeros_w = torch.zeros(n, 1, 11), torch.zeros(n, 1, 11)
+    terms = (zeros_h, e.view(n, 1, 1).expand(n, 1, 11), zeros_h, zeros_w)
+    _, stats, sums = native.pssim_parts(x, x, terms, gaussian_taps(7, 0.8), 1e-4, 9e-4)
+    exact = 121 * torch.exp2(e[:-2].double())
+    assert torch.allclose(sums[:-2, 0], exact, rtol=1e-6, atol=0)
+    assert torch.allclose(stats[:-2, 0, 0], 0.5 * exact, rtol=1e-6, atol=0)  # sum of M x
+    assert float(sums[-2, 0]) < 1e-36 and float(sums[-1, 0]) == 0.0  # missing: exactly zero
+
+
 def test_results_do_not_depend_on_the_thread_count():
     x, y = _pair((5, 3, 64, 48), seed=5)
-    masks = torch.rand(5, 11, 64, 48)
+    terms = part_mask_terms(_keypoints(5, 64, 48, seed=6), (64, 48))
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
         one = (
             native.ssim_mean(x, y, None, _patn_taps(), 0.01, 0.03),
-            *native.pssim_stats(x, y, masks, gaussian_taps(7, 0.8), 1e-4, 9e-4),
+            *native.pssim_parts(x, y, terms, gaussian_taps(7, 0.8), 1e-4, 9e-4),
         )
         torch.set_num_threads(2)
         two = (
             native.ssim_mean(x, y, None, _patn_taps(), 0.01, 0.03),
-            *native.pssim_stats(x, y, masks, gaussian_taps(7, 0.8), 1e-4, 9e-4),
+            *native.pssim_parts(x, y, terms, gaussian_taps(7, 0.8), 1e-4, 9e-4),
         )
     finally:
         torch.set_num_threads(threads)
@@ -136,8 +155,9 @@ def test_bad_sizes_are_refused_with_the_reason():
         native.ssim_mean(x, y, torch.ones(1, 2, 20, 20), _patn_taps(), 0.01, 0.03)
     with pytest.raises(ValueError, match="1 to 16"):
         native.ssim_mean(x, y, None, [1 / 17] * 17, 0.01, 0.03)
-    with pytest.raises(ValueError, match="masks must be"):
-        native.pssim_stats(x, y, torch.ones(1, 11, 20, 19), gaussian_taps(7, 0.8), 1e-4, 9e-4)
+    terms = part_mask_terms(_keypoints(1, 20, 19), (20, 19))
+    with pytest.raises(ValueError, match="terms must be"):
+        native.pssim_parts(x, y, terms, gaussian_taps(7, 0.8), 1e-4, 9e-4)
 
 
 def test_not_used_for_float64_or_gradients_or_when_off():

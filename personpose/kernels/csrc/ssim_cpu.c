@@ -4,7 +4,8 @@
  * machine's own vector instructions) and called through ctypes. Two entry points:
  *
  *   pp_ssim_mean    per-image mean of the valid windowed SSIM map (PATN's ssim / mask-ssim);
- *   pp_pssim_stats  the background SSIM sum and the part-mask contraction of PSSIM.
+ *   pp_pssim_parts  PSSIM's background SSIM and part statistics, the part masks formed on
+ *                   the fly from their separable row and column terms.
  *
  * Images are planar (N, C, H, W), contiguous. A window is given by its k 1-D taps (k <= 16)
  * and applied separably without padding. Per pixel the four planes x, y, x^2 + y^2 and x y are
@@ -16,8 +17,8 @@
  * which is summed in double per row: no full-size plane is ever written. Planes are processed
  * in strips of STRIP output columns so that the ring (k rows x 4 planes) stays in L1. Lanes are
  * GCC/Clang vector extensions (8 floats: AVX2 on x86, two NEON registers on arm64).
- * Work is spread over threads (pthreads) task by task: a task is one image plane or, for the
- * contraction, one image. Every function returns 0, or -1 when memory ran out.
+ * Work is spread over threads (tasks.h) task by task: a task is one image plane (SSIM) or one
+ * image (PSSIM). Every function returns 0, or -1 when memory ran out.
  */
 #include <math.h>
 #include <stddef.h>
@@ -33,7 +34,12 @@ typedef int v8i __attribute__((vector_size(32)));
 #define MAXK 16  /* longest window */
 #define MAXJ 32  /* most contraction planes (4 C) */
 
+typedef unsigned char u8x8 __attribute__((vector_size(8)));
 static inline v8 ld(const float *p) { v8 v; __builtin_memcpy(&v, p, sizeof v); return v; }
+/* 8 bytes (a 0/1 mask) as 8 floats */
+static inline v8 ldb(const unsigned char *p) {
+  u8x8 b; __builtin_memcpy(&b, p, sizeof b); return __builtin_convertvector(b, v8);
+}
 static inline void st(float *p, v8 v) { __builtin_memcpy(p, &v, sizeof v); }
 static inline v8 bc(float f) { return (v8){f, f, f, f, f, f, f, f}; }
 static inline v8 vmin(v8 a, v8 b) { v8i m = a < b; return (v8)(((v8i)a & m) | ((v8i)b & ~m)); }
@@ -45,8 +51,8 @@ static inline double hsum(v8 v) { double s = 0; for (int l = 0; l < L; l++) s +=
 #define SSIM_WORK (4 * SSIM_IN + MAXK * 4 * STRIP)
 
 static inline __attribute__((always_inline)) double plane_sum_k(
-    const float *x, const float *y, const float *m, int h, int w, const float *taps,
-    const int k, float c1, float c2, float *work) {
+    const float *x, const float *y, const float *m, const unsigned char *mb, int h, int w,
+    const float *taps, const int k, float c1, float c2, float *work) {
   const int wo = w - k + 1;
   float *in = work;           /* 4 planes x SSIM_IN */
   float *ring = in + 4 * SSIM_IN; /* k rows x 4 planes x STRIP */
@@ -62,15 +68,18 @@ static inline __attribute__((always_inline)) double plane_sum_k(
     for (int r = 0; r < h; r++) {
       const float *xr = x + (size_t)r * w + c0, *yr = y + (size_t)r * w + c0;
       const float *mr = m ? m + (size_t)r * w + c0 : NULL;
+      const unsigned char *mbr = mb ? mb + (size_t)r * w + c0 : NULL;
       float *q0 = in, *q1 = in + SSIM_IN, *q2 = in + 2 * SSIM_IN, *q3 = in + 3 * SSIM_IN;
       for (int j = 0; j < wv; j += L) {
         v8 a = ld(xr + j), b = ld(yr + j);
         if (mr) { v8 mm = ld(mr + j); a *= mm; b *= mm; }
+        if (mbr) { v8 mm = ldb(mbr + j); a *= mm; b *= mm; }
         st(q0 + j, a); st(q1 + j, b); st(q2 + j, a * a + b * b); st(q3 + j, a * b);
       }
       for (int j = wv; j < sw; j++) {
         float a = xr[j], b = yr[j];
         if (mr) { a *= mr[j]; b *= mr[j]; }
+        if (mbr) { a *= mbr[j]; b *= mbr[j]; }
         q0[j] = a; q1[j] = b; q2[j] = a * a + b * b; q3[j] = a * b;
       }
       /* along the row: two vectors of each plane at once (8 independent sums) */
@@ -127,16 +136,17 @@ static inline __attribute__((always_inline)) double plane_sum_k(
 }
 
 /* the common windows get their own unrolled copies */
-static double plane_sum(const float *x, const float *y, const float *m, int h, int w,
-                        const float *taps, int k, float c1, float c2, float *work) {
-  if (k == 11) return plane_sum_k(x, y, m, h, w, taps, 11, c1, c2, work);
-  if (k == 7) return plane_sum_k(x, y, m, h, w, taps, 7, c1, c2, work);
-  return plane_sum_k(x, y, m, h, w, taps, k, c1, c2, work);
+static double plane_sum(const float *x, const float *y, const float *m, const unsigned char *mb,
+                        int h, int w, const float *taps, int k, float c1, float c2, float *work) {
+  if (k == 11) return plane_sum_k(x, y, m, mb, h, w, taps, 11, c1, c2, work);
+  if (k == 7) return plane_sum_k(x, y, m, mb, h, w, taps, 7, c1, c2, work);
+  return plane_sum_k(x, y, m, mb, h, w, taps, k, c1, c2, work);
 }
 
 /* ------------------------------------------------------------------ pp_ssim_mean */
 typedef struct {
   const float *x, *y, *mask, *taps;
+  const unsigned char *mask_u8; /* or the mask as bytes */
   int n, c, h, w, k, range_mode;
   double k1, k2, data_range;
   float *consts; /* (n, 2): C1, C2 */
@@ -151,6 +161,7 @@ static void range_task(void *vctx, int i, float *work) {
   if (s->range_mode) {
     const float *xi = s->x + (size_t)i * s->c * plane;
     const float *mi = s->mask ? s->mask + (size_t)i * plane : NULL;
+    const unsigned char *mbi = s->mask_u8 ? s->mask_u8 + (size_t)i * plane : NULL;
     v8 lo = bc(INFINITY), hi = bc(-INFINITY);
     float l1 = INFINITY, h1 = -INFINITY;
     const size_t pv = plane / L * L;
@@ -159,11 +170,13 @@ static void range_task(void *vctx, int i, float *work) {
       for (size_t p = 0; p < pv; p += L) {
         v8 v = ld(xc + p);
         if (mi) v *= ld(mi + p);
+        if (mbi) v *= ldb(mbi + p);
         lo = vmin(v, lo); hi = vmax(v, hi);
       }
       for (size_t p = pv; p < plane; p++) {
         float v = xc[p];
         if (mi) v *= mi[p];
+        if (mbi) v *= mbi[p];
         l1 = v < l1 ? v : l1; h1 = v > h1 ? v : h1;
       }
     }
@@ -179,18 +192,23 @@ static void ssim_task(void *vctx, int pc, float *work) {
   const size_t plane = (size_t)s->h * s->w;
   const int i = pc / s->c;
   s->sums[pc] = plane_sum(s->x + (size_t)pc * plane, s->y + (size_t)pc * plane,
-                          s->mask ? s->mask + (size_t)i * plane : NULL, s->h, s->w, s->taps,
+                          s->mask ? s->mask + (size_t)i * plane : NULL,
+                          s->mask_u8 ? s->mask_u8 + (size_t)i * plane : NULL, s->h, s->w, s->taps,
                           s->k, s->consts[2 * i], s->consts[2 * i + 1], work);
 }
 
-/* Per-image mean SSIM out[n] of x, y (n, c, h, w), each times mask (n, 1, h, w) if given;
+/* Per-image mean SSIM out[n] of x, y (n, c, h, w), each times mask (n, 1, h, w) if given
+ * (float32, or 0/1 bytes when mask_u8 is 1);
  * C1 = (k1 R)^2, C2 = (k2 R)^2 with R = max - min of the (masked) x of each image when
  * range_mode is 1, else R = data_range. Needs h, w >= k and 1 <= k <= MAXK. */
-int pp_ssim_mean(const float *x, const float *y, const float *mask, int n, int c, int h, int w,
+int pp_ssim_mean(const float *x, const float *y, const void *mask, int mask_u8, int n, int c,
+                 int h, int w,
                  const float *taps, int k, double k1, double k2, int range_mode,
                  double data_range, double *out, int nthreads) {
   if (k < 1 || k > MAXK || h < k || w < k) return -2;
-  ssim_ctx s = {x, y, mask, taps, n, c, h, w, k, range_mode, k1, k2, data_range, NULL, NULL};
+  ssim_ctx s = {x, y, mask_u8 ? NULL : (const float *)mask, taps,
+                mask_u8 ? (const unsigned char *)mask : NULL, n, c, h, w, k, range_mode, k1, k2,
+                data_range, NULL, NULL};
   s.consts = (float *)malloc(sizeof(float) * 2 * (size_t)n);
   s.sums = (double *)malloc(sizeof(double) * (size_t)n * c);
   int rc = (s.consts && s.sums) ? 0 : -1;
@@ -209,25 +227,60 @@ int pp_ssim_mean(const float *x, const float *y, const float *mask, int n, int c
   return rc;
 }
 
-/* ---------------------------------------------------------------- pp_pssim_stats */
+/* ---------------------------------------------------------------- pp_pssim_parts */
+/* 2^x, 8 lanes, for x <= ~0: 0 below 2^-126 (and for -inf); relative error ~1e-7 (a degree-7
+ * Taylor polynomial of 2^f on [-1/2, 1/2], times 2^n from the exponent bits) */
+static inline v8 vexp2(v8 x) {
+  x = vmax(x, bc(-127.f));
+  const v8 magic = bc(12582912.f); /* 1.5 * 2^23: (x + magic) - magic rounds x to an integer */
+  const v8 nf = (x + magic) - magic;
+  const v8 f = x - nf;
+  v8 p = bc(1.525273380405984e-05f);
+  p = p * f + 1.5403530393381606e-04f;
+  p = p * f + 1.3333558146428443e-03f;
+  p = p * f + 9.618129107628477e-03f;
+  p = p * f + 5.550410866482158e-02f;
+  p = p * f + 2.402265069591007e-01f;
+  p = p * f + 6.931471805599453e-01f;
+  p = p * f + 1.0f;
+  const v8i n = __builtin_convertvector(nf, v8i);
+  const v8i keep = n >= -126;
+  const v8 scale = (v8)((n + 127) << 23);
+  return (v8)((v8i)(p * scale) & keep);
+}
+
 typedef struct {
-  const float *x, *y, *masks, *taps;
+  const float *x, *y, *taps;
+  const float *row_term, *col_term, *q_cross, *dc; /* (n, parts, h) and (n, parts, w) */
   int n, c, h, w, parts, k;
   float c1, c2;
   double *bg, *stats, *mask_sums;
-  double *bg_planes; /* (n, c) */
 } pssim_ctx;
 
 #define FLUSH_ROWS 16 /* rows summed in float before the double accumulators */
 
-static inline __attribute__((always_inline)) void contract_image_j(
-    const float *x, const float *y, const float *parts, int c, const int J, int K, int h,
-    int w, double *stats, double *sums, float *work) {
+static inline __attribute__((always_inline)) void pssim_image_j(
+    const pssim_ctx *s, int i, const int J, float *work) {
+  const int c = s->c, h = s->h, w = s->w, K = s->parts;
   const size_t plane = (size_t)h * w;
   const int wq = (w + L - 1) / L * L;
-  float *q = work;                 /* J planes x wq: one row of x, y, x^2 + y^2, x y */
-  v8 *acc = (v8 *)(q + (size_t)J * wq); /* K x (J + 1) float sums of FLUSH_ROWS rows */
-  const int wv = w / L * L;
+  const float *x = s->x + (size_t)i * c * plane, *y = s->y + (size_t)i * c * plane;
+  const float *rt = s->row_term + (size_t)i * K * h, *qc = s->q_cross + (size_t)i * K * h;
+  double *stats = s->stats + (size_t)i * K * J, *sums = s->mask_sums + (size_t)i * K;
+  /* scratch: M_0 plane | padded column terms (2 K wq) | M_k rows (K wq) | their max | J planes
+   * of one row | sums */
+  float *m0 = work;
+  float *ct = m0 + (plane + L - 1) / L * L, *dcol = ct + (size_t)K * wq;
+  float *mks = dcol + (size_t)K * wq, *mrow = mks + (size_t)K * wq, *q = mrow + wq;
+  v8 *acc = (v8 *)(q + (size_t)J * wq); /* K x (J + 1) */
+  float *ssim_work = (float *)(acc + (size_t)K * (J + 1));
+  for (int kk = 0; kk < K; kk++)
+    for (int j = 0; j < wq; j++) { /* padding: M = 2^-inf = 0 */
+      const int in = j < w;
+      ct[(size_t)kk * wq + j] = in ? s->col_term[((size_t)i * K + kk) * w + j] : -INFINITY;
+      dcol[(size_t)kk * wq + j] = in ? s->dc[((size_t)i * K + kk) * w + j] : 0.f;
+    }
+  memset(q, 0, sizeof(float) * J * wq);
   for (int t = 0; t < K * (J + 1); t++) acc[t] = bc(0.f);
   for (int t = 0; t < K * J; t++) stats[t] = 0;
   for (int t = 0; t < K; t++) sums[t] = 0;
@@ -236,28 +289,43 @@ static inline __attribute__((always_inline)) void contract_image_j(
       const float *xr = x + ch * plane + (size_t)r * w, *yr = y + ch * plane + (size_t)r * w;
       float *qx = q + (size_t)ch * wq, *qy = q + (size_t)(c + ch) * wq;
       float *qs = q + (size_t)(2 * c + ch) * wq, *qp = q + (size_t)(3 * c + ch) * wq;
-      for (int j = 0; j < w; j++) {
+      const int wv = w / L * L;
+      for (int j = 0; j < wv; j += L) {
+        const v8 a = ld(xr + j), b = ld(yr + j);
+        st(qx + j, a); st(qy + j, b); st(qs + j, a * a + b * b); st(qp + j, a * b);
+      }
+      for (int j = wv; j < w; j++) {
         const float a = xr[j], b = yr[j];
         qx[j] = a; qy[j] = b; qs[j] = a * a + b * b; qp[j] = a * b;
       }
     }
+    /* the masks of this row (one loop: the polynomial's constants stay in registers) */
+    for (int j = 0; j < wq; j += L) st(mrow + j, bc(0.f));
     for (int kk = 0; kk < K; kk++) {
-      const float *mr = parts + (size_t)kk * plane + (size_t)r * w;
+      const v8 row = bc(rt[(size_t)kk * h + r]), cross = bc(qc[(size_t)kk * h + r]);
+      const float *ck = ct + (size_t)kk * wq, *dk = dcol + (size_t)kk * wq;
+      float *mk = mks + (size_t)kk * wq;
+      for (int j = 0; j < wq; j += L) {
+        const v8 mm = vexp2((row + ld(ck + j)) - cross * ld(dk + j));
+        st(mk + j, mm);
+        st(mrow + j, vmax(ld(mrow + j), mm));
+      }
+    }
+    /* their sums with the planes (one loop: the J + 1 sums stay in registers) */
+    for (int kk = 0; kk < K; kk++) {
+      const float *mk = mks + (size_t)kk * wq;
       v8 a[MAXJ + 1];
       for (int jq = 0; jq <= J; jq++) a[jq] = bc(0.f);
-      for (int j = 0; j < wv; j += L) {
-        const v8 mm = ld(mr + j);
+      for (int j = 0; j < wq; j += L) {
+        const v8 mm = ld(mk + j);
         a[J] += mm;
         for (int jq = 0; jq < J; jq++) a[jq] += mm * ld(q + (size_t)jq * wq + j);
-      }
-      for (int j = wv; j < w; j++) {
-        const float mm = mr[j];
-        a[J][0] += mm;
-        for (int jq = 0; jq < J; jq++) a[jq][0] += mm * q[(size_t)jq * wq + j];
       }
       v8 *ak = acc + (size_t)kk * (J + 1);
       for (int jq = 0; jq <= J; jq++) ak[jq] += a[jq];
     }
+    float *m0r = m0 + (size_t)r * w;
+    for (int j = 0; j < w; j++) m0r[j] = 1.f - mrow[j];
     if ((r + 1) % FLUSH_ROWS == 0 || r == h - 1) {
       for (int kk = 0; kk < K; kk++) {
         v8 *ak = acc + (size_t)kk * (J + 1);
@@ -267,58 +335,34 @@ static inline __attribute__((always_inline)) void contract_image_j(
       }
     }
   }
+  double total = 0;
+  for (int ch = 0; ch < c; ch++)
+    total += plane_sum(x + ch * plane, y + ch * plane, m0, NULL, h, w, s->taps, s->k, s->c1, s->c2,
+                       ssim_work);
+  s->bg[i] = total / ((double)c * (h - s->k + 1) * (w - s->k + 1));
 }
 
-static void contract_image(const float *x, const float *y, const float *parts, int c, int K,
-                           int h, int w, double *stats, double *sums, float *work) {
-  if (c == 3) contract_image_j(x, y, parts, 3, 12, K, h, w, stats, sums, work);
-  else if (c == 1) contract_image_j(x, y, parts, 1, 4, K, h, w, stats, sums, work);
-  else contract_image_j(x, y, parts, c, 4 * c, K, h, w, stats, sums, work);
+static void pssim_task(void *vctx, int i, float *work) {
+  const pssim_ctx *s = (const pssim_ctx *)vctx;
+  if (s->c == 3) pssim_image_j(s, i, 12, work);
+  else pssim_image_j(s, i, 4 * s->c, work);
 }
 
-static void pssim_task(void *vctx, int t, float *work) {
-  pssim_ctx *s = (pssim_ctx *)vctx;
-  const size_t plane = (size_t)s->h * s->w;
-  const size_t per_image = (size_t)(1 + s->parts) * plane;
-  const int nplanes = s->n * s->c;
-  if (t < nplanes) { /* background: windowed SSIM of M_0 x, M_0 y */
-    const int i = t / s->c;
-    s->bg_planes[t] = plane_sum(s->x + (size_t)t * plane, s->y + (size_t)t * plane,
-                                s->masks + i * per_image, s->h, s->w, s->taps, s->k, s->c1,
-                                s->c2, work);
-  } else { /* parts: sum_p M_k(p) planes_j(p) and sum_p M_k(p) */
-    const int i = t - nplanes;
-    const int J = 4 * s->c;
-    contract_image(s->x + (size_t)i * s->c * plane, s->y + (size_t)i * s->c * plane,
-                   s->masks + i * per_image + plane, s->c, s->parts, s->h, s->w,
-                   s->stats + (size_t)i * s->parts * J, s->mask_sums + (size_t)i * s->parts,
-                   work);
-  }
-}
-
-/* PSSIM's pieces for x, y (n, c, h, w) and masks (n, 1 + parts, h, w), background first:
+/* PSSIM's pieces for x, y (n, c, h, w) and the part masks M_k = 2^(row_term + col_term -
+ * q_cross dc) (k = 1..parts; row terms (n, parts, h), column terms (n, parts, w); see
+ * personpose.data.pose.part_mask_terms), formed on the fly, with M_0 = 1 - max_k M_k:
  * bg[n] the mean valid windowed SSIM of M_0 x, M_0 y (constants c1, c2); stats[n, parts, 4c]
  * the sums over pixels of M_k times x, y, x^2 + y^2, x y (each c channels, in that order);
  * mask_sums[n, parts] the sums of M_k. Needs h, w >= k, 1 <= k <= MAXK and 4 c <= MAXJ. */
-int pp_pssim_stats(const float *x, const float *y, const float *masks, int n, int c, int h,
-                   int w, int parts, const float *taps, int k, float c1, float c2, double *bg,
-                   double *stats, double *mask_sums, int nthreads) {
-  if (k < 1 || k > MAXK || h < k || w < k || 4 * c > MAXJ) return -2;
-  pssim_ctx s = {x, y, masks, taps, n, c, h, w, parts, k, c1, c2, bg, stats, mask_sums, NULL};
-  s.bg_planes = (double *)malloc(sizeof(double) * (size_t)n * c);
-  if (!s.bg_planes) return -1;
+int pp_pssim_parts(const float *x, const float *y, const float *row_term, const float *col_term,
+                   const float *q_cross, const float *dc, int n, int c, int h, int w, int parts,
+                   const float *taps, int k, float c1, float c2, double *bg, double *stats,
+                   double *mask_sums, int nthreads) {
+  if (k < 1 || k > MAXK || h < k || w < k || 4 * c > MAXJ || parts < 1) return -2;
+  pssim_ctx s = {x, y, taps, row_term, col_term, q_cross, dc, n, c, h, w, parts, k, c1, c2,
+                 bg, stats, mask_sums};
   const size_t wq = (size_t)(w + L - 1) / L * L;
-  size_t work = (size_t)4 * c * wq + (size_t)parts * (4 * c + 1) * L + L;
-  if (work < SSIM_WORK) work = SSIM_WORK;
-  int rc = run_tasks(pssim_task, &s, n * c + n, work, nthreads);
-  if (rc == 0) {
-    const double count = (double)c * (h - k + 1) * (w - k + 1);
-    for (int i = 0; i < n; i++) {
-      double t = 0;
-      for (int ch = 0; ch < c; ch++) t += s.bg_planes[(size_t)i * c + ch];
-      bg[i] = t / count;
-    }
-  }
-  free(s.bg_planes);
-  return rc;
+  const size_t work = ((size_t)h * w + L) + 3 * parts * wq + wq + 4 * c * wq +
+                      (size_t)parts * (4 * c + 1) * L + SSIM_WORK + L;
+  return run_tasks(pssim_task, &s, n, work, nthreads);
 }
