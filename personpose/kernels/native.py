@@ -1,17 +1,24 @@
-"""personpose's own CPU kernels for the evaluation's SSIM metrics, built at first use.
+"""personpose's own CPU kernels, in C, built at first use: the evaluation's SSIM metrics and
+the part half of the PSSIM loss.
 
-``csrc/ssim_cpu.c`` computes PATN's windowed SSIM (and mask-SSIM) per image and PSSIM's
-background SSIM and part-mask statistics (the masks formed on the fly) in one cache-blocked
-pass per image plane (``csrc/patn_mask_cpu.c`` rasterises PATN's mask, one image per thread
-task): the four
-moment planes are formed on the fly, filtered along the row into a ring of the last ``k``
-rows that stays in L1, then down the column and into the SSIM value, and no full-size plane
-is ever written. It is float32 and forward-only (the metrics need no gradient); on this
-project's 2-vCPU machine it runs 2-3x faster than inductor's fused loops of the same
-formulas (``experiments/bench_eval.py`` measures both, in one process).
+- ``csrc/ssim_cpu.c``: PATN's windowed SSIM (and mask-SSIM) per image, and PSSIM's
+  background SSIM and part statistics with the part masks formed on the fly, in one
+  cache-blocked pass per image plane: the four moment planes are formed on the fly, filtered
+  along the row into a ring of the last ``k`` rows that stays in L1, then down the column and
+  into the SSIM value; no full-size plane is ever written. Float32, forward only.
+- ``csrc/patn_mask_cpu.c``: PATN's mask, with the float64 arithmetic of the torch
+  rasteriser (the tests hold the two to pixel-for-pixel equality).
+- ``csrc/part_stats_cpu.c``: the PSSIM loss's part statistics (forward) and the parts' sum
+  over masks of its gradient (backward), the masks read once per pass.
+
+They are measurably faster than the torch kernels of the same formulas on CPU
+(``experiments/bench_eval.py`` and ``bench_losses.py`` run both in one process).
+Tasks run on OpenMP threads, which in a process that holds torch are torch's own pool
+(``csrc/tasks.h``).
 
 The library is compiled once per machine and source version with the system C compiler
-(``$CC``, else Python's, else ``cc``; ``-O3 -march=native``, falling back to plain ``-O3``)
+(``$CC``, else Python's, else ``cc``; ``-O3 -march=native -fopenmp``, falling back to
+fewer flags: :data:`FLAG_SETS`)
 into ``$PERSONPOSE_CACHE_DIR`` (default ``$XDG_CACHE_HOME/personpose`` or
 ``~/.cache/personpose``), ``native/``, under a file lock and an atomic rename, so parallel
 jobs build it once and never load a half-written file. The file name hashes the source, the
@@ -52,6 +59,8 @@ __all__ = [
     "available",
     "library",
     "native_mode",
+    "part_contract",
+    "part_grad",
     "patn_mask",
     "pssim_parts",
     "ssim_mean",
@@ -62,11 +71,18 @@ __all__ = [
 ENV = "PERSONPOSE_NATIVE"
 MODES = ("auto", "never")
 CSRC = Path(__file__).with_name("csrc")
-SOURCES = (CSRC / "ssim_cpu.c", CSRC / "patn_mask_cpu.c")
+SOURCES = (CSRC / "ssim_cpu.c", CSRC / "patn_mask_cpu.c", CSRC / "part_stats_cpu.c")
 HEADERS = (CSRC / "tasks.h",)
 MAX_WINDOW = 16  # MAXK in the C source
 MAX_CHANNELS = 8  # MAXJ / 4 in the C source
-FLAG_SETS = (["-O3", "-march=native"], ["-O3"])
+# OpenMP first (the tasks then run on torch's own thread pool, see csrc/tasks.h), then
+# pthreads; the machine's vector instructions first, then the compiler's defaults
+FLAG_SETS = (
+    ["-O3", "-march=native", "-fopenmp"],
+    ["-O3", "-fopenmp"],
+    ["-O3", "-march=native"],
+    ["-O3"],
+)
 COMMON_FLAGS = ["-shared", "-fPIC", "-pthread", "-std=gnu11"]
 _override: list[str] = []
 _lib: ctypes.CDLL | None = None
@@ -179,6 +195,10 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.pp_ssim_mean.restype = i
     lib.pp_pssim_parts.argtypes = [p, p, p, p, p, p, i, i, i, i, i, p, i, f, f, p, p, p, i]
     lib.pp_pssim_parts.restype = i
+    lib.pp_part_contract.argtypes = [p, p, p, i, i, i, i, i, p, p, i]
+    lib.pp_part_contract.restype = i
+    lib.pp_part_grad.argtypes = [p, p, p, p, i, i, i, i, i, i, i, i, i, i, p, p, i]
+    lib.pp_part_grad.restype = i
     lib.pp_patn_mask.argtypes = [p, i, i, i, p, i, d, i, p, i]
     lib.pp_patn_mask.restype = i
 
@@ -329,6 +349,68 @@ def pssim_parts(
     _check(rc, "pssim_parts")
     calls["pssim_parts"] += 1
     return bg, stats, sums
+
+
+def _part_masks(masks: Tensor, x: Tensor, fn: str) -> Tensor:
+    n, _, h, w = x.shape
+    if masks.dim() != 4 or masks.shape[0] != n or masks.shape[2:] != (h, w) or masks.shape[1] < 2:
+        raise ValueError(f"{fn}: masks must be (N, 1 + K, H, W); got {tuple(masks.shape)}")
+    return masks.to(torch.float32).contiguous()
+
+
+def part_contract(x: Tensor, y: Tensor, masks: Tensor) -> tuple[Tensor, Tensor]:
+    """The PSSIM loss's part statistics for float32 CPU images ``x, y`` (N, C, H, W) and masks
+    (N, 1 + K, H, W), background first: the sums over pixels of ``M_k`` times ``x, y,
+    x^2 + y^2, x y`` ``(N, K, 4C)`` and the mask sums ``(N, K)``, float64 (per-row float32
+    sums). The planes are formed on the fly and the masks read once."""
+    lib = library()
+    if lib is None:
+        raise RuntimeError(f"personpose native kernels unavailable: {_failed}")
+    x, y = _images(x, y, "part_contract")
+    masks = _part_masks(masks, x, "part_contract")
+    n, c, h, w = x.shape
+    if c > MAX_CHANNELS:
+        raise ValueError(f"part_contract: {c} channels; the native kernel takes at most 8")
+    k = masks.shape[1] - 1
+    stats = torch.empty(n, k, 4 * c, dtype=torch.float64)
+    sums = torch.empty(n, k, dtype=torch.float64)
+    rc = lib.pp_part_contract(
+        _ptr(x), _ptr(y), _ptr(masks), n, c, h, w, k, _ptr(stats), _ptr(sums),
+        torch.get_num_threads(),
+    )  # fmt: skip
+    _check(rc, "part_contract")
+    calls["part_contract"] += 1
+    return stats, sums
+
+
+def part_grad(
+    x: Tensor, y: Tensor, masks: Tensor, coef: Tensor, need_x: bool, need_y: bool
+) -> tuple[Tensor | None, Tensor | None]:
+    """The PSSIM loss's part gradient: ``sum_k M_k (A_k + x B_k + y C_k)`` for ``x`` and
+    ``sum_k M_k (A'_k + y B_k + x C_k)`` for ``y`` (N, C, H, W) float32 (None where not
+    needed), from ``coef`` (N, K, R, C): roles ``[A] [A'] B C`` as
+    :func:`personpose.kernels.ssim.ssim_statistics` orders them."""
+    lib = library()
+    if lib is None:
+        raise RuntimeError(f"personpose native kernels unavailable: {_failed}")
+    x, y = _images(x, y, "part_grad")
+    masks = _part_masks(masks, x, "part_grad")
+    n, c, h, w = x.shape
+    k, roles = masks.shape[1] - 1, 2 + int(need_x) + int(need_y)
+    coef = coef.to(torch.float32).contiguous()
+    if coef.shape != (n, k, roles, c):
+        raise ValueError(f"part_grad: coef must be {(n, k, roles, c)}; got {tuple(coef.shape)}")
+    gx = torch.empty_like(x) if need_x else None
+    gy = torch.empty_like(y) if need_y else None
+    ia_x = 0 if need_x else -1
+    ia_y = int(need_x) if need_y else -1
+    rc = lib.pp_part_grad(
+        _ptr(x), _ptr(y), _ptr(masks), _ptr(coef), n, c, h, w, k, roles, ia_x, ia_y,
+        roles - 2, roles - 1, _ptr(gx), _ptr(gy), torch.get_num_threads(),
+    )  # fmt: skip
+    _check(rc, "part_grad")
+    calls["part_grad"] += 1
+    return gx, gy
 
 
 def patn_mask(kp: Tensor, h: int, w: int, limbs, radius: float, closing: int) -> Tensor:

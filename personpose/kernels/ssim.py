@@ -34,6 +34,7 @@ from torch.nn import functional as F
 from personpose.kernels.compiled import fused
 
 __all__ = [
+    "background_backward",
     "filter_valid",
     "moment_planes",
     "pad_full",
@@ -171,15 +172,17 @@ def part_forward(
     c2: float,
     need_x: bool,
     need_y: bool,
-) -> tuple[Tensor, Tensor | None, Tensor]:
+    want_planes: bool = True,
+) -> tuple[Tensor, Tensor | None, Tensor | None]:
     """The windowed half of PSSIM and the planes of its part half.
 
     ``x, y`` (N, C, H, W), ``m0`` (N, 1, H, W) the background mask. Returns the per-sample sum
     of the SSIM map of ``m0 x, m0 y`` ``(N,)``, its coefficient planes (or None) and the planes
-    ``x, y, x^2 + y^2, x y`` (N, 4C, H, W) that the part masks are contracted with.
+    ``x, y, x^2 + y^2, x y`` (N, 4C, H, W) that the part masks are contracted with (None
+    unless ``want_planes``: the native contraction forms them itself).
     """
     s, coefs = _ssim_and_coefs(m0 * x, m0 * y, taps, c1, c2, need_x, need_y)
-    planes = moment_planes(x, y)
+    planes = moment_planes(x, y) if want_planes else None
     return s.sum(dim=(1, 2, 3)), coefs, planes
 
 
@@ -219,6 +222,29 @@ def part_backward(
         gx = m0 * gx_b * scale_bg + mix(0) + x * g_b + y * g_c
     if need_y:
         gy = m0 * gy_b * scale_bg + mix(1 if need_x else 0) + y * g_b + x * g_c
+    return gx, gy
+
+
+@fused
+def background_backward(
+    t_pad: Tensor,
+    x: Tensor,
+    y: Tensor,
+    m0: Tensor,
+    parts_x: Tensor | None,
+    parts_y: Tensor | None,
+    scale_bg: Tensor,
+    taps: tuple[float, ...],
+    need_x: bool,
+    need_y: bool,
+) -> tuple[Tensor | None, Tensor | None]:
+    """PSSIM's ``dL/dx``, ``dL/dy`` (N, C, H, W) as :func:`part_backward`, with the parts'
+    terms ``parts_x``, ``parts_y`` already summed over the masks
+    (:func:`personpose.kernels.native.part_grad`)."""
+    t = filter_valid(t_pad, taps[::-1])
+    gx_b, gy_b = _combine(t, x * m0, y * m0, need_x, need_y)
+    gx = m0 * gx_b * scale_bg + parts_x if need_x else None
+    gy = m0 * gy_b * scale_bg + parts_y if need_y else None
     return gx, gy
 
 

@@ -17,11 +17,17 @@ Missing parts (an end joint absent) have all-zero masks: then ``mu = var = cov =
 does; ``"exclude"`` averages only the parts whose mask is non-zero (a sample without any
 such part gets ``PSSIM = b``).
 
-Speed: the windowed background SSIM and the planes ``x, y, x^2 + y^2, x y`` come from one
-fused kernel (:func:`personpose.kernels.ssim.part_forward`); the statistics of all parts and
-channels are then one batched matrix product of the part masks (N, 10, HW) with those planes,
-never repeating the images per part. The backward is analytic and one more fused kernel: the
-background's transposed filter, scaled by ``M_0``, plus ``sum_k M_k (a_k + x b_k + y c_k)``.
+Speed: the windowed background SSIM comes from one fused kernel
+(:func:`personpose.kernels.ssim.part_forward`); the statistics of all parts and channels are
+one contraction of the part masks with the planes ``x, y, x^2 + y^2, x y``, never repeating the
+images per part. The backward is analytic: the background's transposed filter, scaled by
+``M_0``, plus ``sum_k M_k (a_k + x b_k + y c_k)``. For float32 CPU tensors the contraction and
+the parts' sum over masks run in personpose's native kernels
+(:func:`personpose.kernels.native.part_contract` / ``part_grad``: planes formed on the fly,
+masks read once per pass, on torch's thread pool); otherwise the contraction is a batched
+matrix product with the planes from ``part_forward`` and the sum over masks is fused into
+:func:`personpose.kernels.ssim.part_backward`. The windowed SSIM kernels are the same as plain
+:func:`personpose.losses.ssim.ssim`'s either way.
 Measured with ``experiments/bench_losses.py``. The masks are treated as constants (no
 gradient flows to them) and must be >= 0.
 """
@@ -33,6 +39,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from personpose.kernels import native
 from personpose.kernels import ssim as kernels
 from personpose.losses.ssim import K1, K2, _full_precision, check_images, gaussian_taps
 
@@ -93,16 +100,26 @@ class _PSSIMFunction(torch.autograd.Function):
         n, c, h, w = x.shape
         k = masks.shape[1] - 1
         m0, parts = masks[:, :1], masks[:, 1:]
-        s_bg, coefs, planes = kernels.part_forward(x, y, m0, taps, c1, c2, need_x, need_y)
-        flat = parts.reshape(n, k, h * w)
-        e = _contract(planes.reshape(n, 4 * c, h * w), flat)  # (N, K, 4C)
-        del planes
-        sums = flat.sum(-1)
-        inv = (sums + MASK_EPS).reciprocal_()
-        s_parts, d = _part_statistics(e * inv.unsqueeze(-1), c, c1, c2, need_x, need_y)
+        use_native = native.usable(x, y, masks) and c <= native.MAX_CHANNELS
+        s_bg, coefs, planes = kernels.part_forward(
+            x, y, m0, taps, c1, c2, need_x, need_y, not use_native
+        )
+        if use_native:  # the planes formed on the fly, the masks read once
+            stats, sums64 = native.part_contract(x, y, masks)
+            inv64 = (sums64 + MASK_EPS).reciprocal_()
+            e = (stats * inv64.unsqueeze(-1)).to(x.dtype)
+            sums, inv = sums64.to(x.dtype), inv64.to(x.dtype)
+        else:
+            flat = parts.reshape(n, k, h * w)
+            e = _contract(planes.reshape(n, 4 * c, h * w), flat)  # (N, K, 4C)
+            del planes
+            sums = flat.sum(-1)
+            inv = (sums + MASK_EPS).reciprocal_()
+            e = e * inv.unsqueeze(-1)
+        s_parts, d = _part_statistics(e, c, c1, c2, need_x, need_y)
         if coefs is not None:
             ctx.save_for_backward(x, y, masks, inv, coefs, *d)
-        ctx.taps, ctx.need = taps, (need_x, need_y)
+        ctx.taps, ctx.need, ctx.native = taps, (need_x, need_y), use_native
         ctx.count = c * (h - len(taps) + 1) * (w - len(taps) + 1)
         ctx.mark_non_differentiable(sums)
         return s_parts, sums, s_bg / ctx.count
@@ -119,9 +136,15 @@ class _PSSIMFunction(torch.autograd.Function):
         coef = torch.stack([g * dr for dr in d], dim=2)  # (N, K, R, C)
         scale_bg = (grad_b / ctx.count).view(n, 1, 1, 1)
         t_pad = kernels.pad_full(coefs, len(ctx.taps))
-        gx, gy = kernels.part_backward(
-            t_pad, x, y, masks[:, :1], masks[:, 1:], coef, scale_bg, ctx.taps, need_x, need_y
-        )
+        if ctx.native:  # the parts' sum over masks in C, the background's filter compiled
+            px, py = native.part_grad(x, y, masks, coef, need_x, need_y)
+            gx, gy = kernels.background_backward(
+                t_pad, x, y, masks[:, :1], px, py, scale_bg, ctx.taps, need_x, need_y
+            )
+        else:
+            gx, gy = kernels.part_backward(
+                t_pad, x, y, masks[:, :1], masks[:, 1:], coef, scale_bg, ctx.taps, need_x, need_y
+            )
         return gx, gy, None, None, None, None, None
 
 

@@ -257,3 +257,60 @@ def test_patn_mask_equals_the_torch_rasteriser_pixel_for_pixel(h, w):
         assert out.dtype == torch.bool and out.shape == (12, h, w)
         assert torch.equal(out, ref), f"seed {seed}: {(out != ref).sum()} pixels differ"
         assert out.any()
+
+
+@pytest.mark.parametrize("need", [(True, False), (False, True), (True, True)])
+@pytest.mark.parametrize("missing_parts", ["faithful", "exclude"])
+def test_the_pssim_loss_on_native_kernels_matches_float64(need, missing_parts):
+    from personpose.losses.part_ssim import part_ssim_terms
+
+    n, c, h, w = 3, 3, 45, 37
+    x, y = _pair((n, c, h, w), seed=7)
+    masks = part_masks(_keypoints(n, h, w, seed=8), (h, w))
+    before = dict(native.calls)
+
+    def value_and_grads(dtype):
+        xx = x.to(dtype, copy=True).requires_grad_(need[0])
+        yy = y.to(dtype, copy=True).requires_grad_(need[1])
+        terms = part_ssim_terms(xx, yy, masks.to(dtype), missing_parts=missing_parts)
+        (2 * terms.value).backward()
+        return terms.value.detach().double(), xx.grad, yy.grad
+
+    fast = value_and_grads(torch.float32)
+    assert native.calls["part_contract"] == before.get("part_contract", 0) + 1
+    assert native.calls["part_grad"] == before.get("part_grad", 0) + 1
+    ref = value_and_grads(torch.float64)  # the torch kernels (float64: never native)
+    assert float(fast[0]) == pytest.approx(float(ref[0]), abs=1e-6)
+    for g, r in zip(fast[1:], ref[1:]):
+        assert (g is None) == (r is None)
+        if r is not None:
+            assert g.dtype == torch.float32
+            assert (g.double() - r).abs().max() <= 1e-4 * r.abs().max()
+
+
+def test_part_contract_and_grad_are_the_masked_sums():
+    n, c, h, w = 2, 3, 21, 19
+    x, y = _pair((n, c, h, w), seed=9)
+    masks = torch.rand(n, 11, h, w, generator=torch.Generator().manual_seed(10))
+    stats, sums = native.part_contract(x, y, masks)
+    planes = torch.cat([x, y, x * x + y * y, x * y], 1).double()
+    expected = torch.einsum("nkhw,njhw->nkj", masks[:, 1:].double(), planes)
+    assert torch.allclose(stats, expected, rtol=1e-6, atol=1e-6)
+    assert torch.allclose(sums, masks[:, 1:].double().sum((-2, -1)), rtol=1e-6)
+    coef = torch.randn(n, 10, 4, c, generator=torch.Generator().manual_seed(11))
+    gx, gy = native.part_grad(x, y, masks, coef, True, True)
+    m = masks[:, 1:, None].double()  # (N, K, 1, H, W)
+    cd = coef.double()[..., None, None]  # (N, K, R, C, 1, 1)
+    ref_x = (
+        m * (cd[:, :, 0] + x.double()[:, None] * cd[:, :, 2] + y.double()[:, None] * cd[:, :, 3])
+    ).sum(1)
+    ref_y = (
+        m * (cd[:, :, 1] + y.double()[:, None] * cd[:, :, 2] + x.double()[:, None] * cd[:, :, 3])
+    ).sum(1)
+    assert torch.allclose(gx.double(), ref_x, atol=1e-5) and torch.allclose(
+        gy.double(), ref_y, atol=1e-5
+    )
+    only_y = native.part_grad(x, y, masks, coef[:, :, 1:], False, True)
+    assert only_y[0] is None and torch.allclose(only_y[1], gy, atol=1e-6)
+    with pytest.raises(ValueError, match="coef must be"):
+        native.part_grad(x, y, masks, coef, True, False)

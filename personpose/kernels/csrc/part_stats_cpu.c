@@ -1,0 +1,188 @@
+/* The part half of the PSSIM loss in C (float32, one image per task): the statistics of the
+ * parts and, for the backward pass, their gradient with respect to the images.
+ *
+ *   pp_part_contract  S[n, k, j] = sum_p M_k(p) P_j(p) and Z[n, k] = sum_p M_k(p), with the
+ *                     planes P = x, y, x^2 + y^2, x y (C channels each, in that order) formed
+ *                     on the fly: no plane tensor is written, the masks are read once;
+ *   pp_part_grad      G_x = sum_k M_k (A_k + x B_k + y C_k) and G_y = sum_k M_k (A'_k + y B_k
+ *                     + x C_k) per channel: the parts' gradient, from the per-part
+ *                     coefficients (personpose/losses/part_ssim.py), the masks read once.
+ *
+ * Masks are (N, 1 + K, H, W), background first (only 1..K are read). Row sums are float32,
+ * accumulated in float64 every FLUSH_ROWS rows.
+ */
+#include <stddef.h>
+#include <string.h>
+
+#include "tasks.h"
+
+typedef float v8 __attribute__((vector_size(32)));
+#define L 8
+#define MAXJ 32 /* most planes: 4 C */
+#define FLUSH_ROWS 16
+
+static inline v8 ld(const float *p) { v8 v; __builtin_memcpy(&v, p, sizeof v); return v; }
+static inline void st(float *p, v8 v) { __builtin_memcpy(p, &v, sizeof v); }
+static inline v8 bc(float f) { return (v8){f, f, f, f, f, f, f, f}; }
+static inline double hsum(v8 v) { double s = 0; for (int l = 0; l < L; l++) s += v[l]; return s; }
+
+typedef struct {
+  const float *x, *y, *masks;
+  int n, c, h, w, parts;
+  double *stats, *sums;
+  /* gradient */
+  const float *coef; /* (n, parts, roles, c) */
+  int roles, ia_x, ia_y, ib, ic;
+  float *gx, *gy;
+} part_ctx;
+
+static inline __attribute__((always_inline)) void contract_j(const part_ctx *s, int i,
+                                                             const int J, float *work) {
+  const int c = s->c, h = s->h, w = s->w, K = s->parts;
+  const size_t plane = (size_t)h * w;
+  const int wq = (w + L - 1) / L * L, wv = w / L * L;
+  const float *x = s->x + (size_t)i * c * plane, *y = s->y + (size_t)i * c * plane;
+  const float *parts = s->masks + (size_t)i * (1 + K) * plane + plane;
+  double *stats = s->stats + (size_t)i * K * J, *sums = s->sums + (size_t)i * K;
+  float *q = work;                       /* J planes of one row, zero-padded to wq */
+  float *mrow = q + (size_t)J * wq;      /* one mask row, zero-padded */
+  v8 *acc = (v8 *)(mrow + wq);           /* K x (J + 1) */
+  memset(q, 0, sizeof(float) * ((size_t)J + 1) * wq);
+  for (int t = 0; t < K * (J + 1); t++) acc[t] = bc(0.f);
+  for (int t = 0; t < K * J; t++) stats[t] = 0;
+  for (int t = 0; t < K; t++) sums[t] = 0;
+  for (int r = 0; r < h; r++) {
+    for (int ch = 0; ch < c; ch++) {
+      const float *xr = x + ch * plane + (size_t)r * w, *yr = y + ch * plane + (size_t)r * w;
+      float *qx = q + (size_t)ch * wq, *qy = q + (size_t)(c + ch) * wq;
+      float *qs = q + (size_t)(2 * c + ch) * wq, *qp = q + (size_t)(3 * c + ch) * wq;
+      for (int j = 0; j < wv; j += L) {
+        const v8 a = ld(xr + j), b = ld(yr + j);
+        st(qx + j, a); st(qy + j, b); st(qs + j, a * a + b * b); st(qp + j, a * b);
+      }
+      for (int j = wv; j < w; j++) {
+        const float a = xr[j], b = yr[j];
+        qx[j] = a; qy[j] = b; qs[j] = a * a + b * b; qp[j] = a * b;
+      }
+    }
+    for (int kk = 0; kk < K; kk++) {
+      const float *mk = parts + (size_t)kk * plane + (size_t)r * w;
+      memcpy(mrow, mk, sizeof(float) * w); /* padded copy: the last block reads zeros */
+      v8 a[MAXJ + 1];
+      for (int jq = 0; jq <= J; jq++) a[jq] = bc(0.f);
+      for (int j = 0; j < wq; j += L) {
+        const v8 mm = ld(mrow + j);
+        a[J] += mm;
+        for (int jq = 0; jq < J; jq++) a[jq] += mm * ld(q + (size_t)jq * wq + j);
+      }
+      v8 *ak = acc + (size_t)kk * (J + 1);
+      for (int jq = 0; jq <= J; jq++) ak[jq] += a[jq];
+    }
+    if ((r + 1) % FLUSH_ROWS == 0 || r == h - 1) {
+      for (int kk = 0; kk < K; kk++) {
+        v8 *ak = acc + (size_t)kk * (J + 1);
+        for (int jq = 0; jq < J; jq++) { stats[kk * J + jq] += hsum(ak[jq]); ak[jq] = bc(0.f); }
+        sums[kk] += hsum(ak[J]);
+        ak[J] = bc(0.f);
+      }
+    }
+  }
+}
+
+static void contract_task(void *vctx, int i, float *work) {
+  const part_ctx *s = (const part_ctx *)vctx;
+  if (s->c == 3) contract_j(s, i, 12, work);
+  else contract_j(s, i, 4 * s->c, work);
+}
+
+/* stats (n, parts, 4c) and sums (n, parts) float64 of x, y (n, c, h, w) and masks
+ * (n, 1 + parts, h, w); returns 0, -1 (out of memory) or -2 (bad sizes) */
+int pp_part_contract(const float *x, const float *y, const float *masks, int n, int c, int h,
+                     int w, int parts, double *stats, double *sums, int nthreads) {
+  if (h < 1 || w < 1 || parts < 1 || 4 * c > MAXJ) return -2;
+  part_ctx s = {x, y, masks, n, c, h, w, parts, stats, sums, NULL, 0, 0, 0, 0, 0, NULL, NULL};
+  const size_t wq = (size_t)(w + L - 1) / L * L;
+  const size_t work = (4 * (size_t)c + 1) * wq + (size_t)parts * (4 * c + 1) * L + L;
+  return run_tasks(contract_task, &s, n, work, nthreads);
+}
+
+/* gx (and gy) of image i, a block of L columns of one row at a time; the per-part
+ * coefficients broadcast once per image into cb[(ch * 4 + role) * K + k] (roles A, A', B, C) */
+static inline __attribute__((always_inline)) void grad_image(const part_ctx *s, int i,
+                                                              float *work, const int want_x,
+                                                              const int want_y) {
+  const int c = s->c, h = s->h, w = s->w, K = s->parts, R = s->roles;
+  const size_t plane = (size_t)h * w;
+  const float *x = s->x + (size_t)i * c * plane, *y = s->y + (size_t)i * c * plane;
+  const float *parts = s->masks + (size_t)i * (1 + K) * plane + plane;
+  const float *coef = s->coef + (size_t)i * K * R * c;
+  float *gx = want_x ? s->gx + (size_t)i * c * plane : NULL;
+  float *gy = want_y ? s->gy + (size_t)i * c * plane : NULL;
+  v8 *cb = (v8 *)work;                           /* c x 4 x K */
+  const int wq = (w + L - 1) / L * L;
+  float *pk = (float *)(cb + (size_t)c * 4 * K); /* K x wq: this row's masks, packed */
+  const int role[4] = {s->ia_x, s->ia_y, s->ib, s->ic};
+  for (int ch = 0; ch < c; ch++)
+    for (int q = 0; q < 4; q++)
+      for (int kk = 0; kk < K; kk++)
+        cb[((size_t)ch * 4 + q) * K + kk] =
+            bc(role[q] >= 0 ? coef[((size_t)kk * R + role[q]) * c + ch] : 0.f);
+  memset(pk, 0, sizeof(float) * K * wq);
+  const int wv = w / L * L;
+  for (int r = 0; r < h; r++) {
+    /* one copy per plane row: the K rows lie a multiple of 4 KiB apart for the usual sizes,
+     * and reading them side by side would thrash the L1 cache's sets */
+    for (int kk = 0; kk < K; kk++)
+      memcpy(pk + (size_t)kk * wq, parts + (size_t)kk * plane + (size_t)r * w, sizeof(float) * w);
+    for (int j = 0; j < w; j += L) {
+      const int full = j < wv;
+      const float *mp = pk + j;
+      for (int ch = 0; ch < c; ch++) {
+        const v8 *cc = cb + (size_t)ch * 4 * K;
+        v8 ga = bc(0.f), gay = ga, gb = ga, gc = ga;
+        for (int kk = 0; kk < K; kk++) {
+          const v8 mm = ld(mp + (size_t)kk * wq);
+          if (want_x) ga += mm * cc[kk];
+          if (want_y) gay += mm * cc[K + kk];
+          gb += mm * cc[2 * K + kk];
+          gc += mm * cc[3 * K + kk];
+        }
+        const size_t o = ch * plane + (size_t)r * w + j;
+        if (full) {
+          const v8 xv = ld(x + o), yv = ld(y + o);
+          if (want_x) st(gx + o, ga + xv * gb + yv * gc);
+          if (want_y) st(gy + o, gay + yv * gb + xv * gc);
+        } else {
+          for (int l = 0; j + l < w; l++) {
+            const float xv = x[o + l], yv = y[o + l];
+            if (want_x) gx[o + l] = ga[l] + xv * gb[l] + yv * gc[l];
+            if (want_y) gy[o + l] = gay[l] + yv * gb[l] + xv * gc[l];
+          }
+        }
+      }
+    }
+  }
+}
+
+static void grad_task(void *vctx, int i, float *work) {
+  const part_ctx *s = (const part_ctx *)vctx;
+  if (s->gx && s->gy) grad_image(s, i, work, 1, 1);
+  else if (s->gx) grad_image(s, i, work, 1, 0);
+  else grad_image(s, i, work, 0, 1);
+}
+
+/* The parts' gradient gx, gy (n, c, h, w) (either may be NULL) from coef (n, parts, roles, c):
+ * role ia_x (or -1 without gx) is A, ia_y (or -1 without gy) is A', ib is B, ic is C.
+ * Returns 0, -1 or -2. */
+int pp_part_grad(const float *x, const float *y, const float *masks, const float *coef, int n,
+                 int c, int h, int w, int parts, int roles, int ia_x, int ia_y, int ib, int ic,
+                 float *gx, float *gy, int nthreads) {
+  if (h < 1 || w < 1 || parts < 1 || c < 1) return -2;
+  if ((gx != NULL) != (ia_x >= 0) || (gy != NULL) != (ia_y >= 0)) return -2;
+  if (ia_x >= roles || ia_y >= roles || ib < 0 || ib >= roles || ic < 0 || ic >= roles) return -2;
+  part_ctx s = {x, y, masks, n, c, h, w, parts, NULL, NULL, coef, roles, ia_x, ia_y, ib, ic,
+                gx, gy};
+  if (!gx && !gy) return 0;
+  const size_t wq = (size_t)(w + L - 1) / L * L;
+  return run_tasks(grad_task, &s, n, (size_t)c * 4 * parts * L + parts * wq + L, nthreads);
+}
