@@ -41,6 +41,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import threading
 import uuid
 import warnings
 from collections import Counter
@@ -89,6 +90,7 @@ _lib: ctypes.CDLL | None = None
 _failed: str | None = None
 _path: str | None = None
 _warned = False
+_lock = threading.Lock()
 calls: Counter[str] = Counter()
 
 
@@ -207,10 +209,12 @@ def library() -> ctypes.CDLL | None:
     """The loaded library, built on first call; None (reason in :func:`state`) if it failed."""
     global _lib, _failed
     if _lib is None and _failed is None:
-        try:
-            _lib = _load()
-        except Exception as exc:  # no compiler, a read-only cache, a foreign platform
-            _failed = f"{type(exc).__name__}: {exc}"
+        with _lock:  # one build per process, whichever thread asks first
+            if _lib is None and _failed is None:
+                try:
+                    _lib = _load()
+                except Exception as exc:  # no compiler, a read-only cache, a foreign platform
+                    _failed = f"{type(exc).__name__}: {exc}"
     return _lib
 
 

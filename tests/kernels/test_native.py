@@ -314,3 +314,34 @@ def test_part_contract_and_grad_are_the_masked_sums():
     assert only_y[0] is None and torch.allclose(only_y[1], gy, atol=1e-6)
     with pytest.raises(ValueError, match="coef must be"):
         native.part_grad(x, y, masks, coef, True, False)
+
+
+def test_the_pthread_build_gives_the_same_results(tmp_path, monkeypatch):
+    # without OpenMP (e.g. Apple's clang) the tasks run on threads of their own
+    target = tmp_path / "personpose_cpu-pthreads.so"
+    native._build(native._compiler(), ["-O3"], target)
+    import ctypes
+
+    lib = ctypes.CDLL(str(target))
+    native._declare(lib)
+    x, y = _pair((5, 3, 40, 33), seed=12)
+    kp = _keypoints(5, 40, 33, seed=13)
+    masks = part_masks(kp, (40, 33))
+    coef = torch.randn(5, 10, 3, 3, generator=torch.Generator().manual_seed(14))
+
+    def everything():
+        return (
+            native.ssim_mean(x, y, masks[:, :1], _patn_taps(), 0.01, 0.03),
+            *native.pssim_parts(
+                x, y, part_mask_terms(kp, (40, 33)), gaussian_taps(7, 0.8), 1e-4, 9e-4
+            ),
+            *native.part_contract(x, y, masks),
+            native.part_grad(x, y, masks, coef, True, False)[0],
+            native.patn_mask(kp, 40, 33, ((0, 1), (1, 2)), 4.0, 5),
+        )
+
+    ref = everything()
+    monkeypatch.setattr(native, "_lib", lib)
+    out = everything()
+    for a, b in zip(out, ref):
+        assert torch.allclose(a.double(), b.double(), rtol=1e-6, atol=1e-7)
