@@ -343,5 +343,6 @@ def test_the_pthread_build_gives_the_same_results(tmp_path, monkeypatch):
     ref = everything()
     monkeypatch.setattr(native, "_lib", lib)
     out = everything()
-    for a, b in zip(out, ref):
-        assert torch.allclose(a.double(), b.double(), rtol=1e-6, atol=1e-7)
+    for a, b in zip(out, ref):  # "-O3" alone has no FMA: float32 rounding differs
+        b = b.double()
+        assert torch.allclose(a.double(), b, rtol=1e-6, atol=1e-6 * float(b.abs().max()))
