@@ -5,7 +5,8 @@ the part half of the PSSIM loss.
   background SSIM and part statistics with the part masks formed on the fly, in one
   cache-blocked pass per image plane: the four moment planes are formed on the fly, filtered
   along the row into a ring of the last ``k`` rows that stays in L1, then down the column and
-  into the SSIM value; no full-size plane is ever written. Float32, forward only.
+  into the SSIM value; no full-size plane is ever written. Forward only; the windowed SSIM in
+  float32 or float64, the PSSIM pieces in float32.
 - ``csrc/patn_mask_cpu.c``: PATN's mask, with the float64 arithmetic of the torch
   rasteriser (the tests hold the two to pixel-for-pixel equality).
 - ``csrc/part_stats_cpu.c``: the PSSIM loss's part statistics (forward) and the parts' sum
@@ -26,9 +27,9 @@ compiler, the flags and the CPU's model and instruction flags, so nodes of diffe
 sharing a home directory each get their own build.
 
 The policy comes from ``PERSONPOSE_NATIVE`` or :func:`native_mode`: ``auto`` (default: used
-for float32 CPU tensors when the build works) or ``never``. When building or loading fails
-(no compiler), the callers warn once with the reason, kept in :func:`state`, and use the
-torch kernels: the results are the same to float32 rounding, only slower.
+for CPU tensors of the kernels' precisions when the build works) or ``never``. When building
+or loading fails (no compiler), the callers warn once with the reason, kept in
+:func:`state`, and use the torch kernels: the results are the same to rounding, only slower.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ ENV = "PERSONPOSE_NATIVE"
 MODES = ("auto", "never")
 CSRC = Path(__file__).with_name("csrc")
 SOURCES = (CSRC / "ssim_cpu.c", CSRC / "patn_mask_cpu.c", CSRC / "part_stats_cpu.c")
-HEADERS = (CSRC / "tasks.h",)
+HEADERS = (CSRC / "tasks.h", CSRC / "ssim_plane.h")
 MAX_WINDOW = 16  # MAXK in the C source
 MAX_CHANNELS = 8  # MAXJ / 4 in the C source
 # OpenMP first (the tasks then run on torch's own thread pool, see csrc/tasks.h), then
@@ -195,6 +196,8 @@ def _declare(lib: ctypes.CDLL) -> None:
     p, i, d, f = ctypes.c_void_p, ctypes.c_int, ctypes.c_double, ctypes.c_float
     lib.pp_ssim_mean.argtypes = [p, p, p, i, i, i, i, i, p, i, d, d, i, d, p, i]
     lib.pp_ssim_mean.restype = i
+    lib.pp_ssim_mean_f64.argtypes = lib.pp_ssim_mean.argtypes
+    lib.pp_ssim_mean_f64.restype = i
     lib.pp_pssim_parts.argtypes = [p, p, p, p, p, p, i, i, i, i, i, p, i, f, f, p, p, p, i]
     lib.pp_pssim_parts.restype = i
     lib.pp_part_contract.argtypes = [p, p, p, i, i, i, i, i, p, p, i]
@@ -223,13 +226,14 @@ def available() -> bool:
     return current_mode() != "never" and library() is not None
 
 
-def usable(*tensors: Tensor) -> bool:
-    """True if the native kernels can take these tensors: float32 CPU tensors without
-    gradient tracking, and :func:`available`. Warns once when the library failed to build."""
+def usable(*tensors: Tensor, dtypes: tuple[torch.dtype, ...] = (torch.float32,)) -> bool:
+    """True if the native kernels can take these tensors: CPU tensors of one of ``dtypes``
+    without gradient tracking, and :func:`available`. Warns once when the library failed to
+    build."""
     global _warned
     if current_mode() == "never":
         return False
-    if not all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors):
+    if not all(t.device.type == "cpu" and t.dtype in dtypes for t in tensors):
         return False
     if any(t.requires_grad for t in tensors) and torch.is_grad_enabled():
         return False
@@ -263,8 +267,8 @@ def _images(x: Tensor, y: Tensor, fn: str) -> tuple[Tensor, Tensor]:
     return x.contiguous(), y.contiguous()
 
 
-def _taps(taps, fn: str, h: int, w: int, channels: int) -> Tensor:
-    t = torch.as_tensor(tuple(float(v) for v in taps), dtype=torch.float32)
+def _taps(taps, fn: str, h: int, w: int, channels: int, dtype=torch.float32) -> Tensor:
+    t = torch.as_tensor(tuple(float(v) for v in taps), dtype=dtype)
     if not 1 <= t.numel() <= MAX_WINDOW:
         raise ValueError(f"{fn}: window of {t.numel()} taps; the native kernel takes 1 to 16")
     if h < t.numel() or w < t.numel():
@@ -283,9 +287,9 @@ def ssim_mean(
     k2: float,
     data_range: float | None = None,
 ) -> Tensor:
-    """Per-image mean of the valid windowed SSIM map ``(N,)`` float64 of float32 CPU images
-    ``x, y`` (N, C, H, W), both times ``mask`` (N, 1, H, W) if given (float, or bool / uint8
-    0/1 read as bytes); ``C1 = (k1 R)^2``,
+    """Per-image mean of the valid windowed SSIM map ``(N,)`` float64 of CPU images ``x, y``
+    (N, C, H, W), float32 or float64 (computed in that precision), both times ``mask``
+    (N, 1, H, W) if given (float, or bool / uint8 0/1 read as bytes); ``C1 = (k1 R)^2``,
     ``C2 = (k2 R)^2`` with ``R = data_range``, or when None the ``max - min`` of each (masked)
     ``x`` (PATN's protocol). Raises RuntimeError if the library is unavailable."""
     lib = library()
@@ -293,18 +297,23 @@ def ssim_mean(
         raise RuntimeError(f"personpose native kernels unavailable: {_failed}")
     x, y = _images(x, y, "ssim_mean")
     n, c, h, w = x.shape
-    t = _taps(taps, "ssim_mean", h, w, 1)
+    t = _taps(taps, "ssim_mean", h, w, 1, x.dtype)  # taps in the images' precision
     if mask is not None:
         if mask.shape != (n, 1, h, w):
             raise ValueError(f"ssim_mean: mask must be {(n, 1, h, w)}, got {tuple(mask.shape)}")
         # a 0/1 mask is read as bytes: no float copy (a fresh 4-byte-per-pixel buffer costs
         # more than the conversion itself)
         mask_u8 = mask.dtype in (torch.bool, torch.uint8)
-        mask = (mask.view(torch.uint8) if mask_u8 else mask.to(torch.float32)).contiguous()
+        mask = (mask.view(torch.uint8) if mask_u8 else mask.to(x.dtype)).contiguous()
     out = torch.empty(n, dtype=torch.float64)
     from_x = int(data_range is None)  # R from each (masked) x, else data_range
     as_bytes = int(mask is not None and mask.dtype == torch.uint8)
-    rc = lib.pp_ssim_mean(
+    if x.dtype not in (torch.float32, torch.float64) or y.dtype != x.dtype:
+        raise ValueError(
+            f"ssim_mean: float32 or float64 images of one dtype; got {x.dtype}, {y.dtype}"
+        )
+    entry = lib.pp_ssim_mean if x.dtype == torch.float32 else lib.pp_ssim_mean_f64
+    rc = entry(
         _ptr(x), _ptr(y), _ptr(mask), as_bytes, n, c, h, w, _ptr(t), t.numel(), k1, k2, from_x,
         float(data_range or 0.0), _ptr(out), torch.get_num_threads(),
     )  # fmt: skip

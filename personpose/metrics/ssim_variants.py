@@ -202,7 +202,7 @@ def ssim_patn(
     ``structural_similarity(target, pred, gaussian_weights=True, sigma=1.5,
     use_sample_covariance=False, channel_axis=-1, data_range=pred.max() - pred.min())``;
     with ``mask`` (N, 1, H, W) of both images times the mask (the data range then that of the
-    masked ``pred``). In float32 on CPU: personpose's native kernel
+    masked ``pred``). On CPU (float32 or float64): personpose's native kernel
     (:func:`personpose.kernels.native.ssim_mean`); otherwise, or where it is unavailable, one
     fused kernel (:func:`personpose.kernels.ssim.ssim_range_per_image`) per slice of
     :data:`FUSED_CHUNK_ELEMENTS`.
@@ -212,9 +212,9 @@ def ssim_patn(
     if pred.shape[-2] < k or pred.shape[-1] < k:
         raise ValueError(f"window of {k} px exceeds the image ({pred.shape[-2]}x{pred.shape[-1]})")
 
-    if dtype == torch.float32 and k <= native.MAX_WINDOW:
+    if dtype in (torch.float32, torch.float64) and k <= native.MAX_WINDOW:
         p, t = pred.to(dtype), target.to(dtype)
-        if native.usable(p, t):  # one cache-blocked pass per plane, no slices needed
+        if native.usable(p, t, dtypes=(dtype,)):  # one cache-blocked pass per plane, no slices
             return native.ssim_mean(p, t, mask, taps, K1, K2)
 
     def one(p, t, *m):

@@ -67,6 +67,21 @@ def test_ssim_mean_equals_the_torch_kernels(n, h, w):
     assert torch.allclose(out_m, ref_m, atol=1e-6, rtol=0)
 
 
+@pytest.mark.parametrize("n,h,w", [(2, 256, 176), (2, 40, 150), (1, 11, 11)])
+def test_ssim_mean_in_float64_equals_the_torch_kernels(n, h, w):
+    x, y = (t.double() for t in _pair((n, 3, h, w), seed=15))
+    mask = torch.rand(n, 1, h, w, generator=torch.Generator().manual_seed(16)) > 0.3
+    with native_mode("never"), compile_mode("never"):
+        ref = ssim_patn(x, y, dtype=torch.float64)
+        ref_m = ssim_patn(x, y, dtype=torch.float64, mask=mask.double())
+    before = native.calls["ssim_mean"]
+    assert torch.allclose(ssim_patn(x, y, dtype=torch.float64), ref, atol=1e-12, rtol=0)
+    assert native.calls["ssim_mean"] == before + 1  # the metric took the native kernel
+    for m in (mask, mask.double()):  # bytes, or float64
+        out = native.ssim_mean(x, y, m, _patn_taps(), 0.01, 0.03)
+        assert torch.allclose(out, ref_m, atol=1e-12, rtol=0)
+
+
 def test_ssim_mean_with_a_fixed_data_range():
     x, y = _pair((2, 3, 30, 27))
     taps = gaussian_taps(7, 0.8)

@@ -50,182 +50,29 @@ static inline double hsum(v8 v) { double s = 0; for (int l = 0; l < L; l++) s +=
 #define SSIM_IN (STRIP + MAXK + L) /* padded width of one unfiltered strip row */
 #define SSIM_WORK (4 * SSIM_IN + MAXK * 4 * STRIP)
 
-static inline __attribute__((always_inline)) double plane_sum_k(
-    const float *x, const float *y, const float *m, const unsigned char *mb, int h, int w,
-    const float *taps, const int k, float c1, float c2, float *work) {
-  const int wo = w - k + 1;
-  float *in = work;           /* 4 planes x SSIM_IN */
-  float *ring = in + 4 * SSIM_IN; /* k rows x 4 planes x STRIP */
-  float tp[MAXK];
-  for (int t = 0; t < k; t++) tp[t] = taps[t];
-  double total = 0.0;
-  for (int c0 = 0; c0 < wo; c0 += STRIP) {
-    const int so = wo - c0 < STRIP ? wo - c0 : STRIP; /* outputs of this strip */
-    const int sw = so + k - 1;                        /* its inputs */
-    const int sp = (so + 2 * L - 1) / (2 * L) * (2 * L);
-    const int wv = sw / L * L;
-    memset(in, 0, sizeof(float) * 4 * SSIM_IN);
-    for (int r = 0; r < h; r++) {
-      const float *xr = x + (size_t)r * w + c0, *yr = y + (size_t)r * w + c0;
-      const float *mr = m ? m + (size_t)r * w + c0 : NULL;
-      const unsigned char *mbr = mb ? mb + (size_t)r * w + c0 : NULL;
-      float *q0 = in, *q1 = in + SSIM_IN, *q2 = in + 2 * SSIM_IN, *q3 = in + 3 * SSIM_IN;
-      for (int j = 0; j < wv; j += L) {
-        v8 a = ld(xr + j), b = ld(yr + j);
-        if (mr) { v8 mm = ld(mr + j); a *= mm; b *= mm; }
-        if (mbr) { v8 mm = ldb(mbr + j); a *= mm; b *= mm; }
-        st(q0 + j, a); st(q1 + j, b); st(q2 + j, a * a + b * b); st(q3 + j, a * b);
-      }
-      for (int j = wv; j < sw; j++) {
-        float a = xr[j], b = yr[j];
-        if (mr) { a *= mr[j]; b *= mr[j]; }
-        if (mbr) { a *= mbr[j]; b *= mbr[j]; }
-        q0[j] = a; q1[j] = b; q2[j] = a * a + b * b; q3[j] = a * b;
-      }
-      /* along the row: two vectors of each plane at once (8 independent sums) */
-      float *dst = ring + (size_t)(r % k) * 4 * STRIP;
-      for (int j = 0; j < sp; j += 2 * L) {
-        v8 s0 = bc(0.f), s1 = s0, s2 = s0, s3 = s0, u0 = s0, u1 = s0, u2 = s0, u3 = s0;
-        for (int t = 0; t < k; t++) {
-          const v8 tt = bc(tp[t]);
-          const int o = j + t;
-          s0 += tt * ld(q0 + o); s1 += tt * ld(q1 + o);
-          s2 += tt * ld(q2 + o); s3 += tt * ld(q3 + o);
-          u0 += tt * ld(q0 + o + L); u1 += tt * ld(q1 + o + L);
-          u2 += tt * ld(q2 + o + L); u3 += tt * ld(q3 + o + L);
-        }
-        st(dst + j, s0); st(dst + STRIP + j, s1);
-        st(dst + 2 * STRIP + j, s2); st(dst + 3 * STRIP + j, s3);
-        st(dst + j + L, u0); st(dst + STRIP + j + L, u1);
-        st(dst + 2 * STRIP + j + L, u2); st(dst + 3 * STRIP + j + L, u3);
-      }
-      if (r < k - 1) continue;
-      /* down the column over the ring, then the SSIM value */
-      const int i = r - k + 1;
-      const float *rp[MAXK];
-      for (int t = 0; t < k; t++) rp[t] = ring + (size_t)((i + t) % k) * 4 * STRIP;
-      v8 rowsum = bc(0.f);
-      for (int j = 0; j < sp; j += 2 * L) {
-        v8 mx = bc(0.f), my = mx, esq = mx, exy = mx, nx = mx, ny = mx, nsq = mx, nxy = mx;
-        for (int t = 0; t < k; t++) {
-          const float *s = rp[t] + j;
-          const v8 tt = bc(tp[t]);
-          mx += tt * ld(s); my += tt * ld(s + STRIP);
-          esq += tt * ld(s + 2 * STRIP); exy += tt * ld(s + 3 * STRIP);
-          nx += tt * ld(s + L); ny += tt * ld(s + STRIP + L);
-          nsq += tt * ld(s + 2 * STRIP + L); nxy += tt * ld(s + 3 * STRIP + L);
-        }
-        for (int half = 0; half < 2; half++) {
-          const v8 ax = half ? nx : mx, ay = half ? ny : my;
-          const v8 sq = half ? nsq : esq, xy = half ? nxy : exy;
-          const v8 mxy = ax * ay, msq = ax * ax + ay * ay;
-          const v8 a1 = 2.f * mxy + c1, a2 = msq + c1;
-          const v8 b1 = 2.f * (xy - mxy) + c2, b2 = (sq - msq) + c2;
-          v8 sv = (a1 * b1) / (a2 * b2);
-          const int j0 = j + half * L;
-          if (j0 + L > so)
-            for (int l = 0; l < L; l++)
-              if (j0 + l >= so) sv[l] = 0.f;
-          rowsum += sv;
-        }
-      }
-      total += hsum(rowsum);
-    }
-  }
-  return total;
-}
-
-/* the common windows get their own unrolled copies */
-static double plane_sum(const float *x, const float *y, const float *m, const unsigned char *mb,
-                        int h, int w, const float *taps, int k, float c1, float c2, float *work) {
-  if (k == 11) return plane_sum_k(x, y, m, mb, h, w, taps, 11, c1, c2, work);
-  if (k == 7) return plane_sum_k(x, y, m, mb, h, w, taps, 7, c1, c2, work);
-  return plane_sum_k(x, y, m, mb, h, w, taps, k, c1, c2, work);
-}
-
-/* ------------------------------------------------------------------ pp_ssim_mean */
-typedef struct {
-  const float *x, *y, *mask, *taps;
-  const unsigned char *mask_u8; /* or the mask as bytes */
-  int n, c, h, w, k, range_mode;
-  double k1, k2, data_range;
-  float *consts; /* (n, 2): C1, C2 */
-  double *sums;  /* (n, c) */
-} ssim_ctx;
-
-static void range_task(void *vctx, int i, float *work) {
-  (void)work;
-  ssim_ctx *s = (ssim_ctx *)vctx;
-  const size_t plane = (size_t)s->h * s->w;
-  double r = s->data_range;
-  if (s->range_mode) {
-    const float *xi = s->x + (size_t)i * s->c * plane;
-    const float *mi = s->mask ? s->mask + (size_t)i * plane : NULL;
-    const unsigned char *mbi = s->mask_u8 ? s->mask_u8 + (size_t)i * plane : NULL;
-    v8 lo = bc(INFINITY), hi = bc(-INFINITY);
-    float l1 = INFINITY, h1 = -INFINITY;
-    const size_t pv = plane / L * L;
-    for (int ch = 0; ch < s->c; ch++) {
-      const float *xc = xi + ch * plane;
-      for (size_t p = 0; p < pv; p += L) {
-        v8 v = ld(xc + p);
-        if (mi) v *= ld(mi + p);
-        if (mbi) v *= ldb(mbi + p);
-        lo = vmin(v, lo); hi = vmax(v, hi);
-      }
-      for (size_t p = pv; p < plane; p++) {
-        float v = xc[p];
-        if (mi) v *= mi[p];
-        if (mbi) v *= mbi[p];
-        l1 = v < l1 ? v : l1; h1 = v > h1 ? v : h1;
-      }
-    }
-    for (int l = 0; l < L; l++) { l1 = lo[l] < l1 ? lo[l] : l1; h1 = hi[l] > h1 ? hi[l] : h1; }
-    r = (double)h1 - (double)l1;
-  }
-  s->consts[2 * i] = (float)((s->k1 * r) * (s->k1 * r));
-  s->consts[2 * i + 1] = (float)((s->k2 * r) * (s->k2 * r));
-}
-
-static void ssim_task(void *vctx, int pc, float *work) {
-  ssim_ctx *s = (ssim_ctx *)vctx;
-  const size_t plane = (size_t)s->h * s->w;
-  const int i = pc / s->c;
-  s->sums[pc] = plane_sum(s->x + (size_t)pc * plane, s->y + (size_t)pc * plane,
-                          s->mask ? s->mask + (size_t)i * plane : NULL,
-                          s->mask_u8 ? s->mask_u8 + (size_t)i * plane : NULL, s->h, s->w, s->taps,
-                          s->k, s->consts[2 * i], s->consts[2 * i + 1], work);
-}
-
-/* Per-image mean SSIM out[n] of x, y (n, c, h, w), each times mask (n, 1, h, w) if given
- * (float32, or 0/1 bytes when mask_u8 is 1);
- * C1 = (k1 R)^2, C2 = (k2 R)^2 with R = max - min of the (masked) x of each image when
- * range_mode is 1, else R = data_range. Needs h, w >= k and 1 <= k <= MAXK. */
-int pp_ssim_mean(const float *x, const float *y, const void *mask, int mask_u8, int n, int c,
-                 int h, int w,
-                 const float *taps, int k, double k1, double k2, int range_mode,
-                 double data_range, double *out, int nthreads) {
-  if (k < 1 || k > MAXK || h < k || w < k) return -2;
-  ssim_ctx s = {x, y, mask_u8 ? NULL : (const float *)mask, taps,
-                mask_u8 ? (const unsigned char *)mask : NULL, n, c, h, w, k, range_mode, k1, k2,
-                data_range, NULL, NULL};
-  s.consts = (float *)malloc(sizeof(float) * 2 * (size_t)n);
-  s.sums = (double *)malloc(sizeof(double) * (size_t)n * c);
-  int rc = (s.consts && s.sums) ? 0 : -1;
-  if (rc == 0) rc = run_tasks(range_task, &s, n, 1, nthreads);
-  if (rc == 0) rc = run_tasks(ssim_task, &s, n * c, SSIM_WORK, nthreads);
-  if (rc == 0) {
-    const double count = (double)c * (h - k + 1) * (w - k + 1);
-    for (int i = 0; i < n; i++) {
-      double t = 0;
-      for (int ch = 0; ch < c; ch++) t += s.sums[(size_t)i * c + ch];
-      out[i] = t / count;
-    }
-  }
-  free(s.consts);
-  free(s.sums);
-  return rc;
-}
+/* the kernel in float32 (pp_ssim_mean) and float64 (pp_ssim_mean_f64) */
+#define T float
+#define IT int
+#define SUF f32
+#define ENTRY pp_ssim_mean
+#include "ssim_plane.h"
+#undef T
+#undef IT
+#undef SUF
+#undef ENTRY
+#undef L
+#define L 4
+#define T double
+#define IT long long
+#define SUF f64
+#define ENTRY pp_ssim_mean_f64
+#include "ssim_plane.h"
+#undef T
+#undef IT
+#undef SUF
+#undef ENTRY
+#undef L
+#define L 8
 
 /* ---------------------------------------------------------------- pp_pssim_parts */
 /* 2^x, 8 lanes, for x <= ~0: 0 below 2^-126 (and for -inf); relative error ~1e-7 (a degree-7
@@ -337,7 +184,7 @@ static inline __attribute__((always_inline)) void pssim_image_j(
   }
   double total = 0;
   for (int ch = 0; ch < c; ch++)
-    total += plane_sum(x + ch * plane, y + ch * plane, m0, NULL, h, w, s->taps, s->k, s->c1, s->c2,
+    total += plane_sum_f32(x + ch * plane, y + ch * plane, m0, NULL, h, w, s->taps, s->k, s->c1, s->c2,
                        ssim_work);
   s->bg[i] = total / ((double)c * (h - s->k + 1) * (w - s->k + 1));
 }
