@@ -250,6 +250,13 @@ def usable(*tensors: Tensor, dtypes: tuple[torch.dtype, ...] = (torch.float32,))
     return True
 
 
+def _library_or_raise() -> ctypes.CDLL:
+    lib = library()
+    if lib is None:
+        raise RuntimeError(f"personpose native kernels unavailable: {_failed}")
+    return lib
+
+
 def _ptr(t: Tensor | None) -> int | None:
     return None if t is None else t.data_ptr()
 
@@ -292,9 +299,7 @@ def ssim_mean(
     (N, 1, H, W) if given (float, or bool / uint8 0/1 read as bytes); ``C1 = (k1 R)^2``,
     ``C2 = (k2 R)^2`` with ``R = data_range``, or when None the ``max - min`` of each (masked)
     ``x`` (PATN's protocol). Raises RuntimeError if the library is unavailable."""
-    lib = library()
-    if lib is None:
-        raise RuntimeError(f"personpose native kernels unavailable: {_failed}")
+    lib = _library_or_raise()
     x, y = _images(x, y, "ssim_mean")
     n, c, h, w = x.shape
     t = _taps(taps, "ssim_mean", h, w, 1, x.dtype)  # taps in the images' precision
@@ -332,9 +337,7 @@ def pssim_parts(
     ``(N, K, 4C)`` (roles in that order, ``C`` channels each); the mask sums ``(N, K)``. All
     float64 (per-row float32 sums accumulated in float64; the masks within ~1e-7 of
     :func:`personpose.data.pose.part_masks`)."""
-    lib = library()
-    if lib is None:
-        raise RuntimeError(f"personpose native kernels unavailable: {_failed}")
+    lib = _library_or_raise()
     x, y = _images(x, y, "pssim_parts")
     n, c, h, w = x.shape
     t = _taps(taps, "pssim_parts", h, w, c)
@@ -364,11 +367,14 @@ def pssim_parts(
     return bg, stats, sums
 
 
-def _part_masks(masks: Tensor, x: Tensor, fn: str) -> Tensor:
+def _part_inputs(x: Tensor, y: Tensor, masks: Tensor, fn: str):
+    """The library and the contiguous images and float32 masks (N, 1 + K, H, W), checked."""
+    lib = _library_or_raise()
+    x, y = _images(x, y, fn)
     n, _, h, w = x.shape
     if masks.dim() != 4 or masks.shape[0] != n or masks.shape[2:] != (h, w) or masks.shape[1] < 2:
         raise ValueError(f"{fn}: masks must be (N, 1 + K, H, W); got {tuple(masks.shape)}")
-    return masks.to(torch.float32).contiguous()
+    return lib, x, y, masks.to(torch.float32).contiguous()
 
 
 def part_contract(x: Tensor, y: Tensor, masks: Tensor) -> tuple[Tensor, Tensor]:
@@ -376,11 +382,7 @@ def part_contract(x: Tensor, y: Tensor, masks: Tensor) -> tuple[Tensor, Tensor]:
     (N, 1 + K, H, W), background first: the sums over pixels of ``M_k`` times ``x, y,
     x^2 + y^2, x y`` ``(N, K, 4C)`` and the mask sums ``(N, K)``, float64 (per-row float32
     sums). The planes are formed on the fly and the masks read once."""
-    lib = library()
-    if lib is None:
-        raise RuntimeError(f"personpose native kernels unavailable: {_failed}")
-    x, y = _images(x, y, "part_contract")
-    masks = _part_masks(masks, x, "part_contract")
+    lib, x, y, masks = _part_inputs(x, y, masks, "part_contract")
     n, c, h, w = x.shape
     if c > MAX_CHANNELS:
         raise ValueError(f"part_contract: {c} channels; the native kernel takes at most 8")
@@ -403,11 +405,7 @@ def part_grad(
     ``sum_k M_k (A'_k + y B_k + x C_k)`` for ``y`` (N, C, H, W) float32 (None where not
     needed), from ``coef`` (N, K, R, C): roles ``[A] [A'] B C`` as
     :func:`personpose.kernels.ssim.ssim_statistics` orders them."""
-    lib = library()
-    if lib is None:
-        raise RuntimeError(f"personpose native kernels unavailable: {_failed}")
-    x, y = _images(x, y, "part_grad")
-    masks = _part_masks(masks, x, "part_grad")
+    lib, x, y, masks = _part_inputs(x, y, masks, "part_grad")
     n, c, h, w = x.shape
     k, roles = masks.shape[1] - 1, 2 + int(need_x) + int(need_y)
     coef = coef.to(torch.float32).contiguous()
@@ -430,9 +428,7 @@ def patn_mask(kp: Tensor, h: int, w: int, limbs, radius: float, closing: int) ->
     """PATN's mask ``(N, H, W)`` bool from CPU keypoints ``kp`` (N, 18, 2) (row, col) px, -1
     for missing: the float64 arithmetic of :func:`personpose.metrics.patn_mask.patn_mask`'s
     torch rasteriser, in the same order (contraction off), so the two agree pixel for pixel."""
-    lib = library()
-    if lib is None:
-        raise RuntimeError(f"personpose native kernels unavailable: {_failed}")
+    lib = _library_or_raise()
     kp = kp.to(device="cpu", dtype=torch.float64).contiguous()
     if kp.dim() != 3 or kp.shape[1:] != (18, 2):
         raise ValueError(f"patn_mask: kp must be (N, 18, 2); got {tuple(kp.shape)}")

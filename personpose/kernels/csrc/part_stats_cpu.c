@@ -14,17 +14,8 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "part_rows.h"
 #include "tasks.h"
-
-typedef float v8 __attribute__((vector_size(32)));
-#define L 8
-#define MAXJ 32 /* most planes: 4 C */
-#define FLUSH_ROWS 16
-
-static inline v8 ld(const float *p) { v8 v; __builtin_memcpy(&v, p, sizeof v); return v; }
-static inline void st(float *p, v8 v) { __builtin_memcpy(p, &v, sizeof v); }
-static inline v8 bc(float f) { return (v8){f, f, f, f, f, f, f, f}; }
-static inline double hsum(v8 v) { double s = 0; for (int l = 0; l < L; l++) s += v[l]; return s; }
 
 typedef struct {
   const float *x, *y, *masks;
@@ -40,52 +31,24 @@ static inline __attribute__((always_inline)) void contract_j(const part_ctx *s, 
                                                              const int J, float *work) {
   const int c = s->c, h = s->h, w = s->w, K = s->parts;
   const size_t plane = (size_t)h * w;
-  const int wq = (w + L - 1) / L * L, wv = w / L * L;
+  const int wq = (w + L - 1) / L * L;
   const float *x = s->x + (size_t)i * c * plane, *y = s->y + (size_t)i * c * plane;
   const float *parts = s->masks + (size_t)i * (1 + K) * plane + plane;
   double *stats = s->stats + (size_t)i * K * J, *sums = s->sums + (size_t)i * K;
   float *q = work;                       /* J planes of one row, zero-padded to wq */
-  float *mrow = q + (size_t)J * wq;      /* one mask row, zero-padded */
-  v8 *acc = (v8 *)(mrow + wq);           /* K x (J + 1) */
-  memset(q, 0, sizeof(float) * ((size_t)J + 1) * wq);
+  float *mrow = q + (size_t)J * wq;      /* the K mask rows, packed and zero-padded */
+  v8 *acc = (v8 *)(mrow + (size_t)K * wq); /* K x (J + 1) */
+  memset(q, 0, sizeof(float) * ((size_t)J + K) * wq);
   for (int t = 0; t < K * (J + 1); t++) acc[t] = bc(0.f);
   for (int t = 0; t < K * J; t++) stats[t] = 0;
   for (int t = 0; t < K; t++) sums[t] = 0;
   for (int r = 0; r < h; r++) {
-    for (int ch = 0; ch < c; ch++) {
-      const float *xr = x + ch * plane + (size_t)r * w, *yr = y + ch * plane + (size_t)r * w;
-      float *qx = q + (size_t)ch * wq, *qy = q + (size_t)(c + ch) * wq;
-      float *qs = q + (size_t)(2 * c + ch) * wq, *qp = q + (size_t)(3 * c + ch) * wq;
-      for (int j = 0; j < wv; j += L) {
-        const v8 a = ld(xr + j), b = ld(yr + j);
-        st(qx + j, a); st(qy + j, b); st(qs + j, a * a + b * b); st(qp + j, a * b);
-      }
-      for (int j = wv; j < w; j++) {
-        const float a = xr[j], b = yr[j];
-        qx[j] = a; qy[j] = b; qs[j] = a * a + b * b; qp[j] = a * b;
-      }
-    }
-    for (int kk = 0; kk < K; kk++) {
-      const float *mk = parts + (size_t)kk * plane + (size_t)r * w;
-      memcpy(mrow, mk, sizeof(float) * w); /* padded copy: the last block reads zeros */
-      v8 a[MAXJ + 1];
-      for (int jq = 0; jq <= J; jq++) a[jq] = bc(0.f);
-      for (int j = 0; j < wq; j += L) {
-        const v8 mm = ld(mrow + j);
-        a[J] += mm;
-        for (int jq = 0; jq < J; jq++) a[jq] += mm * ld(q + (size_t)jq * wq + j);
-      }
-      v8 *ak = acc + (size_t)kk * (J + 1);
-      for (int jq = 0; jq <= J; jq++) ak[jq] += a[jq];
-    }
-    if ((r + 1) % FLUSH_ROWS == 0 || r == h - 1) {
-      for (int kk = 0; kk < K; kk++) {
-        v8 *ak = acc + (size_t)kk * (J + 1);
-        for (int jq = 0; jq < J; jq++) { stats[kk * J + jq] += hsum(ak[jq]); ak[jq] = bc(0.f); }
-        sums[kk] += hsum(ak[J]);
-        ak[J] = bc(0.f);
-      }
-    }
+    row_planes(x, y, c, plane, r, w, wq, q);
+    for (int kk = 0; kk < K; kk++) /* padded copies: the last block reads zeros */
+      memcpy(mrow + (size_t)kk * wq, parts + (size_t)kk * plane + (size_t)r * w,
+             sizeof(float) * w);
+    add_part_rows(mrow, wq, K, J, q, wq, acc);
+    if ((r + 1) % FLUSH_ROWS == 0 || r == h - 1) flush_parts(acc, K, J, stats, sums);
   }
 }
 
@@ -102,7 +65,7 @@ int pp_part_contract(const float *x, const float *y, const float *masks, int n, 
   if (h < 1 || w < 1 || parts < 1 || 4 * c > MAXJ) return -2;
   part_ctx s = {x, y, masks, n, c, h, w, parts, stats, sums, NULL, 0, 0, 0, 0, 0, NULL, NULL};
   const size_t wq = (size_t)(w + L - 1) / L * L;
-  const size_t work = (4 * (size_t)c + 1) * wq + (size_t)parts * (4 * c + 1) * L + L;
+  const size_t work = (4 * (size_t)c + parts) * wq + (size_t)parts * (4 * c + 1) * L + L;
   return run_tasks(contract_task, &s, n, work, nthreads);
 }
 

@@ -25,26 +25,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "part_rows.h"
 #include "tasks.h"
 
-typedef float v8 __attribute__((vector_size(32)));
-typedef int v8i __attribute__((vector_size(32)));
-#define L 8
 #define STRIP 64 /* output columns per strip */
 #define MAXK 16  /* longest window */
-#define MAXJ 32  /* most contraction planes (4 C) */
-
-typedef unsigned char u8x8 __attribute__((vector_size(8)));
-static inline v8 ld(const float *p) { v8 v; __builtin_memcpy(&v, p, sizeof v); return v; }
-/* 8 bytes (a 0/1 mask) as 8 floats */
-static inline v8 ldb(const unsigned char *p) {
-  u8x8 b; __builtin_memcpy(&b, p, sizeof b); return __builtin_convertvector(b, v8);
-}
-static inline void st(float *p, v8 v) { __builtin_memcpy(p, &v, sizeof v); }
-static inline v8 bc(float f) { return (v8){f, f, f, f, f, f, f, f}; }
-static inline v8 vmin(v8 a, v8 b) { v8i m = a < b; return (v8)(((v8i)a & m) | ((v8i)b & ~m)); }
-static inline v8 vmax(v8 a, v8 b) { v8i m = a > b; return (v8)(((v8i)a & m) | ((v8i)b & ~m)); }
-static inline double hsum(v8 v) { double s = 0; for (int l = 0; l < L; l++) s += v[l]; return s; }
 
 /* ------------------------------------------------------------------ windowed SSIM sum */
 #define SSIM_IN (STRIP + MAXK + L) /* padded width of one unfiltered strip row */
@@ -104,7 +89,6 @@ typedef struct {
   double *bg, *stats, *mask_sums;
 } pssim_ctx;
 
-#define FLUSH_ROWS 16 /* rows summed in float before the double accumulators */
 
 static inline __attribute__((always_inline)) void pssim_image_j(
     const pssim_ctx *s, int i, const int J, float *work) {
@@ -132,20 +116,7 @@ static inline __attribute__((always_inline)) void pssim_image_j(
   for (int t = 0; t < K * J; t++) stats[t] = 0;
   for (int t = 0; t < K; t++) sums[t] = 0;
   for (int r = 0; r < h; r++) {
-    for (int ch = 0; ch < c; ch++) {
-      const float *xr = x + ch * plane + (size_t)r * w, *yr = y + ch * plane + (size_t)r * w;
-      float *qx = q + (size_t)ch * wq, *qy = q + (size_t)(c + ch) * wq;
-      float *qs = q + (size_t)(2 * c + ch) * wq, *qp = q + (size_t)(3 * c + ch) * wq;
-      const int wv = w / L * L;
-      for (int j = 0; j < wv; j += L) {
-        const v8 a = ld(xr + j), b = ld(yr + j);
-        st(qx + j, a); st(qy + j, b); st(qs + j, a * a + b * b); st(qp + j, a * b);
-      }
-      for (int j = wv; j < w; j++) {
-        const float a = xr[j], b = yr[j];
-        qx[j] = a; qy[j] = b; qs[j] = a * a + b * b; qp[j] = a * b;
-      }
-    }
+    row_planes(x, y, c, plane, r, w, wq, q);
     /* the masks of this row (one loop: the polynomial's constants stay in registers) */
     for (int j = 0; j < wq; j += L) st(mrow + j, bc(0.f));
     for (int kk = 0; kk < K; kk++) {
@@ -158,29 +129,10 @@ static inline __attribute__((always_inline)) void pssim_image_j(
         st(mrow + j, vmax(ld(mrow + j), mm));
       }
     }
-    /* their sums with the planes (one loop: the J + 1 sums stay in registers) */
-    for (int kk = 0; kk < K; kk++) {
-      const float *mk = mks + (size_t)kk * wq;
-      v8 a[MAXJ + 1];
-      for (int jq = 0; jq <= J; jq++) a[jq] = bc(0.f);
-      for (int j = 0; j < wq; j += L) {
-        const v8 mm = ld(mk + j);
-        a[J] += mm;
-        for (int jq = 0; jq < J; jq++) a[jq] += mm * ld(q + (size_t)jq * wq + j);
-      }
-      v8 *ak = acc + (size_t)kk * (J + 1);
-      for (int jq = 0; jq <= J; jq++) ak[jq] += a[jq];
-    }
+    add_part_rows(mks, wq, K, J, q, wq, acc); /* their sums with the planes */
     float *m0r = m0 + (size_t)r * w;
     for (int j = 0; j < w; j++) m0r[j] = 1.f - mrow[j];
-    if ((r + 1) % FLUSH_ROWS == 0 || r == h - 1) {
-      for (int kk = 0; kk < K; kk++) {
-        v8 *ak = acc + (size_t)kk * (J + 1);
-        for (int jq = 0; jq < J; jq++) { stats[kk * J + jq] += hsum(ak[jq]); ak[jq] = bc(0.f); }
-        sums[kk] += hsum(ak[J]);
-        ak[J] = bc(0.f);
-      }
-    }
+    if ((r + 1) % FLUSH_ROWS == 0 || r == h - 1) flush_parts(acc, K, J, stats, sums);
   }
   double total = 0;
   for (int ch = 0; ch < c; ch++)
