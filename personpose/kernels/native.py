@@ -73,8 +73,8 @@ __all__ = [
 ENV = "PERSONPOSE_NATIVE"
 MODES = ("auto", "never")
 CSRC = Path(__file__).with_name("csrc")
-SOURCES = (CSRC / "ssim_cpu.c", CSRC / "patn_mask_cpu.c", CSRC / "part_stats_cpu.c")
-HEADERS = (CSRC / "tasks.h", CSRC / "ssim_plane.h")
+SOURCES = tuple(sorted(CSRC.glob("*.c")))  # compiled together into one library
+HEADERS = tuple(sorted(CSRC.glob("*.h")))  # part of the build key with the sources
 MAX_WINDOW = 16  # MAXK in the C source
 MAX_CHANNELS = 8  # MAXJ / 4 in the C source
 # OpenMP first (the tasks then run on torch's own thread pool, see csrc/tasks.h), then

@@ -361,3 +361,17 @@ def test_the_pthread_build_gives_the_same_results(tmp_path, monkeypatch):
     for a, b in zip(out, ref):  # "-O3" alone has no FMA: float32 rounding differs
         b = b.double()
         assert torch.allclose(a.double(), b, rtol=1e-6, atol=1e-6 * float(b.abs().max()))
+
+
+def test_every_kernel_source_is_packaged_and_in_the_build_key():
+    import fnmatch
+
+    tomllib = pytest.importorskip("tomllib")
+    files = sorted(p for p in native.CSRC.iterdir() if p.suffix in (".c", ".h"))
+    assert files and set(native.SOURCES + native.HEADERS) == set(files)
+    data = tomllib.loads((REPO / "pyproject.toml").read_text())
+    patterns = data["tool"]["setuptools"]["package-data"]["personpose"]
+    package = REPO / "personpose"
+    for f in files:
+        rel = f.relative_to(package).as_posix()
+        assert any(fnmatch.fnmatch(rel, p) for p in patterns), f"{rel} is not packaged"
