@@ -3,9 +3,11 @@
 The baseline does what the PATN evaluation scripts do, one image at a time: scikit-image's
 SSIM on uint8 arrays, PATN's mask drawn with skimage.draw polygon/disk + a 5x5 closing and the
 masked SSIM, and a numpy PSSIM (numpy part masks, per-part weighted statistics, skimage's
-windowed SSIM of the background). Ours: ``build_metrics([...]).update`` on batches, with the
-fused kernels compiled (the default; compiled in a warm-up call) and, as a row of its own,
-run eagerly (``PERSONPOSE_COMPILE=never``). All run round-robin, one call each per round,
+windowed SSIM of the background). Ours: ``build_metrics([...]).update`` on batches, as the
+evaluate command runs it (personpose's native C kernels where they apply, the fused torch
+kernels compiled in a warm-up call elsewhere), and as rows of their own the torch kernels
+alone (``PERSONPOSE_NATIVE=never``) and eagerly (``PERSONPOSE_COMPILE=never``, native off
+too: the fallback without a compiler). All run round-robin, one call each per round,
 in one process under personpose's CPU allocator policy, as the evaluate command runs
 (``PERSONPOSE_MALLOC``, recorded in the JSON; ``=system`` for glibc's defaults).
 Images: real DeepFashion (256x176) and Market (128x64) pairs from ../shared/data/real (the

@@ -4,8 +4,9 @@
 (``torch.compile``, the inductor backend: one C++/OpenMP loop on CPU, Triton on CUDA, in place
 of one pass over memory per elementwise op) and when eagerly; :mod:`personpose.kernels.ssim`
 holds the SSIM and part-based SSIM kernels written for it; :mod:`personpose.kernels.native`
-builds and runs personpose's own C kernels for the evaluation metrics (float32 CPU, forward
-only, faster than inductor's loops there); :mod:`personpose.kernels.allocator`
+builds and runs personpose's own C kernels on CPU (the evaluation's SSIM metrics and PATN
+mask, the part half of the PSSIM loss; faster than inductor's loops there);
+:mod:`personpose.kernels.allocator`
 sets the C allocator so that freed tensors are reused without page faults (the entry points
 and the benchmarks apply it; importing the package changes nothing).
 """

@@ -226,7 +226,7 @@ def part_ssim_from_sums(
     """PSSIM (no gradient) from its pieces: ``stats`` (N, K, 4C) the sums over pixels of each
     part mask ``M_k`` times ``x, y, x^2 + y^2, x y`` (roles in that order, C channels each),
     ``sums`` (N, K) the mask sums and ``background`` (N,) the background's windowed SSIM,
-    as :func:`personpose.kernels.native.pssim_stats` gives them."""
+    as :func:`personpose.kernels.native.pssim_parts` gives them."""
     if missing_parts not in MISSING_PARTS:
         raise ValueError(
             f"part_ssim: missing_parts must be one of {MISSING_PARTS}, got {missing_parts!r}"

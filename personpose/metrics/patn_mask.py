@@ -18,8 +18,9 @@ normal scaled to 4 px; a disk of radius 4 px at every present joint; then a clos
 
 A limb whose joints coincide draws nothing (its normal is 0/0), as in PATN. A joint is missing
 when either coordinate is -1. On CPU, where personpose's native kernels build, the same
-arithmetic runs in C (:func:`personpose.kernels.native.patn_mask`, one image per thread, ~20x
-faster); the tests hold the two to pixel-for-pixel equality.
+arithmetic runs in C (:func:`personpose.kernels.native.patn_mask`, one image per thread;
+0.06 against 0.5 ms per 256x176 image in the evaluation); the tests hold the two to
+pixel-for-pixel equality.
 """
 
 from __future__ import annotations

@@ -194,7 +194,7 @@ NO_CONTRACT static void mask_task(void *vctx, int i, float *work) {
 }
 
 /* PATN's mask out (n, h, w) uint8 0/1 from keypoints kp (n, 18, 2) float64 (row, col) px, -1
- * for missing; limbs (nl, 2) joint pairs; returns 0, or -1 when memory ran out. */
+ * for missing; limbs (nl, 2) joint pairs; returns 0, -1 when memory ran out, -2 for bad sizes. */
 int pp_patn_mask(const double *kp, int n, int h, int w, const int *limbs, int nl, double radius,
                  int closing, unsigned char *out, int nthreads) {
   if (h < 1 || w < 1 || closing < 1) return -2;

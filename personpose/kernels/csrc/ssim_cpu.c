@@ -1,11 +1,13 @@
-/* personpose's native CPU kernels for the evaluation metrics (float32, forward only).
+/* personpose's native CPU kernels for the evaluation's SSIM metrics (forward only).
  *
  * Built at first use by personpose/kernels/native.py (the system C compiler, -O3 and the
- * machine's own vector instructions) and called through ctypes. Two entry points:
+ * machine's own vector instructions) and called through ctypes. Entry points:
  *
- *   pp_ssim_mean    per-image mean of the valid windowed SSIM map (PATN's ssim / mask-ssim);
- *   pp_pssim_parts  PSSIM's background SSIM and part statistics, the part masks formed on
- *                   the fly from their separable row and column terms.
+ *   pp_ssim_mean, pp_ssim_mean_f64
+ *                   per-image mean of the valid windowed SSIM map (PATN's ssim / mask-ssim),
+ *                   float32 / float64 (the kernel itself: ssim_plane.h);
+ *   pp_pssim_parts  PSSIM's background SSIM and part statistics (float32), the part masks
+ *                   formed on the fly from their separable row and column terms.
  *
  * Images are planar (N, C, H, W), contiguous. A window is given by its k 1-D taps (k <= 16)
  * and applied separably without padding. Per pixel the four planes x, y, x^2 + y^2 and x y are
@@ -16,7 +18,8 @@
  *
  * which is summed in double per row: no full-size plane is ever written. Planes are processed
  * in strips of STRIP output columns so that the ring (k rows x 4 planes) stays in L1. Lanes are
- * GCC/Clang vector extensions (8 floats: AVX2 on x86, two NEON registers on arm64).
+ * GCC/Clang vector extensions of 32 bytes (8 floats or 4 doubles: AVX2 on x86, two NEON
+ * registers on arm64).
  * Work is spread over threads (tasks.h) task by task: a task is one image plane (SSIM) or one
  * image (PSSIM). Every function returns 0, or -1 when memory ran out.
  */
@@ -136,8 +139,8 @@ static inline __attribute__((always_inline)) void pssim_image_j(
   }
   double total = 0;
   for (int ch = 0; ch < c; ch++)
-    total += plane_sum_f32(x + ch * plane, y + ch * plane, m0, NULL, h, w, s->taps, s->k, s->c1, s->c2,
-                       ssim_work);
+    total += plane_sum_f32(x + ch * plane, y + ch * plane, m0, NULL, h, w, s->taps, s->k,
+                           s->c1, s->c2, ssim_work);
   s->bg[i] = total / ((double)c * (h - s->k + 1) * (w - s->k + 1));
 }
 
