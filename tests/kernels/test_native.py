@@ -256,7 +256,7 @@ def _mask_keypoints(n, h, w, seed):
     return kp
 
 
-@pytest.mark.parametrize("h,w", [(256, 176), (128, 64), (23, 9)])
+@pytest.mark.parametrize("h,w", [(256, 176), (128, 64), (23, 9), (9, 4)])  # 4: no interior
 def test_patn_mask_equals_the_torch_rasteriser_pixel_for_pixel(h, w):
     from personpose.metrics.patn_mask import patn_mask
 

@@ -95,6 +95,15 @@ typedef struct {
   unsigned char *out; /* (n, h, w) */
 } mask_ctx;
 
+/* op over t[x - r .. x + r] clipped to [0, w) */
+static inline unsigned char clipped_reduce(const unsigned char *t, int w, int x, int r,
+                                           int dilate) {
+  const int x0 = x - r < 0 ? 0 : x - r, x1 = x + r > w - 1 ? w - 1 : x + r;
+  unsigned char v = t[x0];
+  for (int xx = x0 + 1; xx <= x1; xx++) v = dilate ? (v | t[xx]) : (v & t[xx]);
+  return v;
+}
+
 /* separable max (dilation) or min (erosion) of 0/1 bytes over size x size windows clipped to
  * the image (skimage's reflect border gives the same for a square: the clipped part repeats
  * pixels already in the window), through tmp */
@@ -113,28 +122,22 @@ static void window_reduce(const unsigned char *in, unsigned char *tmp, unsigned 
         for (int x = 0; x < w; x++) t[x] &= src[x];
     }
   }
+  const int lo_end = r < w ? r : w;                     /* x < lo_end: window clipped left */
+  const int hi_start = w - r > lo_end ? w - r : lo_end; /* x >= hi_start: clipped right */
   for (int y = 0; y < h; y++) { /* along the rows */
     const unsigned char *t = tmp + (size_t)y * w;
     unsigned char *o = out + (size_t)y * w;
-    for (int x = 0; x < w; x++) {
-      if (x == r && w - r > r) { /* the interior, vectorised: o[x] = op over t[x - r .. x + r] */
-        const int end = w - r;
-        memcpy(o + r, t, (size_t)(end - r));
-        for (int dx = 1; dx < size; dx++) {
-          const unsigned char *src = t + dx;
-          if (dilate)
-            for (int q = r; q < end; q++) o[q] |= src[q - r];
-          else
-            for (int q = r; q < end; q++) o[q] &= src[q - r];
-        }
-        x = end - 1;
-        continue;
+    for (int x = 0; x < lo_end; x++) o[x] = clipped_reduce(t, w, x, r, dilate);
+    if (hi_start > lo_end) { /* the interior, vectorised: o[x] = op over t[x - r .. x + r] */
+      memcpy(o + r, t, (size_t)(hi_start - r));
+      for (int dx = 1 - r; dx <= r; dx++) {
+        if (dilate)
+          for (int q = r; q < hi_start; q++) o[q] |= t[q + dx];
+        else
+          for (int q = r; q < hi_start; q++) o[q] &= t[q + dx];
       }
-      const int x0 = x - r < 0 ? 0 : x - r, x1 = x + r > w - 1 ? w - 1 : x + r;
-      unsigned char v = t[x0];
-      for (int xx = x0 + 1; xx <= x1; xx++) v = dilate ? (v | t[xx]) : (v & t[xx]);
-      o[x] = v;
     }
+    for (int x = hi_start; x < w; x++) o[x] = clipped_reduce(t, w, x, r, dilate);
   }
 }
 
