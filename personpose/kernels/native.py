@@ -301,25 +301,24 @@ def ssim_mean(
     ``x`` (PATN's protocol). Raises RuntimeError if the library is unavailable."""
     lib = _library_or_raise()
     x, y = _images(x, y, "ssim_mean")
-    n, c, h, w = x.shape
-    t = _taps(taps, "ssim_mean", h, w, 1, x.dtype)  # taps in the images' precision
-    if mask is not None:
-        if mask.shape != (n, 1, h, w):
-            raise ValueError(f"ssim_mean: mask must be {(n, 1, h, w)}, got {tuple(mask.shape)}")
-        # a 0/1 mask is read as bytes: no float copy (a fresh 4-byte-per-pixel buffer costs
-        # more than the conversion itself)
-        mask_u8 = mask.dtype in (torch.bool, torch.uint8)
-        mask = (mask.view(torch.uint8) if mask_u8 else mask.to(x.dtype)).contiguous()
-    out = torch.empty(n, dtype=torch.float64)
-    from_x = int(data_range is None)  # R from each (masked) x, else data_range
-    as_bytes = int(mask is not None and mask.dtype == torch.uint8)
     if x.dtype not in (torch.float32, torch.float64) or y.dtype != x.dtype:
         raise ValueError(
             f"ssim_mean: float32 or float64 images of one dtype; got {x.dtype}, {y.dtype}"
         )
+    n, c, h, w = x.shape
+    t = _taps(taps, "ssim_mean", h, w, 1, x.dtype)  # taps in the images' precision
+    # a 0/1 mask is read as bytes: no float copy (a fresh 4-byte-per-pixel buffer costs more
+    # than the conversion itself)
+    as_bytes = mask is not None and mask.dtype in (torch.bool, torch.uint8)
+    if mask is not None:
+        if mask.shape != (n, 1, h, w):
+            raise ValueError(f"ssim_mean: mask must be {(n, 1, h, w)}, got {tuple(mask.shape)}")
+        mask = (mask.view(torch.uint8) if as_bytes else mask.to(x.dtype)).contiguous()
+    out = torch.empty(n, dtype=torch.float64)
+    from_x = int(data_range is None)  # R from each (masked) x, else data_range
     entry = lib.pp_ssim_mean if x.dtype == torch.float32 else lib.pp_ssim_mean_f64
     rc = entry(
-        _ptr(x), _ptr(y), _ptr(mask), as_bytes, n, c, h, w, _ptr(t), t.numel(), k1, k2, from_x,
+        _ptr(x), _ptr(y), _ptr(mask), int(as_bytes), n, c, h, w, _ptr(t), t.numel(), k1, k2, from_x,
         float(data_range or 0.0), _ptr(out), torch.get_num_threads(),
     )  # fmt: skip
     _check(rc, "ssim_mean")

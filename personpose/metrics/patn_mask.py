@@ -55,7 +55,7 @@ def patn_mask(
     h, w = (int(s) for s in size)
     lead = kp.shape[:-2]
     kp = kp.reshape(-1, NUM_JOINTS, 2).to(torch.float64)
-    if kp.device.type == "cpu" and native.available():  # the same arithmetic in C
+    if native.usable(kp, dtypes=(torch.float64,)):  # the same arithmetic in C
         mask = native.patn_mask(kp, h, w, PATN_MASK_LIMBS, radius, closing)
         return mask.reshape(*lead, h, w)
     present = (kp != MISSING).all(-1)  # (N, 18)
