@@ -315,7 +315,7 @@ def run(repeats: int) -> dict:
             with torch.no_grad():
                 ref = float(methods["ours"](x, y, *args))
             for name, fn in methods.items():
-                with torch.no_grad():
+                with torch.no_grad(), _context(fn):
                     value = float(fn(x, y, *args))
                 entry[group][name] = {"value": value, "abs_diff_vs_ours": abs(value - ref)}
                 # every call as f(x): y and the masks are bound here
