@@ -202,7 +202,7 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.pp_pssim_parts.restype = i
     lib.pp_part_contract.argtypes = [p, p, p, i, i, i, i, i, p, p, i]
     lib.pp_part_contract.restype = i
-    lib.pp_part_grad.argtypes = [p, p, p, p, i, i, i, i, i, i, i, i, i, i, p, p, i]
+    lib.pp_part_grad.argtypes = [p, p, p, p, i, i, i, i, i, i, i, i, i, i, p, p, i, i]
     lib.pp_part_grad.restype = i
     lib.pp_patn_mask.argtypes = [p, i, i, i, p, i, d, i, p, i]
     lib.pp_patn_mask.restype = i
@@ -398,25 +398,45 @@ def part_contract(x: Tensor, y: Tensor, masks: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def part_grad(
-    x: Tensor, y: Tensor, masks: Tensor, coef: Tensor, need_x: bool, need_y: bool
+    x: Tensor,
+    y: Tensor,
+    masks: Tensor,
+    coef: Tensor,
+    need_x: bool,
+    need_y: bool,
+    out: tuple[Tensor | None, Tensor | None] | None = None,
 ) -> tuple[Tensor | None, Tensor | None]:
     """The PSSIM loss's part gradient: ``sum_k M_k (A_k + x B_k + y C_k)`` for ``x`` and
     ``sum_k M_k (A'_k + y B_k + x C_k)`` for ``y`` (N, C, H, W) float32 (None where not
     needed), from ``coef`` (N, K, R, C): roles ``[A] [A'] B C`` as
-    :func:`personpose.kernels.ssim.ssim_statistics` orders them."""
+    :func:`personpose.kernels.ssim.ssim_statistics` orders them. With ``out`` (contiguous
+    float32 tensors of the images' shape where needed), the gradient is added to them in
+    place and they are returned."""
     lib, x, y, masks = _part_inputs(x, y, masks, "part_grad")
     n, c, h, w = x.shape
     k, roles = masks.shape[1] - 1, 2 + int(need_x) + int(need_y)
     coef = coef.to(torch.float32).contiguous()
     if coef.shape != (n, k, roles, c):
         raise ValueError(f"part_grad: coef must be {(n, k, roles, c)}; got {tuple(coef.shape)}")
-    gx = torch.empty_like(x) if need_x else None
-    gy = torch.empty_like(y) if need_y else None
+    if out is None:
+        gx = torch.empty_like(x) if need_x else None
+        gy = torch.empty_like(y) if need_y else None
+    else:
+        gx, gy = out
+        for name, t, need in (("x", gx, need_x), ("y", gy, need_y)):
+            ok = t is not None and t.dtype == torch.float32 and t.device.type == "cpu"
+            if need and not (ok and t.shape == x.shape and t.is_contiguous()):
+                got = None if t is None else (tuple(t.shape), t.dtype, t.is_contiguous())
+                raise ValueError(
+                    f"part_grad: out for {name} must be a contiguous float32 CPU tensor of shape "
+                    f"{tuple(x.shape)}; got {got}"
+                )
+        gx, gy = (gx if need_x else None), (gy if need_y else None)
     ia_x = 0 if need_x else -1
     ia_y = int(need_x) if need_y else -1
     rc = lib.pp_part_grad(
         _ptr(x), _ptr(y), _ptr(masks), _ptr(coef), n, c, h, w, k, roles, ia_x, ia_y,
-        roles - 2, roles - 1, _ptr(gx), _ptr(gy), torch.get_num_threads(),
+        roles - 2, roles - 1, _ptr(gx), _ptr(gy), int(out is not None), torch.get_num_threads(),
     )  # fmt: skip
     _check(rc, "part_grad")
     calls["part_grad"] += 1

@@ -231,20 +231,18 @@ def background_backward(
     x: Tensor,
     y: Tensor,
     m0: Tensor,
-    parts_x: Tensor | None,
-    parts_y: Tensor | None,
     scale_bg: Tensor,
     taps: tuple[float, ...],
     need_x: bool,
     need_y: bool,
 ) -> tuple[Tensor | None, Tensor | None]:
-    """PSSIM's ``dL/dx``, ``dL/dy`` (N, C, H, W) as :func:`part_backward`, with the parts'
-    terms ``parts_x``, ``parts_y`` already summed over the masks
-    (:func:`personpose.kernels.native.part_grad`)."""
+    """The background's terms of PSSIM's ``dL/dx``, ``dL/dy`` (N, C, H, W) (see
+    :func:`part_backward`): ``m0 (t_a + m0 (x t_b + y t_c))`` times ``scale_bg``. The parts'
+    terms are added to them in place (:func:`personpose.kernels.native.part_grad`)."""
     t = filter_valid(t_pad, taps[::-1])
     gx_b, gy_b = _combine(t, x * m0, y * m0, need_x, need_y)
-    gx = m0 * gx_b * scale_bg + parts_x if need_x else None
-    gy = m0 * gy_b * scale_bg + parts_y if need_y else None
+    gx = m0 * gx_b * scale_bg if need_x else None
+    gy = m0 * gy_b * scale_bg if need_y else None
     return gx, gy
 
 

@@ -24,7 +24,8 @@ images per part. The backward is analytic: the background's transposed filter, s
 ``M_0``, plus ``sum_k M_k (a_k + x b_k + y c_k)``. For float32 CPU tensors the contraction and
 the parts' sum over masks run in personpose's native kernels
 (:func:`personpose.kernels.native.part_contract` / ``part_grad``: planes formed on the fly,
-masks read once per pass, on torch's thread pool); otherwise the contraction is a batched
+masks read once per pass, on torch's thread pool; the parts' gradient added in place to the
+background's); otherwise the contraction is a batched
 matrix product with the planes from ``part_forward`` and the sum over masks is fused into
 :func:`personpose.kernels.ssim.part_backward`. The windowed SSIM kernels are the same as plain
 :func:`personpose.losses.ssim.ssim`'s either way.
@@ -136,11 +137,12 @@ class _PSSIMFunction(torch.autograd.Function):
         coef = torch.stack([g * dr for dr in d], dim=2)  # (N, K, R, C)
         scale_bg = (grad_b / ctx.count).view(n, 1, 1, 1)
         t_pad = kernels.pad_full(coefs, len(ctx.taps))
-        if ctx.native:  # the parts' sum over masks in C, the background's filter compiled
-            px, py = native.part_grad(x, y, masks, coef, need_x, need_y)
+        if ctx.native:  # the background's filter compiled, the parts' sum over masks in C
             gx, gy = kernels.background_backward(
-                t_pad, x, y, masks[:, :1], px, py, scale_bg, ctx.taps, need_x, need_y
-            )
+                t_pad, x, y, masks[:, :1], scale_bg, ctx.taps, need_x, need_y
+            )  # the parts' terms added in place: no parts' gradient tensor to write, read back
+            out = tuple(None if g is None else g.contiguous() for g in (gx, gy))  # channels-last
+            gx, gy = native.part_grad(x, y, masks, coef, need_x, need_y, out=out)
         else:
             gx, gy = kernels.part_backward(
                 t_pad, x, y, masks[:, :1], masks[:, 1:], coef, scale_bg, ctx.taps, need_x, need_y

@@ -329,6 +329,20 @@ def test_part_contract_and_grad_are_the_masked_sums():
     assert only_y[0] is None and torch.allclose(only_y[1], gy, atol=1e-6)
     with pytest.raises(ValueError, match="coef must be"):
         native.part_grad(x, y, masks, coef, True, False)
+    # with out: added in place to what the tensors hold (the background's terms, in the loss)
+    base_x, base_y = torch.randn_like(x), torch.randn_like(y)
+    acc_x, acc_y = base_x.clone(), base_y.clone()
+    got = native.part_grad(x, y, masks, coef, True, True, out=(acc_x, acc_y))
+    assert got[0] is acc_x and got[1] is acc_y
+    assert torch.allclose(acc_x, base_x + gx, atol=1e-6)
+    assert torch.allclose(acc_y, base_y + gy, atol=1e-6)
+    acc_y = base_y.clone()
+    assert native.part_grad(x, y, masks, coef[:, :, 1:], False, True, out=(None, acc_y))[0] is None
+    assert torch.allclose(acc_y, base_y + gy, atol=1e-6)
+    with pytest.raises(ValueError, match="out for x must be a contiguous float32"):
+        native.part_grad(x, y, masks, coef, True, True, out=(base_x.double(), base_y))
+    with pytest.raises(ValueError, match="out for y must be a contiguous float32"):
+        native.part_grad(x, y, masks, coef, True, True, out=(base_x, base_y.transpose(2, 3)))
 
 
 def test_the_pthread_build_gives_the_same_results(tmp_path, monkeypatch):

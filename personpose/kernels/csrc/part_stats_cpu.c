@@ -6,7 +6,9 @@
  *                     on the fly: no plane tensor is written, the masks are read once;
  *   pp_part_grad      G_x = sum_k M_k (A_k + x B_k + y C_k) and G_y = sum_k M_k (A'_k + y B_k
  *                     + x C_k) per channel: the parts' gradient, from the per-part
- *                     coefficients (personpose/losses/part_ssim.py), the masks read once.
+ *                     coefficients (personpose/losses/part_ssim.py), the masks read once;
+ *                     written, or added in place to the background's gradient (which then
+ *                     need not read a parts' gradient tensor back).
  *
  * Masks are (N, 1 + K, H, W), background first (only 1..K are read). Row sums are float32,
  * accumulated in float64 every FLUSH_ROWS rows.
@@ -23,7 +25,7 @@ typedef struct {
   double *stats, *sums;
   /* gradient */
   const float *coef; /* (n, parts, roles, c) */
-  int roles, ia_x, ia_y, ib, ic;
+  int roles, ia_x, ia_y, ib, ic, accumulate;
   float *gx, *gy;
 } part_ctx;
 
@@ -63,7 +65,7 @@ static void contract_task(void *vctx, int i, float *work) {
 int pp_part_contract(const float *x, const float *y, const float *masks, int n, int c, int h,
                      int w, int parts, double *stats, double *sums, int nthreads) {
   if (h < 1 || w < 1 || parts < 1 || 4 * c > MAXJ) return -2;
-  part_ctx s = {x, y, masks, n, c, h, w, parts, stats, sums, NULL, 0, 0, 0, 0, 0, NULL, NULL};
+  part_ctx s = {x, y, masks, n, c, h, w, parts, stats, sums, NULL, 0, 0, 0, 0, 0, 0, NULL, NULL};
   const size_t wq = (size_t)(w + L - 1) / L * L;
   const size_t work = (4 * (size_t)c + parts) * wq + (size_t)parts * (4 * c + 1) * L + L;
   return run_tasks(contract_task, &s, n, work, nthreads);
@@ -73,7 +75,7 @@ int pp_part_contract(const float *x, const float *y, const float *masks, int n, 
  * coefficients broadcast once per image into cb[(ch * 4 + role) * K + k] (roles A, A', B, C) */
 static inline __attribute__((always_inline)) void grad_image(const part_ctx *s, int i,
                                                               float *work, const int want_x,
-                                                              const int want_y) {
+                                                              const int want_y, const int acc) {
   const int c = s->c, h = s->h, w = s->w, K = s->parts, R = s->roles;
   const size_t plane = (size_t)h * w;
   const float *x = s->x + (size_t)i * c * plane, *y = s->y + (size_t)i * c * plane;
@@ -113,13 +115,13 @@ static inline __attribute__((always_inline)) void grad_image(const part_ctx *s, 
         const size_t o = ch * plane + (size_t)r * w + j;
         if (full) {
           const v8 xv = ld(x + o), yv = ld(y + o);
-          if (want_x) st(gx + o, ga + xv * gb + yv * gc);
-          if (want_y) st(gy + o, gay + yv * gb + xv * gc);
+          if (want_x) st(gx + o, (acc ? ld(gx + o) : bc(0.f)) + (ga + xv * gb + yv * gc));
+          if (want_y) st(gy + o, (acc ? ld(gy + o) : bc(0.f)) + (gay + yv * gb + xv * gc));
         } else {
           for (int l = 0; j + l < w; l++) {
             const float xv = x[o + l], yv = y[o + l];
-            if (want_x) gx[o + l] = ga[l] + xv * gb[l] + yv * gc[l];
-            if (want_y) gy[o + l] = gay[l] + yv * gb[l] + xv * gc[l];
+            if (want_x) gx[o + l] = (acc ? gx[o + l] : 0.f) + (ga[l] + xv * gb[l] + yv * gc[l]);
+            if (want_y) gy[o + l] = (acc ? gy[o + l] : 0.f) + (gay[l] + yv * gb[l] + xv * gc[l]);
           }
         }
       }
@@ -129,22 +131,23 @@ static inline __attribute__((always_inline)) void grad_image(const part_ctx *s, 
 
 static void grad_task(void *vctx, int i, float *work) {
   const part_ctx *s = (const part_ctx *)vctx;
-  if (s->gx && s->gy) grad_image(s, i, work, 1, 1);
-  else if (s->gx) grad_image(s, i, work, 1, 0);
-  else grad_image(s, i, work, 0, 1);
+  const int a = s->accumulate;
+  if (s->gx && s->gy) a ? grad_image(s, i, work, 1, 1, 1) : grad_image(s, i, work, 1, 1, 0);
+  else if (s->gx) a ? grad_image(s, i, work, 1, 0, 1) : grad_image(s, i, work, 1, 0, 0);
+  else a ? grad_image(s, i, work, 0, 1, 1) : grad_image(s, i, work, 0, 1, 0);
 }
 
 /* The parts' gradient gx, gy (n, c, h, w) (either may be NULL) from coef (n, parts, roles, c):
- * role ia_x (or -1 without gx) is A, ia_y (or -1 without gy) is A', ib is B, ic is C.
- * Returns 0, -1 or -2. */
+ * role ia_x (or -1 without gx) is A, ia_y (or -1 without gy) is A', ib is B, ic is C; written,
+ * or with accumulate added to what gx, gy hold. Returns 0, -1 or -2. */
 int pp_part_grad(const float *x, const float *y, const float *masks, const float *coef, int n,
                  int c, int h, int w, int parts, int roles, int ia_x, int ia_y, int ib, int ic,
-                 float *gx, float *gy, int nthreads) {
+                 float *gx, float *gy, int accumulate, int nthreads) {
   if (h < 1 || w < 1 || parts < 1 || c < 1) return -2;
   if ((gx != NULL) != (ia_x >= 0) || (gy != NULL) != (ia_y >= 0)) return -2;
   if (ia_x >= roles || ia_y >= roles || ib < 0 || ib >= roles || ic < 0 || ic >= roles) return -2;
   part_ctx s = {x, y, masks, n, c, h, w, parts, NULL, NULL, coef, roles, ia_x, ia_y, ib, ic,
-                gx, gy};
+                accumulate != 0, gx, gy};
   if (!gx && !gy) return 0;
   const size_t wq = (size_t)(w + L - 1) / L * L;
   return run_tasks(grad_task, &s, n, (size_t)c * 4 * parts * L + parts * wq + L, nthreads);
