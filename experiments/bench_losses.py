@@ -191,7 +191,9 @@ class _PartsFree:
     """A lower bound, not a peer: the PSSIM loss ``fn`` with its native part kernels
     (``part_contract``, ``part_grad``) answered from their results for these inputs (computed
     in the warm-up), so that the part half costs nothing and the rest of PSSIM (the masked
-    background's SSIM, the part statistics, autograd) is what is timed. With ``stream``
+    background's SSIM, the part statistics, autograd) is what is timed. (``part_grad`` adds
+    the parts' terms in place to the background's gradient; here it adds nothing, so the
+    value is PSSIM's and the gradient the background's alone: timing only.) With ``stream``
     (the part masks and both images), those tensors are also read twice (summed): the least
     memory traffic of any part kernels, which read them in the forward and again in the
     backward. :meth:`context` must wrap the whole forward + backward (see ``_step``)."""
@@ -202,7 +204,9 @@ class _PartsFree:
         self.fn, self.stream, self.cache = fn, stream, {}
 
     def _cached(self, name: str, real: Callable) -> Callable:
-        def call(*args):
+        def call(*args, out=None):
+            if out is not None:  # part_grad adding in place: the background's terms alone
+                return out
             if name not in self.cache:
                 self.cache[name] = real(*args)
             return self.cache[name]
