@@ -23,52 +23,38 @@ new variant runs eagerly and the others stay compiled.
 from __future__ import annotations
 
 import functools
-import os
 import warnings
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 import torch
 
 from personpose.kernels import allocator
+from personpose.kernels.policy import EnvPolicy
 
 __all__ = ["MODES", "Fused", "compile_mode", "current_mode", "fused", "report"]
 
 MODES = ("auto", "always", "never")
 ENV = "PERSONPOSE_COMPILE"
 DEFAULT_MIN_ELEMENTS = 1 << 17  # one 3x256x176 image, six of 3x128x64: below, eager is fine
-_override: list[str] = []
 _registry: list[Fused] = []
 # dynamo's limit on compiled variants (shapes, dtypes, constants) of one function: past it a
 # new variant runs eagerly, the variants compiled so far stay compiled
 _TRANSIENT = ("FailOnRecompileLimitHit", "RecompileLimitExceeded", "CacheLimitExceeded")
 
 
+_policy = EnvPolicy(ENV, MODES, on_mode="always", name="compile_mode")
+
+
 def current_mode() -> str:
     """The compile policy now in force: :func:`compile_mode` if active, else the env variable."""
-    if _override:
-        return _override[-1]
-    mode = os.environ.get(ENV, "auto").strip().lower() or "auto"
-    if mode in ("1", "true", "yes", "on"):
-        return "always"
-    if mode in ("0", "false", "no", "off"):
-        return "never"
-    if mode not in MODES:
-        raise ValueError(f"{ENV}={mode!r}: expected one of {MODES} (or 1/0)")
-    return mode
+    return _policy.current()
 
 
-@contextmanager
-def compile_mode(mode: str) -> Iterator[None]:
+def compile_mode(mode: str) -> AbstractContextManager[None]:
     """Use ``mode`` (``auto``, ``always`` or ``never``) inside the ``with`` block."""
-    if mode not in MODES:
-        raise ValueError(f"compile_mode: expected one of {MODES}, got {mode!r}")
-    _override.append(mode)
-    try:
-        yield
-    finally:
-        _override.pop()
+    return _policy.override(mode)
 
 
 class Fused:

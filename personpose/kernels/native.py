@@ -46,13 +46,14 @@ import threading
 import uuid
 import warnings
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import torch
 from filelock import FileLock
 from torch import Tensor
+
+from personpose.kernels.policy import EnvPolicy
 
 __all__ = [
     "ENV",
@@ -86,7 +87,6 @@ FLAG_SETS = (
     ["-O3"],
 )
 COMMON_FLAGS = ["-shared", "-fPIC", "-pthread", "-std=gnu11"]
-_override: list[str] = []
 _lib: ctypes.CDLL | None = None
 _failed: str | None = None
 _path: str | None = None
@@ -95,30 +95,17 @@ _lock = threading.Lock()
 calls: Counter[str] = Counter()
 
 
+_policy = EnvPolicy(ENV, MODES, on_mode="auto", name="native_mode")
+
+
 def current_mode() -> str:
     """``auto`` or ``never``: :func:`native_mode` if active, else ``PERSONPOSE_NATIVE``."""
-    if _override:
-        return _override[-1]
-    mode = os.environ.get(ENV, "auto").strip().lower() or "auto"
-    if mode in ("0", "false", "no", "off"):
-        return "never"
-    if mode in ("1", "true", "yes", "on"):
-        return "auto"
-    if mode not in MODES:
-        raise ValueError(f"{ENV}={mode!r}: expected one of {MODES} (or 1/0)")
-    return mode
+    return _policy.current()
 
 
-@contextmanager
-def native_mode(mode: str) -> Iterator[None]:
+def native_mode(mode: str) -> AbstractContextManager[None]:
     """Use ``mode`` (``auto`` or ``never``) inside the ``with`` block."""
-    if mode not in MODES:
-        raise ValueError(f"native_mode: expected one of {MODES}, got {mode!r}")
-    _override.append(mode)
-    try:
-        yield
-    finally:
-        _override.pop()
+    return _policy.override(mode)
 
 
 def cache_dir() -> Path:
