@@ -170,6 +170,13 @@ class PartSSIMResult:
     present: Tensor
 
 
+def _check_missing_parts(missing_parts: str, fn: str) -> None:
+    if missing_parts not in MISSING_PARTS:
+        raise ValueError(
+            f"{fn}: missing_parts must be one of {MISSING_PARTS}, got {missing_parts!r}"
+        )
+
+
 def _check_masks(x: Tensor, masks: Tensor) -> None:
     if not isinstance(masks, Tensor) or masks.dim() != 4:
         shape = tuple(masks.shape) if isinstance(masks, Tensor) else type(masks).__name__
@@ -200,10 +207,7 @@ def part_ssim_terms(
     ``win_size``/``win_sigma`` set the background's Gaussian window (7 / 0.8 in the study);
     ``missing_parts`` is ``"faithful"`` or ``"exclude"`` (module docstring).
     """
-    if missing_parts not in MISSING_PARTS:
-        raise ValueError(
-            f"part_ssim: missing_parts must be one of {MISSING_PARTS}, got {missing_parts!r}"
-        )
+    _check_missing_parts(missing_parts, "part_ssim")
     check_images(x, y, win_size, data_range if check_range else None, fn="part_ssim")
     _check_masks(x, masks)
     dtype = torch.promote_types(x.dtype, y.dtype)
@@ -229,10 +233,7 @@ def part_ssim_from_sums(
     part mask ``M_k`` times ``x, y, x^2 + y^2, x y`` (roles in that order, C channels each),
     ``sums`` (N, K) the mask sums and ``background`` (N,) the background's windowed SSIM,
     as :func:`personpose.kernels.native.pssim_parts` gives them."""
-    if missing_parts not in MISSING_PARTS:
-        raise ValueError(
-            f"part_ssim: missing_parts must be one of {MISSING_PARTS}, got {missing_parts!r}"
-        )
+    _check_missing_parts(missing_parts, "part_ssim")
     c1, c2 = (K1 * data_range) ** 2, (K2 * data_range) ** 2
     e = stats / (sums + MASK_EPS).unsqueeze(-1)
     s, _ = _part_statistics(e, stats.shape[-1] // 4, c1, c2, False, False)
@@ -285,10 +286,7 @@ class PartSSIMLoss(nn.Module):
     ) -> None:
         super().__init__()
         gaussian_taps(win_size, win_sigma)
-        if missing_parts not in MISSING_PARTS:
-            raise ValueError(
-                f"PartSSIMLoss: missing_parts must be one of {MISSING_PARTS}, got {missing_parts!r}"
-            )
+        _check_missing_parts(missing_parts, "PartSSIMLoss")
         self.win_size, self.win_sigma, self.missing_parts = win_size, win_sigma, missing_parts
 
     def forward(self, fake: Tensor, target: Tensor, masks: Tensor) -> Tensor:

@@ -212,8 +212,9 @@ def ssim_patn(
     if pred.shape[-2] < k or pred.shape[-1] < k:
         raise ValueError(f"window of {k} px exceeds the image ({pred.shape[-2]}x{pred.shape[-1]})")
 
-    if dtype in (torch.float32, torch.float64) and k <= native.MAX_WINDOW:
-        p, t = pred.to(dtype), target.to(dtype)
+    on_cpu = pred.device.type == "cpu" and target.device.type == "cpu"
+    if on_cpu and dtype in (torch.float32, torch.float64) and k <= native.MAX_WINDOW:
+        p, t = pred.to(dtype), target.to(dtype)  # elsewhere the slices are converted one by one
         if native.usable(p, t, dtypes=(dtype,)):  # one cache-blocked pass per plane, no slices
             return native.ssim_mean(p, t, mask, taps, K1, K2)
 
