@@ -236,7 +236,7 @@ def main(argv=None) -> int:
     n_base = min(n, 16 if args.quick else 32)  # the per-image loop is timed on fewer images
     repeats = args.repeats or (1 if args.quick else 5)
     variants = {  # label -> (dtype, compile mode, native mode)
-        "float64": (torch.float64, "auto", "auto"),  # the native kernels are float32 only
+        "float64": (torch.float64, "auto", "auto"),  # native SSIM in float64; pSSIM float32
         "float32": (torch.float32, "auto", "auto"),
         "float32, inductor kernels": (torch.float32, "auto", "never"),
         "float32, eager kernels": (torch.float32, "never", "never"),
