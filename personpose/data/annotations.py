@@ -176,6 +176,22 @@ def check_keypoints(
             )
 
 
+def _read_csv_lines(path: Path, header: str, kind: str) -> list[str]:
+    """The lines of a UTF-8 CSV whose first line is ``header`` (spaces ignored); raises
+    :class:`DataFormatError` naming the file (and line 1 for a wrong header)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise DataFormatError(f"{path}: cannot read {kind} file ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise DataFormatError(f"{path}: not a UTF-8 text file") from None
+    raw_lines = text.splitlines()
+    if not raw_lines or raw_lines[0].replace(" ", "").strip() != header:
+        first = raw_lines[0][:60] if raw_lines else ""
+        raise DataFormatError(f"{_where(path, 1)}: expected header {header!r}, got {first!r}")
+    return raw_lines
+
+
 def read_annotations(path: str | Path, image_size: tuple[int, int] | None = None) -> Annotations:
     """Read and validate an annotation CSV.
 
@@ -183,18 +199,7 @@ def read_annotations(path: str | Path, image_size: tuple[int, int] | None = None
     image files): every present joint must satisfy 0 <= y < H and 0 <= x < W.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise DataFormatError(f"{path}: cannot read annotation file ({exc.strerror})") from None
-    except UnicodeDecodeError:
-        raise DataFormatError(f"{path}: not a UTF-8 text file") from None
-    raw_lines = text.splitlines()
-    if not raw_lines or raw_lines[0].replace(" ", "").strip() != ANNOTATION_HEADER:
-        first = raw_lines[0][:60] if raw_lines else ""
-        raise DataFormatError(
-            f"{_where(path, 1)}: expected header {ANNOTATION_HEADER!r}, got {first!r}"
-        )
+    raw_lines = _read_csv_lines(path, ANNOTATION_HEADER, "annotation")
     names: list[str] = []
     keypoints: list[np.ndarray] = []
     lines: list[int] = []
@@ -268,16 +273,7 @@ def write_annotations(
 def read_pairs(path: str | Path, annotations: Annotations | None = None) -> PairList:
     """Read a pairs CSV; with ``annotations``, every name must be in that annotation file."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise DataFormatError(f"{path}: cannot read pairs file ({exc.strerror})") from None
-    except UnicodeDecodeError:
-        raise DataFormatError(f"{path}: not a UTF-8 text file") from None
-    raw_lines = text.splitlines()
-    if not raw_lines or raw_lines[0].replace(" ", "").strip() != PAIRS_HEADER:
-        first = raw_lines[0][:60] if raw_lines else ""
-        raise DataFormatError(f"{_where(path, 1)}: expected header {PAIRS_HEADER!r}, got {first!r}")
+    raw_lines = _read_csv_lines(path, PAIRS_HEADER, "pairs")
     pairs: list[tuple[str, str]] = []
     lines: list[int] = []
     for lineno, line in enumerate(raw_lines[1:], start=2):

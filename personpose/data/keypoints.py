@@ -62,8 +62,9 @@ NUM_PARTS = len(PART_NAMES)  # 10; part masks have NUM_PARTS + 1 channels (backg
 # Variance across the limb (px^2): 9^2 for limbs and head, 13^2 for the torso.
 PART_PERP_SIGMA: tuple[float, ...] = (9.0,) * 9 + (13.0,)
 
-# The 23 joint pairs of PATN's mask for mask-SSIM / mask-IS (0-based OpenPose indices).
-PATN_MASK_LIMBS: tuple[tuple[int, int], ...] = (
+# Bones of a drawn skeleton (for pose visualisations in sample grids): the 17 joint-to-joint
+# limbs of the COCO-18 skeleton.
+SKELETON_BONES: tuple[tuple[int, int], ...] = (
     (1, 2),
     (1, 5),
     (2, 3),
@@ -81,6 +82,11 @@ PATN_MASK_LIMBS: tuple[tuple[int, int], ...] = (
     (14, 16),
     (0, 15),
     (15, 17),
+)
+
+# The 23 joint pairs of PATN's mask for mask-SSIM / mask-IS (0-based OpenPose indices): the
+# skeleton's 17 bones, then neck-ears, the hips, hip-shoulder diagonals and the ears.
+PATN_MASK_LIMBS: tuple[tuple[int, int], ...] = SKELETON_BONES + (
     (1, 16),
     (1, 17),
     (8, 11),
@@ -89,24 +95,3 @@ PATN_MASK_LIMBS: tuple[tuple[int, int], ...] = (
     (16, 17),
 )
 PATN_MASK_RADIUS = 4  # px: half-width of limb segments and radius of joint disks
-
-# Bones of a drawn skeleton (for pose visualisations in sample grids).
-SKELETON_BONES: tuple[tuple[int, int], ...] = (
-    (1, 2),
-    (2, 3),
-    (3, 4),
-    (1, 5),
-    (5, 6),
-    (6, 7),
-    (1, 8),
-    (8, 9),
-    (9, 10),
-    (1, 11),
-    (11, 12),
-    (12, 13),
-    (1, 0),
-    (0, 14),
-    (14, 16),
-    (0, 15),
-    (15, 17),
-)
