@@ -28,6 +28,7 @@ from personpose.data.keypoints import KEYPOINT_NAMES, MISSING, NUM_JOINTS
 ANNOTATION_HEADER = "name:keypoints_y:keypoints_x"
 PAIRS_HEADER = "from,to"
 MAX_LISTED = 5  # how many offending names an error message lists
+MAX_COORD = 65535  # px: larger coordinates are errors, not images
 
 
 class DataFormatError(ValueError):
@@ -147,7 +148,22 @@ def _parse_list(text: str, what: str, where: str) -> list[int]:
                 f"{where}: {what}[{j}] ({KEYPOINT_NAMES[j]}) = {v!r} is not an integer; "
                 "expected whole pixel coordinates or -1 for a missing joint"
             )
+        if abs(v) > MAX_COORD:
+            raise DataFormatError(
+                f"{where}: {what}[{j}] ({KEYPOINT_NAMES[j]}) = {v} is out of range; "
+                f"expected a pixel coordinate in 0..{MAX_COORD}, or -1 for a missing joint"
+            )
     return values
+
+
+def check_image_name(name: str, where: str) -> None:
+    """Image names are file names inside their split folder: no folder separators, no ``..``,
+    not absolute (a name must never reach outside the data root or the run folder)."""
+    if "/" in name or "\\" in name or name in (".", "..") or Path(name).is_absolute():
+        raise DataFormatError(
+            f"{where}: image name {name!r} is not a plain file name; expected a name inside "
+            "the split's image folder, without '/', '\\' or '..'"
+        )
 
 
 def check_keypoints(
@@ -180,7 +196,7 @@ def _read_csv_lines(path: Path, header: str, kind: str) -> list[str]:
     """The lines of a UTF-8 CSV whose first line is ``header`` (spaces ignored); raises
     :class:`DataFormatError` naming the file (and line 1 for a wrong header)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a leading byte-order mark is accepted
     except OSError as exc:
         raise DataFormatError(f"{path}: cannot read {kind} file ({exc.strerror})") from None
     except UnicodeDecodeError:
@@ -216,6 +232,7 @@ def read_annotations(path: str | Path, image_size: tuple[int, int] | None = None
         name = fields[0].strip()
         if not name:
             raise DataFormatError(f"{where}: empty image name")
+        check_image_name(name, where)
         if name in seen:
             raise DataFormatError(
                 f"{where}: duplicate name {name!r} (first on line {seen[name]}); "
@@ -284,6 +301,8 @@ def read_pairs(path: str | Path, annotations: Annotations | None = None) -> Pair
             raise DataFormatError(
                 f"{_where(path, lineno)}: expected two image names 'from,to', got {line!r}"
             )
+        for name in fields:
+            check_image_name(name, _where(path, lineno))
         pairs.append((fields[0], fields[1]))
         lines.append(lineno)
     result = PairList(pairs, lines, path)

@@ -192,3 +192,40 @@ def test_missing_image_files_listed_with_count(tmp_path):
     assert "(7 in total)" in msg and "p_7.jpg" not in msg
     with pytest.raises(DataFormatError, match="image folder does not exist"):
         check_images_exist(tmp_path / "nowhere", ["p_0.jpg"])
+
+
+def test_byte_order_mark_is_accepted(tmp_path):
+    path = tmp_path / "bom.csv"
+    path.write_text("\n".join([HEADER, _row("a_1.jpg")]) + "\n", encoding="utf-8-sig")
+    assert read_annotations(path).names == ["a_1.jpg"]
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text("from,to\na_1.jpg,a_2.jpg\n", encoding="utf-8-sig")
+    assert read_pairs(pairs).pairs == [("a_1.jpg", "a_2.jpg")]
+
+
+@pytest.mark.parametrize(
+    "name", ["../../outside/x.jpg", "/abs/x.jpg", "sub/x.jpg", "..", "a\\b.jpg"]
+)
+def test_image_names_that_leave_their_folder_are_rejected(tmp_path, name):
+    path = _write(tmp_path, [HEADER, _row("ok_1.jpg"), _row(name)])
+    with pytest.raises(DataFormatError, match=r"ann\.csv:3: image name .* not a plain file name"):
+        read_annotations(path)
+    pairs = _write(tmp_path, ["from,to", "ok_1.jpg,ok_2.jpg", f"ok_1.jpg,{name}"], "p.csv")
+    with pytest.raises(DataFormatError, match=r"p\.csv:3: image name"):
+        read_pairs(pairs)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("100000000000000000000000", "is out of range; expected a pixel coordinate in 0..65535"),
+        ("-100000000000000000000000", "is out of range"),
+        ("1e23", "is not an integer"),
+    ],
+)
+def test_coordinates_out_of_range_name_the_line(tmp_path, value, expected):
+    ys = str(KP_Y).replace("[11,", f"[{value},")
+    path = _write(tmp_path, [HEADER, _row("a_1.jpg"), f"a_2.jpg: {ys}: {KP_X}"])
+    with pytest.raises(DataFormatError, match=r"ann\.csv:3: keypoints_y\[0\] \(nose\)") as err:
+        read_annotations(path)
+    assert expected in str(err.value)
