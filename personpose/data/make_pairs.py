@@ -21,6 +21,7 @@ import argparse
 import itertools
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -76,6 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=None, help="sample N pairs (default: all)")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     args = parser.parse_args(argv)
+    if Path(args.out).resolve() == Path(args.annotation_csv).resolve():
+        parser.error(f"--out {args.out} is the input annotation file; choose another output path")
     annotations = read_annotations(args.annotation_csv)
     pairs = build_pairs(annotations, args.dataset, args.n, args.seed)
     write_pairs(args.out, pairs)

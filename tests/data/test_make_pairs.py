@@ -129,3 +129,14 @@ def test_cli(tmp_path, real_data):
     )
     assert f"{out2}: " in done.stderr
     assert read_pairs(out2).pairs == build_pairs(read_annotations(src), "market")
+
+
+def test_cli_refuses_to_overwrite_its_input(tmp_path, real_data, capsys):
+    src = tmp_path / "ann.csv"
+    src.write_bytes((real_data / "market" / "market-annotation-train.csv").read_bytes())
+    before = src.read_bytes()
+    with pytest.raises(SystemExit) as err:
+        main([str(src), "--out", str(tmp_path / "." / "ann.csv"), "--dataset", "market"])
+    assert err.value.code == 2
+    assert "is the input annotation file" in capsys.readouterr().err
+    assert src.read_bytes() == before
