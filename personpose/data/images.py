@@ -125,6 +125,11 @@ def _open(path: Path) -> Image.Image:
         img.load()  # decode now, so corrupt or truncated files fail here
     except FileNotFoundError:
         raise DataFormatError(f"{path}: image file does not exist") from None
+    except Image.DecompressionBombError as exc:
+        raise DataFormatError(
+            f"{path}: image is far larger than a person crop ({exc}); expected the data set's "
+            "image size (e.g. 128x64 or 256x176 px)"
+        ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise DataFormatError(
             f"{path}: unreadable or corrupt image file ({type(exc).__name__}: {exc})"

@@ -97,6 +97,13 @@ def test_corrupt_and_missing_files(tmp_path):
         load_image(tmp_path / "absent.png", SMALL)
 
 
+def test_decompression_bomb_is_an_error_naming_the_file(tmp_path, monkeypatch):
+    Image.fromarray(_ramp(64, 32)).save(tmp_path / "huge.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 64x32 > 2 x 100 px: PIL's bomb error
+    with pytest.raises(DataFormatError, match=rf"^{tmp_path / 'huge.png'}: image is far larger"):
+        load_image(tmp_path / "huge.png", SMALL)
+
+
 def test_policy_validation():
     with pytest.raises(ValueError, match="set fit to 'center_crop' or 'resize'"):
         SizePolicy.create((256, 176), (256, 256))
