@@ -292,3 +292,13 @@ def test_cli(tmp_path: Path, capsys):
     assert "not empty" in capsys.readouterr().err
     assert synth_main([*args, "--format", "jpg", "--overwrite"]) == 0
     assert any(p.suffix == ".jpg" for p in (out / "train").iterdir())
+
+
+def test_cli_removes_what_a_killed_run_left(tmp_path: Path):
+    out = tmp_path / "cli"
+    stale = tmp_path / ".cli.tmp-4242"  # the temporary folder of a run killed mid-way
+    (stale / "train").mkdir(parents=True)
+    args = ["--out", str(out), "--ids", "3", "--images-per-id", "2", "--no-progress"]
+    assert synth_main(args) == 0
+    left = sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock"))
+    assert left == ["cli"]

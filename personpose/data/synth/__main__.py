@@ -1,6 +1,7 @@
 """Command line: ``python -m personpose.data.synth --out DIR --preset market --ids N --seed S``.
 
-Writes the data set to DIR (through a temporary folder renamed when complete), or, with
+Writes the data set to DIR (through a temporary folder renamed when complete; what a killed
+run left behind is removed by the next one), or, with
 ``--cache-root ROOT`` instead of ``--out``, into the hashed cache folder under ROOT (the one
 the data config uses) and prints its path.
 """
@@ -8,19 +9,18 @@ the data config uses) and prints its path.
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import sys
 from pathlib import Path
 
-from personpose.data.synth.cache import ensure_dataset
+from filelock import FileLock
+
+from personpose.data.synth.cache import build_into, ensure_dataset
 from personpose.data.synth.settings import (
     DEFAULT_IDS,
     DEFAULT_IMAGES_PER_ID,
     PRESETS,
     SynthSettings,
 )
-from personpose.data.synth.writer import generate_dataset
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -83,17 +83,9 @@ def main(argv: list[str] | None = None) -> int:
         if not a.overwrite:
             print(f"error: {out} exists and is not empty (use --overwrite)", file=sys.stderr)
             return 2
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    try:
-        generate_dataset(tmp, settings, progress=not a.no_progress, workers=a.workers)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(out.with_name(f".{out.name}.lock"))):
+        build_into(out, settings, progress=not a.no_progress, workers=a.workers)
     print(out)
     return 0
 

@@ -55,20 +55,25 @@ def ensure_dataset(
     if is_complete(final, settings):
         return final
     with FileLock(str(root / f".{final.name}.lock")):
-        if is_complete(final, settings):
-            return final
-        # we hold the lock: anything left here is from a crashed or interrupted run
-        if final.exists():
-            shutil.rmtree(final)
-        for stale in root.glob(f".{final.name}.tmp-*"):
-            shutil.rmtree(stale, ignore_errors=True)
-        tmp = (
-            root / f".{final.name}.tmp-{os.getpid()}-{threading.get_ident()}-{uuid.uuid4().hex[:6]}"
-        )
-        try:
-            generate_dataset(tmp, settings, progress=progress, workers=workers)
-            os.replace(tmp, final)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
+        if not is_complete(final, settings):
+            build_into(final, settings, progress=progress, workers=workers)
     return final
+
+
+def build_into(final: Path, settings: SynthSettings, progress: bool, workers: int) -> None:
+    """Render ``settings`` into ``final`` through a temporary folder beside it, renamed into
+    place when complete. The caller holds the folder's lock: whatever a crashed or killed run
+    left there (a partial ``final``, temporary folders) is removed first."""
+    if final.exists():
+        shutil.rmtree(final)
+    for stale in final.parent.glob(f".{final.name}.tmp-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = final.with_name(
+        f".{final.name}.tmp-{os.getpid()}-{threading.get_ident()}-{uuid.uuid4().hex[:6]}"
+    )
+    try:
+        generate_dataset(tmp, settings, progress=progress, workers=workers)
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
