@@ -112,7 +112,8 @@ class PersonPoseDataModule(L.LightningDataModule):
         sigma: pose-map sigma (px).
         mask_options: keyword arguments of ``part_masks`` (e.g. scale_with_height).
         with_maps: False: samples carry no BP1/BP2/mask2 (compute them on the device).
-        verify_images: decode every image at setup (slow; catches corrupt files early).
+        verify_images: at setup, check every image's header and size (``header``, default),
+            decode every image (``decode``: also finds truncated files) or nothing (``off``).
         require_disjoint: error if two splits share a person identity.
         drop_last: drop the last incomplete training batch.
         allow_random_weights: read by the training code (random-init networks allowed for
@@ -143,7 +144,7 @@ class PersonPoseDataModule(L.LightningDataModule):
         sigma: float = 6.0,
         mask_options: Mapping | None = None,
         with_maps: bool = True,
-        verify_images: bool = False,
+        verify_images: str | bool = "header",
         require_disjoint: bool = True,
         pin_memory: bool = False,
         persistent_workers: bool = False,
@@ -171,7 +172,7 @@ class PersonPoseDataModule(L.LightningDataModule):
             "sigma": float(sigma),
             "mask_options": _plain(mask_options) or {},
             "with_maps": bool(with_maps),
-            "verify_images": bool(verify_images),
+            "verify_images": verify_images,
         }
         self.require_disjoint = bool(require_disjoint)
         self.pin_memory = bool(pin_memory)

@@ -49,6 +49,7 @@ from personpose.data.annotations import (
     read_pairs,
 )
 from personpose.data.images import SizePolicy, load_image, load_label_map
+from personpose.data.images import verify_images as check_images
 
 
 class CropWarning(UserWarning):
@@ -192,7 +193,8 @@ class PairDataset(Dataset):
         sigma: pose-map Gaussian sigma (px).
         mask_options: extra keyword arguments of ``pose.part_masks``.
         with_maps: False leaves out BP1, BP2 and mask2 (compute them on the device instead).
-        verify_images: decode every image now, so corrupt files fail at construction.
+        verify_images: ``header`` (check every image's header and size now), ``decode``
+            (decode every image now: also finds truncated files) or ``off``.
     """
 
     def __init__(
@@ -208,7 +210,7 @@ class PairDataset(Dataset):
         sigma: float = 6.0,
         mask_options: Mapping | None = None,
         with_maps: bool = True,
-        verify_images: bool = False,
+        verify_images: str | bool = "header",
     ) -> None:
         self.image_dir = Path(image_dir)
         self.policy = policy
@@ -244,9 +246,7 @@ class PairDataset(Dataset):
         self.with_maps = bool(with_maps)
         self.epoch = 0
         self._draws: tuple[int, np.ndarray] | None = None
-        if verify_images:
-            for n in names:
-                load_image(self.image_dir / n, policy)
+        check_images((self.image_dir / n for n in names), policy, verify_images)
 
     @classmethod
     def from_split(cls, files: SplitFiles, policy: SizePolicy, **kwargs) -> PairDataset:

@@ -12,6 +12,7 @@ how one becomes the other:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,10 +120,11 @@ class SizePolicy:
         return img.resize((w, h), resample=resample)
 
 
-def _open(path: Path) -> Image.Image:
+def _open(path: Path, decode: bool = True) -> Image.Image:
     try:
-        img = Image.open(path)
-        img.load()  # decode now, so corrupt or truncated files fail here
+        img = Image.open(path)  # reads the header: format, mode and size
+        if decode:
+            img.load()  # decode now, so corrupt or truncated files fail here
     except FileNotFoundError:
         raise DataFormatError(f"{path}: image file does not exist") from None
     except Image.DecompressionBombError as exc:
@@ -166,6 +168,24 @@ def image_to_tensor(img: Image.Image) -> torch.Tensor:
     arr = np.asarray(img, dtype=np.uint8)
     t = torch.from_numpy(arr.copy()).permute(2, 0, 1).to(torch.float32)
     return t / 127.5 - 1.0
+
+
+VERIFY_MODES = ("header", "decode", "off")
+
+
+def verify_images(paths: Iterable[Path], policy: SizePolicy, mode: str | bool = "header") -> None:
+    """Check image files before training: ``header`` (or True) reads each file's header
+    (format and size), ``decode`` decodes every pixel too (finds truncated files), ``off`` (or
+    False) checks nothing. Raises :class:`DataFormatError` naming the first bad file."""
+    if isinstance(mode, bool):
+        mode = "header" if mode else "off"
+    if mode not in VERIFY_MODES:
+        raise ValueError(f"verify_images must be one of {VERIFY_MODES}, got {mode!r}")
+    if mode == "off":
+        return
+    for path in paths:
+        with _open(path, decode=mode == "decode") as img:
+            _check_size(img, path, policy)
 
 
 def load_image(path: str | Path, policy: SizePolicy) -> torch.Tensor:

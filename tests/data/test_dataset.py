@@ -216,15 +216,25 @@ def test_missing_images_and_unannotated_pairs_fail_at_construction(tmp_path):
 def test_corrupt_and_wrong_size_images(tmp_path):
     root = write_patn_folder(tmp_path, labels=False)
     bad = root / "val" / "0004_1.png"
+    good = bad.read_bytes()
     bad.write_bytes(b"\x89PNG\r\n\x1a\n garbage")
-    ds = PairDataset.from_folder(root, "val", "synth", image_size=TINY)  # lazily decoded
+    with pytest.raises(DataFormatError, match=f"^{bad}: unreadable or corrupt"):
+        PairDataset.from_folder(root, "val", "synth", image_size=TINY)  # headers checked
+    ds = PairDataset.from_folder(root, "val", "synth", image_size=TINY, verify_images="off")
     with pytest.raises(DataFormatError, match=f"^{bad}: unreadable or corrupt"):
         ds[0]  # pair (0004_0, 0004_1)
-    with pytest.raises(DataFormatError, match=f"^{bad}: unreadable or corrupt"):
-        PairDataset.from_folder(root, "val", "synth", image_size=TINY, verify_images=True)
     Image.fromarray(np.zeros((16, 9, 3), np.uint8)).save(bad)
-    with pytest.raises(DataFormatError, match=f"^{bad}: image is 16x9 \\(HxW\\), expected 16x8"):
+    wrong_size = f"^{bad}: image is 16x9 \\(HxW\\), expected 16x8"
+    with pytest.raises(DataFormatError, match=wrong_size):
+        PairDataset.from_folder(root, "val", "synth", image_size=TINY)
+    with pytest.raises(DataFormatError, match=wrong_size):
         ds[0]
+    bad.write_bytes(good[: len(good) // 2])  # truncated: the header is intact
+    PairDataset.from_folder(root, "val", "synth", image_size=TINY)
+    with pytest.raises(DataFormatError, match=f"^{bad}: unreadable or corrupt"):
+        PairDataset.from_folder(root, "val", "synth", image_size=TINY, verify_images="decode")
+    with pytest.raises(ValueError, match="verify_images must be one of"):
+        PairDataset.from_folder(root, "val", "synth", image_size=TINY, verify_images="all")
 
 
 def test_keypoints_outside_the_image_are_named(tmp_path):
