@@ -51,9 +51,9 @@ def annotate_folder(
     progress: bool = True,
 ) -> tuple[list[str], np.ndarray]:
     """Names and keypoints (N, 18, 2) int64 of every image of ``images_dir``."""
-    from PIL import Image
     from tqdm.auto import tqdm
 
+    from personpose.data.images import read_rgb
     from personpose.metrics.movenet import MoveNet
 
     images_dir = Path(images_dir)
@@ -65,8 +65,7 @@ def annotate_folder(
     estimator = MoveNet(model)
     keypoints = np.zeros((len(files), NUM_JOINTS, 2), np.int64)
     for i, path in enumerate(tqdm(files, desc="annotating", unit="img", disable=not progress)):
-        with Image.open(path) as im:
-            img = np.asarray(im.convert("RGB"))
+        img = read_rgb(path)
         kp, scores = estimator.predict(img)
         keypoints[i] = keypoints_from_prediction(kp, scores, img.shape[:2], min_score)
     return [p.name for p in files], keypoints

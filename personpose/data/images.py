@@ -163,6 +163,15 @@ def _check_size(img: Image.Image, path: Path, policy: SizePolicy) -> None:
         raise DataFormatError(f"{path}: image is {h}x{w} (HxW), expected {eh}x{ew}{hint}")
 
 
+def read_rgb(path: str | Path) -> np.ndarray:
+    """Any image file (8/16-bit grayscale, RGBA, palette...) as 8-bit RGB ``(H, W, 3)`` uint8,
+    converted as in training (:func:`to_rgb`); unreadable files raise
+    :class:`DataFormatError` naming the file."""
+    path = Path(path)
+    with _open(path) as img:
+        return np.array(to_rgb(img), dtype=np.uint8)
+
+
 def image_to_tensor(img: Image.Image) -> torch.Tensor:
     """8-bit RGB PIL image -> float32 tensor (3, H, W) in [-1, 1]."""
     arr = np.asarray(img, dtype=np.uint8)

@@ -23,6 +23,7 @@ from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
+from personpose.data.images import read_rgb
 from personpose.metrics.inception import PREPROCESS, InceptionFeatures
 
 GFLA_BATCH = 64
@@ -82,11 +83,7 @@ def weights_fingerprint(extractor: InceptionFeatures) -> str:
 
 def load_image01(path: Path) -> Tensor:
     """An image file as (3, H, W) float32 in [0, 1]."""
-    from PIL import Image
-
-    with Image.open(path) as im:
-        arr = np.asarray(im.convert("RGB"))
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1).float() / 255
+    return torch.from_numpy(read_rgb(path)).permute(2, 0, 1).float() / 255
 
 
 def reference_statistics(

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from personpose.data.images import read_rgb
+
 LAYOUTS = ("deform", "vunet", "patn", "gfla", "single")
 STRIP_LAYOUTS = ("deform", "vunet", "patn")
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp")
@@ -188,17 +190,6 @@ def scan(
                 source_path = _find(src, a)
         out.append(PairFile(p, a, b, layout, gt_path, source_path))
     return out
-
-
-def read_rgb(path: Path) -> np.ndarray:
-    """An image file as uint8 (H, W, 3)."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB")).copy()
-    except OSError as exc:
-        raise LayoutError(f"{path}: cannot read image ({exc})") from None
 
 
 def strip_panels(width: int, height: int, panels: int | None, path: Path) -> int:

@@ -115,3 +115,26 @@ def test_five_panel_strip_and_single_layout(tmp_path):
     (gt / "b.png").unlink()
     with pytest.raises(LayoutError, match="a.jpg___b.jpg.png: its ground truth 'b.jpg'"):
         scan(gen, "single", gt_dir=gt)
+
+
+def test_sixteen_bit_images_read_as_in_training(tmp_path):
+    """A 16-bit grayscale prediction or ground truth reads as its 8-bit levels, not as white."""
+    gen, gt = tmp_path / "gen", tmp_path / "gt"
+    gen.mkdir()
+    gt.mkdir()
+    levels = np.random.default_rng(1).integers(0, 256, (128, 64), dtype=np.uint16)
+    Image.fromarray(levels * 257).save(gen / "a.jpg___b.jpg.png")  # 16-bit PNG
+    Image.fromarray(levels.astype(np.uint8)).save(gt / "b.png")
+    pair = load_pair(scan(gen, "single", gt_dir=gt)[0])
+    expected = np.repeat(levels.astype(np.uint8)[..., None], 3, -1)
+    assert (pair.pred == expected).all() and (pair.target == expected).all()
+
+
+def test_unreadable_image_names_the_file(tmp_path):
+    gen, gt = tmp_path / "gen", tmp_path / "gt"
+    gen.mkdir()
+    gt.mkdir()
+    (gen / "a.jpg___b.jpg.png").write_bytes(b"not a png")
+    Image.fromarray(np.zeros((8, 4, 3), np.uint8)).save(gt / "b.png")
+    with pytest.raises(ValueError, match=r"a\.jpg___b\.jpg\.png: unreadable or corrupt"):
+        load_pair(scan(gen, "single", gt_dir=gt)[0])
