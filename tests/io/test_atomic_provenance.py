@@ -26,6 +26,19 @@ def test_atomic_write_keeps_old_file_when_writer_fails(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
 
 
+def test_atomic_files_get_the_usual_permissions(tmp_path):
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    path = atomic_write_json(tmp_path / "r.json", {"a": 1})
+    assert path.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777 != 0o600
+
+
+def test_nan_is_never_written_to_json(tmp_path):
+    with pytest.raises(ValueError, match="JSON compliant"):
+        atomic_write_json(tmp_path / "r.json", {"mask_ssim": float("nan")})
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_redact_nested_secret_keys():
     cfg = {
         "logger": {"wandb": {"api_key": "abc123", "project": "p"}},
