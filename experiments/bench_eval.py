@@ -83,7 +83,7 @@ def patn_mask_skimage(kp: np.ndarray, shape) -> np.ndarray:
 
 
 def part_masks_numpy(kp: np.ndarray, shape) -> np.ndarray:
-    """DIGEST section 3 in numpy: (11, H, W), background first."""
+    """docs/data.md#part-masks in numpy: (11, H, W), background first."""
     h, w = shape
     rows, cols = np.mgrid[0:h, 0:w].astype(np.float64)
     masks = np.zeros((11, h, w))
@@ -109,7 +109,7 @@ def part_masks_numpy(kp: np.ndarray, shape) -> np.ndarray:
 
 
 def pssim_numpy(x: np.ndarray, y: np.ndarray, kp: np.ndarray) -> float:
-    """PSSIM of images (H, W, 3) in [0, 1] (DIGEST section 4), one image."""
+    """PSSIM of images (H, W, 3) in [0, 1] (docs/losses.md#pssim), one image."""
     from skimage.metrics import structural_similarity
 
     m = part_masks_numpy(kp, x.shape[:2])

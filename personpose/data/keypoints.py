@@ -31,7 +31,7 @@ KEYPOINT_NAMES: tuple[str, ...] = (
 )
 JOINT = {name: i for i, name in enumerate(KEYPOINT_NAMES)}
 
-# The 10 body parts of the part-based SSIM loss (DIGEST section 3), in mask-channel order
+# The 10 body parts of the part-based SSIM loss (docs/data.md#part-masks), in mask-channel order
 # 1..10 (channel 0 is the background). Each part is a pair of end points; the torso's end
 # points are the mean of the shoulders [2, 5] and the mean of the hips [8, 11].
 PART_NAMES: tuple[str, ...] = (

@@ -1,4 +1,4 @@
-"""Build a pairs CSV from an annotation CSV (DIGEST section 2).
+"""Build a pairs CSV from an annotation CSV (docs/data.md#building-pairs).
 
 Rules: keep images whose both shoulders (joints 2, 5) and both hips (8, 11) are present; drop
 Market distractors (names starting with ``0000`` or ``-1``); group images by person id

@@ -27,7 +27,7 @@ from personpose.data.keypoints import (
 
 __all__ = ["pose_heatmaps", "part_masks", "draw_pose"]
 
-PAR_VAR_FLOOR = 5.0  # px^2: lower bound of the variance along a part (DIGEST section 3)
+PAR_VAR_FLOOR = 5.0  # px^2: lower bound of the variance along a part (docs/data.md#part-masks)
 PAR_VAR_DIVISOR = 1.2  # variance along a part = |p1 - p0|^2 / 1.2
 NORM_EPS = 1e-6  # each part is divided by (its maximum over the image + 1e-6)
 LOG2E = 1.4426950408889634  # exponents are kept in base 2: exp2 is ~2.5x faster than exp on CPU
@@ -72,7 +72,7 @@ def _grid(h: int, w: int, device: torch.device, dtype: torch.dtype):
 
 
 def pose_heatmaps(kp: torch.Tensor, size: Sequence[int], sigma: float = 6.0) -> torch.Tensor:
-    """Gaussian joint maps ``BP`` (DIGEST section 2).
+    """Gaussian joint maps ``BP`` (docs/data.md#pose-maps).
 
     Args:
         kp: ``(..., 18, 2)`` keypoints (row, col) in px, -1 for missing.
@@ -181,7 +181,7 @@ def part_masks(
     scale_with_height: bool = False,
     ref_height: int = 128,
 ) -> torch.Tensor:
-    """Soft body-part masks of the part-based SSIM loss (DIGEST section 3), background first.
+    """Soft body-part masks of the PSSIM loss (docs/data.md#part-masks), background first.
 
     Part k (1..10) with end points p0, p1 (torso: mean of the shoulders, mean of the hips) is an
     oriented Gaussian ``G_k = exp(-(a dr^2 + 2 b dr dc + c dc^2))`` about the midpoint, with

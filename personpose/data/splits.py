@@ -1,6 +1,6 @@
 """Person identities and disjoint-identity splits (train / val / test).
 
-The person id of an image name (DIGEST section 2): Market and the synthetic set (which
+The person id of an image name (docs/data.md#building-pairs): Market and the synthetic set (which
 writes Market-style names) -> the first ``_``-separated token (``0001_c3s1_000551_03.jpg`` ->
 ``0001``); DeepFashion -> everything before the last ``_``
 (``fashionWOMENDressesid0000713204_2side.jpg`` -> ``fashionWOMENDressesid0000713204``).

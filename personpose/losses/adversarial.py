@@ -12,7 +12,7 @@
   ``hinge``     -mean fake                      0.5 (mean relu(1 - real) + mean relu(1 + fake))
   ============  ==============================  ================================================
 
-  The reference uses BCE on Market and LSGAN on DeepFashion (DIGEST section 4).
+  The reference uses BCE on Market and LSGAN on DeepFashion (docs/losses.md#adversarial).
 - :class:`PATNAdversarial`: the shape discriminator sees ``cat(image, BP2)`` (3 + 18 ch),
   the appearance discriminator ``cat(image, P1)`` (6 ch); the generator term is the mean of
   the two, each discriminator minimises its own ``0.5 (real + fake)`` loss on fakes drawn

@@ -82,7 +82,7 @@ class SSIMTerm:
 
 @dataclass
 class PartSSIMTerm:
-    """``1 - PSSIM`` (DIGEST section 4); ``missing_parts``: "faithful" or "exclude"."""
+    """``1 - PSSIM`` (docs/losses.md#pssim); ``missing_parts``: "faithful" or "exclude"."""
 
     enabled: bool = False
     win_size: int = 7

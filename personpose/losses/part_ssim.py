@@ -1,5 +1,5 @@
 """Part-based SSIM (PSSIM), the study's loss: mask-weighted SSIM per body part + windowed
-SSIM of the background (DIGEST section 4).
+SSIM of the background (docs/losses.md#pssim).
 
 For images ``x, y`` (N, C, H, W) in ``[0, L]`` and part masks ``M`` (N, 11, H, W) from
 :func:`personpose.data.pose.part_masks` (background ``M_0`` first, 10 parts after):

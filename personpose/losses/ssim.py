@@ -8,7 +8,7 @@ sum 1), applied separably and "valid" (no padding, the map is ``(H - k + 1) x (W
     S = (2 mu_x mu_y + C1) (2 s_xy + C2) / ((mu_x^2 + mu_y^2 + C1) (s_xx + s_yy + C2))
     C1 = (0.01 L)^2,  C2 = (0.03 L)^2,  SSIM = mean(S) over batch, channels and map.
 
-This is the SSIM of the study's reference code (window 7, sigma 0.8, DIGEST section 4) and
+This is the SSIM of the study's reference code (window 7, sigma 0.8; docs/losses.md#ssim) and
 equals scikit-image's ``structural_similarity(gaussian_weights=True, sigma=0.8,
 use_sample_covariance=False)`` and ``pytorch_msssim.ssim(win_size=7, win_sigma=0.8)``.
 

@@ -1,4 +1,4 @@
-"""pSSIM: the study's part-based SSIM (DIGEST section 4) reported as an evaluation metric.
+"""pSSIM: the study's part-based SSIM (docs/protocols.md#pssim) reported as an evaluation metric.
 
 Per image: ``(f + b) / 2`` with ``f`` the mean over the 10 body parts and 3 channels of the
 mask-weighted global SSIM statistics, ``b`` the windowed SSIM (window 7, sigma 0.8, valid)

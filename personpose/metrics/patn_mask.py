@@ -1,7 +1,7 @@
 """PATN's person mask for mask-SSIM and mask-IS, rasterised in torch (batched, no Python loop
 over images, limbs or joints).
 
-From the target keypoints (DIGEST section 6): for each of the 23 ``PATN_MASK_LIMBS`` whose two
+From the target keypoints (docs/protocols.md#patn-mask): for each of ``PATN_MASK_LIMBS`` whose two
 joints are present, the rectangle ``f + n, f - n, t - n, t + n`` where ``n`` is the limb's
 normal scaled to 4 px; a disk of radius 4 px at every present joint; then a closing with a
 5x5 square (dilation, then erosion). Pixel inclusion is scikit-image's, exactly:

@@ -35,8 +35,8 @@ DEFINITIONS: dict[str, str] = {
         "part-based SSIM (the study's PSSIM) as a metric: (f + b) / 2, f = mean over 10 body "
         "parts x 3 channels of mask-weighted global SSIM statistics, b = windowed SSIM "
         "(window 7, sigma 0.8, valid) of background-masked images; part masks from the target "
-        "keypoints (DIGEST section 3), data range 1, missing parts scored as in the reference "
-        "(mask all zero, s = 1)"
+        "keypoints (docs/data.md#part-masks), data range 1, missing parts scored as in the "
+        "reference (mask all zero, s = 1)"
     ),
     "psnr": (
         "10 log10(1 / MSE) dB per image, images in [0, 1] (data range 1), skimage "

@@ -1,4 +1,4 @@
-"""PATN discriminators (ResNet-style, as in Zhu et al., CVPR 2019), DIGEST section 5.
+"""PATN discriminators (ResNet-style, as in Zhu et al., CVPR 2019), docs/models.md#discriminators.
 
 The same class serves both: shape D on cat(img, BP2) (3 + 18 = 21 channels) and appearance D
 on cat(img, P1) (6 channels). Paper size (ndf 64, 3 blocks, batch norm): 3,977,408 and

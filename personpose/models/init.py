@@ -1,4 +1,4 @@
-"""DIGEST's weight initialisation (PATN / pix2pix "normal" init)."""
+"""PATN's weight initialisation (the pix2pix "normal" init; docs/models.md#initialisation)."""
 
 from __future__ import annotations
 

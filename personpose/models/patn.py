@@ -1,4 +1,4 @@
-"""PATN generator: Pose-Attentional Transfer Network (Zhu et al., CVPR 2019), DIGEST section 5.
+"""PATN generator: Pose-Attentional Transfer Network (Zhu et al., CVPR 2019), docs/models.md.
 
 Two encoders (image P1; pose cat(BP1, BP2)), ``n_blocks`` Pose-Attentional Transfer Blocks
 at 1/4 resolution, one decoder. Paper size (ngf 64, 9 blocks, batch norm): 41,365,763

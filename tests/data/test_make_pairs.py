@@ -1,4 +1,4 @@
-"""Pair building (DIGEST section 2) and the make_pairs CLI."""
+"""Pair building (docs/data.md#building-pairs) and the make_pairs CLI."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Pose maps, part masks and skeleton drawings (personpose.data.pose) against the study authors'
-golden output and an independent NumPy evaluation of DIGEST sections 2-3."""
+golden output and an independent NumPy evaluation of docs/data.md (pose maps, part masks)."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def random_pose(gen: np.random.Generator, size, n_missing=0) -> np.ndarray:
 
 
 def naive_part_masks(kp: np.ndarray, size) -> np.ndarray:
-    """DIGEST section 3 written independently: Q = d^T Sigma^-1 d / 2 with Sigma built from the
+    """docs/data.md#part-masks, done independently: Q = d^T Sigma^-1 d / 2 with Sigma built from the
     limb direction (not the a, b, c formulas), one part at a time, brute-force grid maximum."""
     h, w = size
     rows, cols = np.mgrid[0:h, 0:w].astype(np.float64)

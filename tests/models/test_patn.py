@@ -137,7 +137,7 @@ def test_init_is_deterministic_given_manual_seed():
         assert torch.equal(va, vb)
 
 
-def test_init_statistics_follow_digest():
+def test_init_statistics_follow_patn():
     g = init_weights(PATNGenerator(ngf=16, n_blocks=2), generator=torch.Generator().manual_seed(0))
     big = g.blocks[1].pose_stream[1].weight  # 128 x 128 x 3 x 3
     assert abs(big.mean().item()) < 1e-3 and abs(big.std().item() - 0.02) < 5e-4
