@@ -1,0 +1,3 @@
+from personpose.report.cli import main
+
+raise SystemExit(main())
