@@ -310,6 +310,7 @@ def run_trained(cfg) -> dict:
 
     from omegaconf import OmegaConf
 
+    from personpose.config.resolvers import register_resolvers
     from personpose.data.datamodule import build_datamodule
     from personpose.training.module import PoseTransferModule
     from personpose.training.test_split import run_test_split
@@ -322,8 +323,7 @@ def run_trained(cfg) -> dict:
     if results.is_file():
         run_cfg = OmegaConf.create(json.loads(results.read_text())["config"])
     elif hydra_cfg.is_file():
-        import personpose.run  # noqa: F401  (resolvers)
-
+        register_resolvers()
         run_cfg = OmegaConf.load(hydra_cfg)
     else:
         raise SystemExit(f"run_dir={run_dir}: neither results.json nor .hydra/config.yaml")

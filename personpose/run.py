@@ -9,7 +9,6 @@ runs sweeps, where a failing job records ``error.json`` and the others go on.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 import traceback
@@ -23,6 +22,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from personpose.config.resolvers import jobdir, register_resolvers
 from personpose.config.schema import register_configs
 from personpose.io.atomic import atomic_write_json
 from personpose.io.provenance import redact, scrub_file, versions
@@ -35,24 +35,7 @@ RESULTS = "results.json"
 ERROR = "error.json"
 
 
-MAX_DIRNAME = 150  # file systems allow 255 bytes per name
-
-
-def _jobdir(override_dirname: str) -> str:
-    """Run-folder name from the overrides (``default`` when there are none).
-
-    Deterministic, so re-running a command finds its folder; names longer than
-    ``MAX_DIRNAME`` are cut and made unique with a hash of the whole string.
-    """
-    name = override_dirname.replace("/", "%") or "default"
-    if len(name) > MAX_DIRNAME:
-        digest = hashlib.sha1(name.encode()).hexdigest()[:12]
-        name = f"{name[: MAX_DIRNAME - 13]}~{digest}"
-    return name
-
-
-if not OmegaConf.has_resolver("pp_jobdir"):
-    OmegaConf.register_new_resolver("pp_jobdir", _jobdir)
+register_resolvers()
 register_configs()
 
 
@@ -215,7 +198,7 @@ def main(cfg: DictConfig) -> Any:
     multirun = hc.mode == RunMode.MULTIRUN
     for name in ("config.yaml", "overrides.yaml", "hydra.yaml"):
         scrub_file(run_dir / ".hydra" / name)
-    job_name = _jobdir(hc.job.override_dirname)
+    job_name = jobdir(hc.job.override_dirname)
     try:
         results = train_and_evaluate(
             cfg,

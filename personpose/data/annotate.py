@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from personpose.data.keypoints import JOINT, MISSING, NUM_JOINTS
+from personpose.data.movenet import MoveNet, MoveNetUnavailable
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 DEFAULT_MIN_SCORE = 0.3
@@ -54,7 +55,6 @@ def annotate_folder(
     from tqdm.auto import tqdm
 
     from personpose.data.images import read_rgb
-    from personpose.metrics.movenet import MoveNet
 
     images_dir = Path(images_dir)
     if not images_dir.is_dir():
@@ -90,7 +90,6 @@ def main(argv: list[str] | None = None) -> int:
 
     from personpose.data.annotations import ANNOTATION_HEADER, format_annotation_line
     from personpose.io.atomic import atomic_write_text
-    from personpose.metrics.movenet import MoveNetUnavailable
 
     try:
         names, keypoints = annotate_folder(

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from personpose import weights as pretrained
+from personpose import pretrained
 from personpose.losses.ssim import ssim
 
 __all__ = [

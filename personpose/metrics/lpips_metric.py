@@ -3,7 +3,7 @@
 ``lpips_alex`` uses the package's v0.1 linear weights, ``lpips_alex_v00`` the original v0.0
 release (which also skips v0.1's input scaling layer). The linear-layer weights ship inside
 the package (``lpips/weights/v0.X/alex.pth``); the AlexNet trunk takes torchvision's ImageNet
-weights, resolved by :mod:`personpose.weights` (never downloaded by ``lpips`` itself: the
+weights, resolved by :mod:`personpose.pretrained` (never downloaded by ``lpips`` itself: the
 network is built with a random trunk and the resolved state dict loaded into it).
 
 Per image pair, images in [0, 1] mapped to [-1, 1]: for each of the 5 ReLU outputs of

@@ -1,6 +1,6 @@
 """Pose accuracy of generated images by the MoveNet estimator: ``pck_movenet``, ``pckh_movenet``.
 
-MoveNet (:mod:`personpose.metrics.movenet`) is run on each generated image and its 18
+MoveNet (:mod:`personpose.data.movenet`) is run on each generated image and its 18
 OpenPose-order joints are compared with the target keypoints ``kp2`` (the pose the generator
 was asked for); only joints present in ``kp2`` count, and no score threshold is applied
 (MoveNet always answers). Both are pooled over all counted joints of all images.
@@ -22,7 +22,7 @@ from torch import Tensor
 from torchmetrics import Metric
 
 from personpose.data.keypoints import MISSING
-from personpose.metrics.movenet import MoveNet
+from personpose.data.movenet import MoveNet
 
 PCK_ALPHA = 0.05
 PCKH_ALPHA = 0.5

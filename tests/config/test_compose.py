@@ -85,7 +85,7 @@ def test_wrong_type_fails():
 
 def test_real_data_without_imagenet_vgg_is_an_error_synthetic_records_random():
     from personpose.losses.composite import GeneratorLoss
-    from personpose.weights import WeightsUnavailable
+    from personpose.pretrained import WeightsUnavailable
 
     real = compose_cfg(["experiment=market_pssim"])
     assert real.data.allow_random_weights is False

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torchvision.models import vgg as tv_vgg
 
-from personpose import weights as pretrained
+from personpose import pretrained
 from personpose.losses import perceptual
 from personpose.losses.perceptual import (
     VGG19_LAYERS,

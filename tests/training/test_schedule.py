@@ -25,13 +25,3 @@ def test_patn_schedule_rejects_bad_arguments():
         PATNSchedule(0, 1, 1)
     with pytest.raises(ValueError, match="niter"):
         PATNSchedule(1, -1, 1)
-
-
-def test_run_folder_names_are_deterministic_and_bounded():
-    from personpose.run import MAX_DIRNAME, _jobdir
-
-    assert _jobdir("") == "default"
-    assert _jobdir("data.root=/a/b,loss=l1") == "data.root=%a%b,loss=l1"
-    long = ",".join(f"key{i}=value{i}" for i in range(40))
-    assert _jobdir(long) == _jobdir(long) and len(_jobdir(long)) <= MAX_DIRNAME
-    assert _jobdir(long) != _jobdir(long + ",x=1")
