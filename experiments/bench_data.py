@@ -277,9 +277,6 @@ def bench_loader(args) -> dict:
     for name, make in sources.items():
         try:
             datasets = {True: make(with_maps=True), False: make(with_maps=False)}
-        except ImportError as e:
-            status[name] = f"not available yet ({e})"
-            continue
         except Exception as e:  # report and go on with the other sources
             status[name] = f"failed: {type(e).__name__}: {e}"
             continue

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from personpose.kernels import report as kernel_report
-from personpose.metrics.collection import MetricSuite, build_metrics
+from personpose.metrics.collection import MetricSuite, build_metrics, results_of
 from personpose.metrics.protocols import SHORT
 
 __all__ = [
@@ -152,10 +152,10 @@ def evaluate_pairs(
             bar.update(len(batch))
     finally:
         bar.close()
-    metrics = suite.compute() if count else {}
+    metrics, skipped = results_of(suite) if count else ({}, dict.fromkeys(suite.names, "no images"))
     return {
         "metrics": metrics,
-        "skipped": dict(suite.skipped) if count else {n: "no images" for n in suite.names},
+        "skipped": skipped,
         "protocol": dict(suite.protocol),
         "count": count,
         "image_sizes": sorted(f"{h}x{w}" for h, w in sizes),

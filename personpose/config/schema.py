@@ -99,8 +99,6 @@ def register_configs() -> None:
     """Register the schemas with Hydra's ConfigStore (idempotent)."""
     cs = ConfigStore.instance()
     cs.store(name="run_schema", node=RunConfig)
-    try:  # loss / weights schemas live with the losses
-        from personpose.losses.config import register_schemas
-    except ImportError:  # pragma: no cover - during bootstrap only
-        return
+    from personpose.losses.config import register_schemas  # loss / weights schemas
+
     register_schemas(cs)

@@ -54,10 +54,8 @@ META_KEYS: tuple[str, ...] = ()
 
 def _plain(value: Any) -> Any:
     """OmegaConf containers (as Hydra passes them) -> plain Python."""
-    try:
-        from omegaconf import DictConfig, ListConfig, OmegaConf
-    except ImportError:  # pragma: no cover - omegaconf is a dependency
-        return value
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
     if isinstance(value, (DictConfig, ListConfig)):
         return OmegaConf.to_container(value, resolve=True)
     return value

@@ -1,12 +1,13 @@
 """Evaluation metrics with one flat naming scheme that names the protocol.
 
-``build_metrics(names_or_protocol, ...)`` returns a suite with ``update(preds, target,
-**extras)``, ``compute()``, ``reset()``, ``skipped`` and ``protocol``; the definitions of the
+``build_metrics(names_or_protocol, ...)`` returns a torchmetrics ``MetricCollection`` with
+``update(preds, target, **extras)``, ``compute()``, ``reset()``, ``skipped`` and ``protocol``;
+:func:`results_of` gives its values and reasons for a results file. The definitions of the
 names live in :mod:`personpose.metrics.protocols`.
 """
 
 from personpose.metrics.base import quantize, unit_from_signed
-from personpose.metrics.collection import MetricSuite, build_metrics
+from personpose.metrics.collection import MetricSuite, build_metrics, results_of
 from personpose.metrics.protocols import DEFINITIONS, PROTOCOLS, resolve_names
 
 __all__ = [
@@ -16,5 +17,6 @@ __all__ = [
     "build_metrics",
     "quantize",
     "resolve_names",
+    "results_of",
     "unit_from_signed",
 ]

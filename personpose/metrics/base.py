@@ -7,9 +7,11 @@ int64 ground-truth part labels (0 background, 1..K parts, -1 unknown), ``source`
 in [0, 1]. A metric that needs an extra the caller did not give counts those images as
 missing and reports itself skipped, with the reason, instead of a number.
 
-``compute()`` of every metric returns a dict ``{output name: 0-d tensor}`` or, when it cannot
-report, ``{output name: reason string}``; :class:`personpose.metrics.collection.MetricSuite`
-turns that into values and ``skipped``.
+Every metric follows the torchmetrics contract: ``compute()`` returns a 0-d float64 tensor
+(a dict of them for metrics with several outputs); an output it cannot report is NaN and the
+reason is in the metric's ``skipped`` attribute (output name -> reason), which
+:class:`personpose.metrics.collection.MetricSuite` gathers. Pretrained networks the metrics
+measure with are :class:`Frozen`: kept out of checkpoints.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torchmetrics import Metric
 
 EXTRAS = ("kp2", "label2", "source")
@@ -47,7 +49,59 @@ def unit_from_signed(x: Tensor, quantized: bool = True) -> Tensor:
     return quantize(y) if quantized else y
 
 
-class PerImageMetric(Metric):
+class Frozen(nn.Module):
+    """A pretrained network ``net`` used for measuring only: always in eval mode, without
+    gradients, and out of checkpoints. It stays a submodule, so ``.to()``/``.double()`` of a
+    LightningModule holding the metric reach it, but ``state_dict()`` leaves its tensors out and
+    ``load_state_dict`` keeps them as they are."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net.eval().requires_grad_(False)
+        self.register_state_dict_post_hook(_leave_out_net)
+        self.register_load_state_dict_pre_hook(_keep_net)
+
+    def train(self, mode: bool = True) -> Frozen:
+        return super().train(False)
+
+    def forward(self, *args, **kwargs):
+        with torch.no_grad():
+            return self.net(*args, **kwargs)
+
+
+def _leave_out_net(module: Frozen, state_dict: dict, prefix: str, local_metadata) -> None:
+    for key in [k for k in state_dict if k.startswith(prefix + "net.")]:
+        del state_dict[key]
+
+
+def _keep_net(module: Frozen, state_dict: dict, prefix: str, *args) -> None:
+    for key, value in module.net.state_dict(prefix=prefix + "net.").items():
+        state_dict.setdefault(key, value)
+
+
+class SuiteMetric(Metric):
+    """A metric of the suite: ``compute()`` returns tensors, NaN where an output cannot be
+    reported, and ``skipped`` (output name -> reason) says why; ``name`` is the output name."""
+
+    is_differentiable = False
+    full_state_update = False
+    name = "metric"
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.skipped: dict[str, str] = {}
+
+    def skip(self, reason: str, *outputs: str) -> Tensor:
+        """Record why ``outputs`` (default: ``name``) have no value; returns NaN."""
+        self.skipped = {o: reason for o in outputs or (self.name,)}
+        return torch.tensor(float("nan"), dtype=torch.float64)
+
+    def reset(self) -> None:
+        super().reset()
+        self.skipped = {}
+
+
+class PerImageMetric(SuiteMetric):
     """Mean over images of a per-image score ``score(preds, target, **needed extras) -> (N,)``.
 
     Subclasses set ``name``, ``requires`` (the extras the score needs) and implement
@@ -55,10 +109,7 @@ class PerImageMetric(Metric):
     with no foreground label), which are then not counted.
     """
 
-    is_differentiable = False
     higher_is_better: bool | None = True
-    full_state_update = False
-    name = "metric"
     requires: Sequence[str] = ()
     min_size = 1  # px: images with a smaller side are counted as too small, not scored
 
@@ -98,16 +149,18 @@ class PerImageMetric(Metric):
         self.count += valid.sum()
         self.excluded += (~valid).sum()
 
-    def compute(self) -> dict[str, Tensor | str]:
+    def compute(self) -> Tensor:
+        """Mean score over the scored images (float64); NaN, with ``skipped``, if none."""
+        self.skipped = {}
         if int(self.too_small) > 0:
-            return {
-                self.name: f"needs images of at least {self.min_size} px a side; "
+            return self.skip(
+                f"needs images of at least {self.min_size} px a side; "
                 f"{int(self.too_small)} images were smaller"
-            }
+            )
         if int(self.missing) > 0:
             n = int(self.missing) + int(self.count) + int(self.excluded)
             needs = " and ".join(self.requires)
-            return {self.name: f"needs {needs}, missing for {int(self.missing)} of {n} images"}
+            return self.skip(f"needs {needs}, missing for {int(self.missing)} of {n} images")
         if int(self.count) == 0:
-            return {self.name: "no image could be scored"}
-        return {self.name: self.total / self.count}
+            return self.skip("no image could be scored")
+        return self.total / self.count

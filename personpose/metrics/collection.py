@@ -1,63 +1,74 @@
-"""``build_metrics``: the metrics of a protocol (or a list of names) as one suite.
+"""``build_metrics``: the metrics of a protocol (or a list of names) as one ``MetricCollection``.
 
-The suite is an ``nn.Module`` (so it follows ``.to(device)`` inside a LightningModule, while
-its pretrained networks and states stay out of the module's ``state_dict``) with
-``update(preds, target, **extras)``, ``compute() -> dict[str, float]``, ``reset()``, and the
-attributes ``skipped`` (metric -> reason it reports no number) and ``protocol`` (metric ->
-its exact definition). Metrics whose pretrained weights, reference set or optional package
-are unavailable are skipped at build time with the reason; metrics whose inputs were missing
+The suite (:class:`MetricSuite`) is a torchmetrics ``MetricCollection`` with
+``update(preds, target, **extras)``, ``compute() -> {name: 0-d tensor}`` (the metrics that have
+a value, in protocol order) and ``reset()``, plus ``skipped`` (metric -> reason it reports no
+number), ``protocol`` (metric -> its exact definition) and ``info`` (where weights and
+references came from). Metrics whose pretrained weights, reference set or optional package
+are unavailable are left out at build time with the reason; metrics whose inputs were missing
 (keypoints, part labels, image size) are skipped at ``compute()``. A number from a random
-network is never reported under these names.
+network is never reported under these names. :func:`results_of` gives the plain values and
+reasons a results file holds.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
+from torchmetrics import Metric, MetricCollection
 
+from personpose.data.movenet import MoveNet, MoveNetUnavailable
+from personpose.metrics import gt_part, pixel, ssim_variants
 from personpose.metrics.base import EXTRAS
+from personpose.metrics.fid import FID, reference_statistics
+from personpose.metrics.inception import InceptionFeatures
+from personpose.metrics.inception_score import InceptionScore
+from personpose.metrics.lpips_metric import VERSIONS as LPIPS_NAMES
+from personpose.metrics.lpips_metric import LPIPSMetric
+from personpose.metrics.part_ssim_metric import PartSSIM
+from personpose.metrics.pckh import MoveNetPCK
 from personpose.metrics.protocols import PROTOCOLS, definitions, resolve_names
+from personpose.pretrained import WeightsUnavailable, resolve
 
-__all__ = ["MetricSuite", "build_metrics"]
+__all__ = ["MetricSuite", "build_metrics", "results_of"]
+
+INCEPTION_NAMES = ("fid_tv", "is_tv", "mask_is_tv")
+POSE_NAMES = ("pck_movenet", "pckh_movenet")
+MOVENET_FILE = "movenet_singlepose_lightning_int8_4.tflite"
 
 
-class MetricSuite(nn.Module):
-    """Several metrics updated together; see the module docstring."""
+class MetricSuite(MetricCollection):
+    """Several metrics updated together; see the module docstring.
+
+    ``unavailable``: metric -> why it could not be built (it is not in the collection).
+    """
 
     def __init__(
         self,
-        metrics: Mapping[str, nn.Module],
+        metrics: Mapping[str, Metric],
         names: Sequence[str],
-        skipped: Mapping[str, str],
+        unavailable: Mapping[str, str],
         protocol: Mapping[str, str],
         info: Mapping[str, object] | None = None,
     ) -> None:
-        super().__init__()
-        # Kept outside the module tree: the pretrained networks of LPIPS/FID/IS and the metric
-        # states never enter a LightningModule's checkpoint; ``_apply`` still moves them.
-        self._metrics: dict[str, nn.Module] = dict(metrics)
+        super().__init__(dict(metrics), compute_groups=False)
         self.names = list(names)
-        self._static_skipped = dict(skipped)
-        self.skipped: dict[str, str] = dict(skipped)
+        self.unavailable = dict(unavailable)
         self.protocol = dict(protocol)
         self.info = dict(info or {})
 
     @property
-    def metrics(self) -> dict[str, nn.Module]:
-        """The metric objects by name (``movenet`` holds both PCK outputs)."""
-        return self._metrics
-
-    def _apply(self, fn, recurse: bool = True):
-        for metric in self._metrics.values():
-            metric._apply(fn)
-        return super()._apply(fn, recurse)
-
-    def extra_repr(self) -> str:
-        return f"metrics={list(self._metrics)}, skipped={list(self._static_skipped)}"
+    def skipped(self) -> dict[str, str]:
+        """Metric -> why it has no value: not built, or skipped by the last ``compute()``."""
+        out = dict(self.unavailable)
+        for metric in self.values(copy_state=False):
+            out.update(metric.skipped)
+        return self._in_order(out)
 
     def update(self, preds: Tensor, target: Tensor, **extras) -> None:
         """Add a batch: ``preds``/``target`` (N, 3, H, W) in [0, 1]; extras kp2, label2, source."""
@@ -66,60 +77,39 @@ class MetricSuite(nn.Module):
             raise TypeError(
                 f"MetricSuite.update: unknown extras {sorted(unknown)}; expected {EXTRAS}"
             )
-        extras = {k: v for k, v in extras.items() if v is not None}
-        with torch.no_grad():
-            # one copy into the planar layout here, instead of strided reads in every metric
-            preds, target = preds.detach().contiguous(), target.detach().contiguous()
-            for metric in self.metrics.values():
-                metric.update(preds, target, **extras)
+        # one copy into the planar layout here, instead of strided reads in every metric
+        super().update(preds.detach().contiguous(), target.detach().contiguous(), **extras)
 
-    def compute(self) -> dict[str, float]:
-        """Values of the metrics that could be computed; the others go to ``skipped``."""
-        values: dict[str, float] = {}
-        self.skipped = dict(self._static_skipped)
-        for metric in self.metrics.values():
-            for key, v in metric.compute().items():
-                if isinstance(v, str):
-                    self.skipped[key] = v
-                else:
-                    values[key] = float(v)
-        order = {n: i for i, n in enumerate(self.names)}
+    def compute(self) -> dict[str, Tensor]:
+        """Values of the metrics that could be computed; the others are in ``skipped``."""
+        values = super().compute()
+        skipped = self.skipped
+        return self._in_order({k: v for k, v in values.items() if k not in skipped})
+
+    def _in_order(self, by_name: dict) -> dict:
+        """``by_name`` sorted as ``names`` (``<name>_std`` right after ``<name>``)."""
+        rank = {n: i for i, n in enumerate(self.names)}
         return dict(
-            sorted(
-                values.items(), key=lambda kv: (order.get(kv[0].removesuffix("_std"), 99), kv[0])
-            )
+            sorted(by_name.items(), key=lambda kv: (rank[kv[0].removesuffix("_std")], kv[0]))
         )
 
-    def reset(self) -> None:
-        for metric in self.metrics.values():
-            metric.reset()
-        self.skipped = dict(self._static_skipped)
+
+def results_of(suite: MetricSuite) -> tuple[dict[str, float], dict[str, str]]:
+    """``(values, skipped)`` of ``suite.compute()`` as a results file holds them: floats and
+    reasons by metric name."""
+    values = suite.compute()
+    return {k: float(v) for k, v in values.items()}, suite.skipped
 
 
-def _load_reference(ref, extractor, cache_dir, drop_last, device, progress) -> dict:
-    from personpose.metrics.fid import reference_statistics
+class _Part(NamedTuple):
+    """Metrics built from one source, the reasons of those that could not be, and provenance."""
 
-    if isinstance(ref, Mapping):
-        return {
-            "mu": np.asarray(ref["mu"]),
-            "sigma": np.asarray(ref["sigma"]),
-            "n": int(ref.get("n", 0)),
-            "folder": str(ref.get("folder", "given statistics")),
-        }
-    path = Path(ref)
-    if path.is_file() and path.suffix == ".npz":
-        with np.load(path) as z:
-            return {"mu": z["mu"], "sigma": z["sigma"], "n": int(z["n"]), "folder": str(path)}
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    metrics: dict[str, Metric]
+    unavailable: dict[str, str]
+    info: dict[str, object]
 
-        def bar(it):
-            return tqdm(it, desc="FID reference", unit="batch")
 
-    return reference_statistics(
-        path, extractor, cache_dir=cache_dir, drop_last=drop_last, device=device, progress=bar
-    )
+NOTHING = _Part({}, {}, {})
 
 
 def build_metrics(
@@ -152,111 +142,143 @@ def build_metrics(
             loss (the loss's float64 path is slow on CPU; ~2e-7 from float64).
         device: where FID reference statistics are computed.
     """
-    from personpose.metrics import gt_part, part_ssim_metric, pixel, ssim_variants
-    from personpose.weights import WeightsUnavailable, resolve
-
     wanted = resolve_names(names)
     pretrained = dict(pretrained or {})
     if fid_drop_last is None:
         fid_drop_last = isinstance(names, str) and names == "gfla"
-    metrics: dict[str, nn.Module] = {}
-    skipped: dict[str, str] = {}
-    info: dict[str, object] = {}
+    parts = (
+        _weight_free_metrics(wanted, dtype, pssim_missing_parts),
+        _lpips_metrics(wanted, pretrained.get("alexnet")),
+        _inception_metrics(
+            wanted,
+            pretrained.get("inception_v3"),
+            fid_reference,
+            fid_cache_dir,
+            fid_drop_last,
+            device,
+            progress,
+        ),
+        _pose_metrics(wanted, movenet_model),
+    )
+    metrics, unavailable, info = {}, {}, {}
+    for part in parts:
+        metrics.update(part.metrics)
+        unavailable.update(part.unavailable)
+        info.update(part.info)
+    if isinstance(names, str) and names in PROTOCOLS:
+        info["protocol_name"] = names
+    fill = {
+        "drop": "last partial batch of 64 dropped (GFLA)" if fid_drop_last else "every image used"
+    }
+    if "fid_reference" in info:
+        fill["reference"] = (
+            f"{info['fid_reference']['folder']} ({info['fid_reference']['n']} images)"
+        )
+    return MetricSuite(metrics, wanted, unavailable, definitions(wanted, **fill), info)
 
-    simple = {
+
+def _weight_free_metrics(wanted: list[str], dtype: torch.dtype, missing_parts: str) -> _Part:
+    """The metrics that need no pretrained network."""
+    makers = {
         "ssim_patn": lambda: ssim_variants.SSIMPatn(dtype=dtype),
         "ssim_patn_padded": lambda: ssim_variants.SSIMPatnPadded(dtype=dtype),
         "ssim_gfla": lambda: ssim_variants.SSIMGfla(dtype=dtype),
         "mask_ssim": lambda: ssim_variants.MaskSSIM(dtype=dtype),
-        "pssim": lambda: part_ssim_metric.PartSSIM(pssim_missing_parts),
+        "pssim": lambda: PartSSIM(missing_parts),
         "psnr": pixel.PSNR,
         "l1": pixel.L1,
         "gt_part_l1": gt_part.GtPartL1,
         "gt_fg_ssim": lambda: gt_part.GtFgSSIM(dtype=dtype),
     }
-    for name in wanted:
-        if name in simple:
-            metrics[name] = simple[name]()
-    if "pssim" in metrics:
-        try:
-            import personpose.losses.part_ssim  # noqa: F401
-        except ImportError as exc:
-            del metrics["pssim"]
-            skipped["pssim"] = f"personpose.losses.part_ssim is not available ({exc})"
+    return _Part({n: makers[n]() for n in wanted if n in makers}, {}, {})
 
-    lpips_names = [n for n in wanted if n in ("lpips_alex", "lpips_alex_v00")]
-    if lpips_names:
-        try:
-            w = resolve("alexnet", pretrained.get("alexnet"))
-        except WeightsUnavailable as exc:
-            skipped.update({n: f"AlexNet weights unavailable: {exc}" for n in lpips_names})
-        else:
-            from personpose.metrics.lpips_metric import LPIPSMetric
 
-            info["alexnet_weights"] = w.location
-            for n in lpips_names:
-                metrics[n] = LPIPSMetric(n, w.state_dict)
+def _lpips_metrics(wanted: list[str], weights_path: str | None) -> _Part:
+    """LPIPS-Alex (v0.1 and v0.0) on resolved AlexNet weights."""
+    names = [n for n in wanted if n in LPIPS_NAMES]
+    if not names:
+        return NOTHING
+    try:
+        w = resolve("alexnet", weights_path)
+    except WeightsUnavailable as exc:
+        return _Part({}, dict.fromkeys(names, f"AlexNet weights unavailable: {exc}"), {})
+    return _Part(
+        {n: LPIPSMetric(n, w.state_dict) for n in names}, {}, {"alexnet_weights": w.location}
+    )
 
-    inception_names = [n for n in wanted if n in ("fid_tv", "is_tv", "mask_is_tv")]
-    fill = {
-        "drop": "last partial batch of 64 dropped (GFLA)" if fid_drop_last else "every image used"
-    }
-    if inception_names:
-        try:
-            w = resolve("inception_v3", pretrained.get("inception_v3"))
-        except WeightsUnavailable as exc:
-            skipped.update({n: f"Inception-v3 weights unavailable: {exc}" for n in inception_names})
-        else:
-            from personpose.metrics.fid import FID
-            from personpose.metrics.inception import InceptionFeatures
-            from personpose.metrics.inception_score import InceptionScore
 
-            info["inception_weights"] = w.location
-            extractor = InceptionFeatures(w.state_dict)
-            if "fid_tv" in inception_names:
-                if fid_reference is None:
-                    skipped["fid_tv"] = (
-                        "no reference set: give fid.reference_dir=DIR (GFLA: the training "
-                        "images) or fid.reference_stats=NPZ"
-                    )
-                else:
-                    ref = _load_reference(
-                        fid_reference,
-                        extractor.to(device),
-                        fid_cache_dir,
-                        fid_drop_last,
-                        device,
-                        progress,
-                    )
-                    info["fid_reference"] = {k: ref[k] for k in ("folder", "n") if k in ref}
-                    fill["reference"] = f"{ref.get('folder')} ({ref.get('n')} images)"
-                    metrics["fid_tv"] = FID(extractor, ref, drop_last=fid_drop_last)
-            for n in ("is_tv", "mask_is_tv"):
-                if n in inception_names:
-                    metrics[n] = InceptionScore(extractor, masked=(n == "mask_is_tv"))
+def _inception_metrics(
+    wanted: list[str], weights_path, reference, cache_dir, drop_last, device, progress
+) -> _Part:
+    """FID and IS on one resolved Inception-v3; FID against the reference statistics."""
+    names = [n for n in wanted if n in INCEPTION_NAMES]
+    if not names:
+        return NOTHING
+    try:
+        w = resolve("inception_v3", weights_path)
+    except WeightsUnavailable as exc:
+        return _Part({}, dict.fromkeys(names, f"Inception-v3 weights unavailable: {exc}"), {})
+    extractor = InceptionFeatures(w.state_dict)
+    metrics: dict[str, Metric] = {}
+    unavailable: dict[str, str] = {}
+    info: dict[str, object] = {"inception_weights": w.location}
+    if "fid_tv" in names and reference is None:
+        unavailable["fid_tv"] = (
+            "no reference set: give fid.reference_dir=DIR (GFLA: the training "
+            "images) or fid.reference_stats=NPZ"
+        )
+    elif "fid_tv" in names:
+        ref = _load_reference(
+            reference, extractor.to(device), cache_dir, drop_last, device, progress
+        )
+        info["fid_reference"] = {"folder": ref["folder"], "n": ref["n"]}
+        metrics["fid_tv"] = FID(extractor, ref, drop_last=drop_last)
+    for n in ("is_tv", "mask_is_tv"):
+        if n in names:
+            metrics[n] = InceptionScore(extractor, masked=(n == "mask_is_tv"))
+    return _Part(metrics, unavailable, info)
 
-    pose_names = [n for n in wanted if n in ("pck_movenet", "pckh_movenet")]
-    if pose_names:
-        if movenet_model is None:
-            skipped.update(
-                {
-                    n: "no MoveNet model given (movenet_model=PATH to "
-                    "movenet_singlepose_lightning_int8_4.tflite)"
-                    for n in pose_names
-                }
-            )
-        else:
-            from personpose.metrics.movenet import MoveNet, MoveNetUnavailable
-            from personpose.metrics.pckh import MoveNetPCK
 
-            try:
-                estimator = MoveNet(movenet_model)
-            except MoveNetUnavailable as exc:
-                skipped.update({n: str(exc) for n in pose_names})
-            else:
-                info["movenet_model"] = str(estimator.path)
-                metrics["movenet"] = MoveNetPCK(estimator, outputs=pose_names)
+def _load_reference(ref, extractor, cache_dir, drop_last, device, progress) -> dict:
+    """FID reference statistics ``{"mu", "sigma", "n", "folder", ...}`` from a dict, an
+    ``.npz`` file or a folder of images (computed, and cached in ``cache_dir``)."""
+    if isinstance(ref, Mapping):
+        return {
+            "mu": np.asarray(ref["mu"]),
+            "sigma": np.asarray(ref["sigma"]),
+            "n": int(ref.get("n", 0)),
+            "folder": str(ref.get("folder", "given statistics")),
+        }
+    path = Path(ref)
+    if path.is_file() and path.suffix == ".npz":
+        with np.load(path) as z:
+            return {"mu": z["mu"], "sigma": z["sigma"], "n": int(z["n"]), "folder": str(path)}
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
 
-    if isinstance(names, str) and names in PROTOCOLS:
-        info["protocol_name"] = names
-    return MetricSuite(metrics, wanted, skipped, definitions(wanted, **fill), info)
+        def bar(it):
+            return tqdm(it, desc="FID reference", unit="batch")
+
+    return reference_statistics(
+        path, extractor, cache_dir=cache_dir, drop_last=drop_last, device=device, progress=bar
+    )
+
+
+def _pose_metrics(wanted: list[str], model: str | Path | None) -> _Part:
+    """PCK and PCKh of the MoveNet estimator, in one pass."""
+    names = [n for n in wanted if n in POSE_NAMES]
+    if not names:
+        return NOTHING
+    if model is None:
+        reason = "no MoveNet model given (movenet_model=PATH to {})"
+        return _Part({}, dict.fromkeys(names, reason.format(MOVENET_FILE)), {})
+    try:
+        estimator = MoveNet(model)
+    except MoveNetUnavailable as exc:
+        return _Part({}, dict.fromkeys(names, str(exc)), {})
+    return _Part(
+        {"movenet": MoveNetPCK(estimator, outputs=names)},
+        {},
+        {"movenet_model": str(estimator.path)},
+    )

@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import Tensor
-from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
 from personpose.data.images import read_rgb
+from personpose.metrics.base import SuiteMetric
 from personpose.metrics.inception import PREPROCESS, InceptionFeatures
 
 GFLA_BATCH = 64
@@ -136,13 +136,11 @@ def reference_statistics(
     return {"mu": mu, "sigma": sigma, "n": n, "key": key, "folder": str(folder), "cached": False}
 
 
-class FID(Metric):
+class FID(SuiteMetric):
     """``fid_tv``: FID of the generated images against fixed reference statistics."""
 
     name = "fid_tv"
-    is_differentiable = False
     higher_is_better = False
-    full_state_update = False
 
     def __init__(
         self, extractor: InceptionFeatures, reference: dict, drop_last: bool = False, **kwargs
@@ -157,15 +155,16 @@ class FID(Metric):
         pool, _ = self.extractor(preds)
         self.features.append(pool.double())
 
-    def compute(self) -> dict[str, Tensor | str]:
+    def compute(self) -> Tensor:
+        self.skipped = {}
         if not self.features:
-            return {self.name: "no image could be scored"}
+            return self.skip("no image could be scored")
         feats = dim_zero_cat(self.features).cpu().numpy()
         n = keep_full_batches(len(feats)) if self.drop_last else len(feats)
         if n < 2:
-            return {
-                self.name: f"{len(feats)} generated images, {n} usable (drop_last={self.drop_last})"
-            }
+            return self.skip(
+                f"{len(feats)} generated images, {n} usable (drop_last={self.drop_last})"
+            )
         mu, sigma = feature_statistics(feats[:n])
         fid = frechet_distance(mu, sigma, self.reference["mu"], self.reference["sigma"])
-        return {self.name: torch.tensor(fid, dtype=torch.float64)}
+        return torch.tensor(fid, dtype=torch.float64)

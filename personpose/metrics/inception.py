@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
+
+from personpose.metrics.base import Frozen
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -21,33 +23,29 @@ PREPROCESS = (
 )
 
 
-class InceptionFeatures(nn.Module):
-    """``forward(x (N,3,H,W) in [0,1]) -> (pool (N, 2048), logits (N, 1000))`` float32.
+class InceptionFeatures(Frozen):
+    """``forward(x (N,3,H,W) in [0,1]) -> (pool (N, 2048), logits (N, 1000))`` float32; a
+    :class:`~personpose.metrics.base.Frozen` network (eval mode, out of checkpoints).
 
     The last result is cached by input identity, so FID and IS on the same batch share one
     forward pass.
     """
 
     def __init__(self, state_dict: dict[str, Tensor]) -> None:
-        super().__init__()
         from torchvision.models import inception_v3
 
-        self.net = inception_v3(
-            weights=None, aux_logits=True, transform_input=True, init_weights=False
-        )
-        self.net.load_state_dict(state_dict)
-        self.net.eval().requires_grad_(False)
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).reshape(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).reshape(1, 3, 1, 1))
+        net = inception_v3(weights=None, aux_logits=True, transform_input=True, init_weights=False)
+        net.load_state_dict(state_dict)
+        super().__init__(net)
+        mean, std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
+        self.register_buffer("mean", mean.reshape(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", std.reshape(1, 3, 1, 1), persistent=False)
         self._pool: Tensor | None = None
         self.net.avgpool.register_forward_hook(self._keep_pool)
         self._cache: tuple | None = None
 
     def _keep_pool(self, module, inputs, output) -> None:
         self._pool = output
-
-    def train(self, mode: bool = True) -> InceptionFeatures:
-        return super().train(False)  # always in eval mode (batch-norm statistics fixed)
 
     def preprocess(self, x: Tensor) -> Tensor:
         x = F.interpolate(x.float(), size=(SIZE, SIZE), mode="bilinear", align_corners=False)

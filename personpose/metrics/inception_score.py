@@ -14,9 +14,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import Tensor
-from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
+from personpose.metrics.base import SuiteMetric
 from personpose.metrics.inception import InceptionFeatures
 
 SPLITS = 10
@@ -37,12 +37,11 @@ def inception_score(probs: np.ndarray, splits: int = SPLITS) -> tuple[float, flo
     return float(np.mean(scores)), float(np.std(scores))
 
 
-class InceptionScore(Metric):
-    """``is_tv`` (or, with ``masked=True``, ``mask_is_tv``, which needs ``kp2``)."""
+class InceptionScore(SuiteMetric):
+    """``is_tv`` (or, with ``masked=True``, ``mask_is_tv``, which needs ``kp2``): the mean over
+    splits, and its std as ``<name>_std`` (left out when the score is skipped)."""
 
-    is_differentiable = False
     higher_is_better = True
-    full_state_update = False
 
     def __init__(
         self, extractor: InceptionFeatures, masked: bool = False, splits: int = SPLITS, **kwargs
@@ -66,14 +65,15 @@ class InceptionScore(Metric):
         _, logits = self.extractor(preds)
         self.probs.append(torch.softmax(logits.double(), dim=1))
 
-    def compute(self) -> dict[str, Tensor | str]:
+    def compute(self) -> dict[str, Tensor]:
+        self.skipped = {}
         if int(self.missing) > 0:
-            return {self.name: f"needs kp2, missing for {int(self.missing)} images"}
+            return {self.name: self.skip(f"needs kp2, missing for {int(self.missing)} images")}
         if not self.probs:
-            return {self.name: "no image could be scored"}
+            return {self.name: self.skip("no image could be scored")}
         probs = dim_zero_cat(self.probs).cpu().numpy()
         if len(probs) < self.splits:
-            return {self.name: f"{len(probs)} images < {self.splits} splits"}
+            return {self.name: self.skip(f"{len(probs)} images < {self.splits} splits")}
         mean, std = inception_score(probs, self.splits)
         return {
             self.name: torch.tensor(mean, dtype=torch.float64),

@@ -20,7 +20,7 @@ import warnings
 import torch
 from torch import Tensor
 
-from personpose.metrics.base import PerImageMetric
+from personpose.metrics.base import Frozen, PerImageMetric
 
 VERSIONS = {"lpips_alex": "0.1", "lpips_alex_v00": "0.0"}
 # torchvision alexnet.features index -> the lpips package's slice holding that conv layer
@@ -41,7 +41,7 @@ def alexnet_to_lpips(state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
     return out
 
 
-def build_lpips(version: str, alexnet_state_dict: dict[str, Tensor]) -> torch.nn.Module:
+def build_lpips(version: str, alexnet_state_dict: dict[str, Tensor]) -> Frozen:
     """``lpips.LPIPS`` (AlexNet, linear weights of ``version``) with the given trunk weights."""
     import lpips
 
@@ -54,8 +54,7 @@ def build_lpips(version: str, alexnet_state_dict: dict[str, Tensor]) -> torch.nn
     trunk_missing = [k for k in missing if k.startswith("net.")]
     if trunk_missing or unexpected:
         raise RuntimeError(f"LPIPS trunk weights did not load: missing {trunk_missing}")
-    net.eval().requires_grad_(False)
-    return net
+    return Frozen(net)
 
 
 class LPIPSMetric(PerImageMetric):
@@ -72,6 +71,5 @@ class LPIPSMetric(PerImageMetric):
         self.net = build_lpips(self.version, alexnet_state_dict)
 
     def score(self, preds, target):
-        with torch.no_grad():
-            d = self.net(preds.float() * 2 - 1, target.float() * 2 - 1)
+        d = self.net(preds.float() * 2 - 1, target.float() * 2 - 1)
         return d.flatten().to(torch.float64)

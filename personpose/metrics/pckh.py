@@ -19,10 +19,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import Tensor
-from torchmetrics import Metric
 
 from personpose.data.keypoints import MISSING
 from personpose.data.movenet import MoveNet
+from personpose.metrics.base import SuiteMetric
 
 PCK_ALPHA = 0.05
 PCKH_ALPHA = 0.5
@@ -58,12 +58,10 @@ def to_uint8(images01: Tensor) -> np.ndarray:
     return (images01.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
 
 
-class MoveNetPCK(Metric):
+class MoveNetPCK(SuiteMetric):
     """``pck_movenet`` and ``pckh_movenet`` in one pass of the estimator (needs ``kp2``)."""
 
-    is_differentiable = False
     higher_is_better = True
-    full_state_update = False
 
     def __init__(self, estimator: MoveNet, outputs=("pck_movenet", "pckh_movenet"), **kwargs):
         super().__init__(**kwargs)
@@ -87,14 +85,18 @@ class MoveNetPCK(Metric):
         self.pckh_hit += int(((errs <= thr) & with_head).sum())
         self.pckh_n += int(with_head.sum())
 
-    def compute(self) -> dict[str, Tensor | str]:
+    def compute(self) -> dict[str, Tensor]:
+        self.skipped = {}
         if int(self.missing) > 0:
-            return {o: f"needs kp2, missing for {int(self.missing)} images" for o in self.outputs}
-        out: dict[str, Tensor | str] = {}
+            nan = self.skip(f"needs kp2, missing for {int(self.missing)} images", *self.outputs)
+            return dict.fromkeys(self.outputs, nan)
+        out: dict[str, Tensor] = {}
         for name, hit, n in (
             ("pck_movenet", self.pck_hit, self.pck_n),
             ("pckh_movenet", self.pckh_hit, self.pckh_n),
         ):
             if name in self.outputs:
-                out[name] = hit.double() / n if int(n) > 0 else "no joint could be scored"
+                out[name] = hit.double() / n  # NaN when no joint was counted
+                if int(n) == 0:
+                    self.skipped[name] = "no joint could be scored"
         return out

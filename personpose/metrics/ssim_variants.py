@@ -317,10 +317,10 @@ class SSIMPatnPadded(_SSIMMetric):
     def compute(self):
         if int(self.wrong_size) > 0:
             h, w = PATN_PADDED_SIZE
-            return {
-                self.name: f"PATN's padding is defined for {h}x{w} DeepFashion images only; "
+            return self.skip(
+                f"PATN's padding is defined for {h}x{w} DeepFashion images only; "
                 f"{int(self.wrong_size)} images had another size"
-            }
+            )
         return super().compute()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from importlib.util import find_spec
 from pathlib import Path
 
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
@@ -28,6 +29,10 @@ def build_loggers(cfg: DictConfig, run_dir: Path, name: str, group: str | None) 
     ]
     lcfg = cfg.logger
     if lcfg.tensorboard.enabled:
+        if not any(find_spec(m) for m in ("tensorboard", "tensorboardX")):
+            raise ModuleNotFoundError(
+                'logger=tensorboard needs the tensorboard package: pip install -e ".[tensorboard]"'
+            )
         loggers.append(TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version=""))
     if lcfg.wandb.enabled and lcfg.wandb.mode != "disabled":
         from lightning.pytorch.loggers import WandbLogger

@@ -334,10 +334,7 @@ def test_steps_per_epoch_and_drop_last(tmp_path):
 
 @pytest.mark.slow
 def test_real_synthetic_generator(tmp_path):
-    """The real personpose.data.synth (when present) feeds the same loader."""
-    synth = pytest.importorskip("personpose.data.synth")
-    if not hasattr(synth, "ensure_dataset"):
-        pytest.skip("personpose.data.synth.ensure_dataset not available")
+    """The real personpose.data.synth feeds the same loader."""
     cfg = _compose("synthetic", [f"root={tmp_path}", "synth.ids=4", "pairs_per_epoch=4"])
     dm = build_datamodule(cfg)
     dm.prepare_data()

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torchmetrics import MetricCollection
 
-from personpose.metrics import DEFINITIONS, PROTOCOLS, build_metrics, resolve_names
+from personpose.metrics import DEFINITIONS, PROTOCOLS, build_metrics, resolve_names, results_of
 from personpose.metrics.protocols import SHORT
 
 
@@ -50,7 +51,7 @@ def test_suite_is_a_module_that_accumulates_like_one_batch(market_pairs):
     one.update(x, y, kp2=kp)
     two.update(x[:3], y[:3], kp2=kp[:3])
     two.update(x[3:], y[3:], kp2=kp[3:])
-    a, b = one.compute(), two.compute()
+    a, b = results_of(one)[0], results_of(two)[0]
     assert a.keys() == b.keys() and all(a[k] == pytest.approx(b[k], abs=1e-12) for k in a)
     assert "pckh_movenet" in one.skipped and "movenet_model" in one.skipped["pckh_movenet"]
 
@@ -64,6 +65,42 @@ def test_float32_precision_is_close(market_pairs):
     for dtype in (torch.float64, torch.float32):
         suite = build_metrics(["ssim_patn", "ssim_gfla", "mask_ssim"], dtype=dtype)
         suite.update(x, y, kp2=kp)
-        vals.append(suite.compute())
+        vals.append(results_of(suite)[0])
     for k in vals[0]:
         assert vals[0][k] == pytest.approx(vals[1][k], abs=1e-4)
+
+
+def test_suite_is_a_metric_collection_of_tensors(market_pairs, tmp_path, monkeypatch):
+    from tests.metrics.helpers import to01
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # no AlexNet weights: lpips_alex skipped
+
+    src, tgt, kp2 = market_pairs
+    x, y = to01(src).float(), to01(tgt).float()
+    suite = build_metrics(["ssim_patn", "mask_ssim", "l1", "lpips_alex"])
+    assert isinstance(suite, MetricCollection) and set(suite) == {"ssim_patn", "mask_ssim", "l1"}
+    suite.update(x, y, kp2=torch.from_numpy(kp2))
+    out = suite.compute()
+    assert list(out) == ["ssim_patn", "mask_ssim", "l1"]
+    assert all(
+        torch.is_tensor(v) and v.dim() == 0 and v.dtype == torch.float64 for v in out.values()
+    )
+    values, skipped = results_of(suite)
+    assert values == {k: float(v) for k, v in out.items()}
+    assert (
+        list(skipped) == ["lpips_alex"] and "AlexNet weights unavailable" in skipped["lpips_alex"]
+    )
+
+
+def test_skipped_reason_is_an_attribute_not_a_value(market_pairs):
+    from tests.metrics.helpers import to01
+
+    src, tgt, _ = market_pairs
+    suite = build_metrics(["l1", "mask_ssim"])
+    suite.update(to01(src).float(), to01(tgt).float())  # no keypoints
+    assert list(suite.compute()) == ["l1"]
+    metric = suite["mask_ssim"]
+    assert metric.compute().isnan() and "needs kp2" in metric.skipped["mask_ssim"]
+    assert suite.skipped == metric.skipped
+    suite.reset()
+    assert metric.skipped == {} and suite.skipped == {}

@@ -104,6 +104,8 @@ def test_main_writes_json_and_table(tmp_path, capsys):
     )
     doc = main(cfg)
     assert list(doc["metrics"]) == ["l1"] and "kp2" in doc["skipped"]["mask_ssim"]
+    written = json.loads(out.read_text())
+    assert written["skipped"] == doc["skipped"] and isinstance(written["metrics"]["l1"], float)
 
 
 def test_annotation_frame_mismatch_is_an_error(tmp_path):
