@@ -37,7 +37,7 @@ from personpose.data.keypoints import PART_JOINTS, PART_PERP_SIGMA, PATN_MASK_LI
 from personpose.kernels import allocator, native  # noqa: E402
 from personpose.kernels.compiled import compile_mode  # noqa: E402
 from personpose.kernels.native import native_mode  # noqa: E402
-from personpose.metrics import build_metrics  # noqa: E402
+from personpose.metrics import build_metrics, results_of  # noqa: E402
 
 REAL = REPO.parent / "shared" / "data" / "real"
 SETS = {
@@ -175,7 +175,7 @@ def ours(gen: np.ndarray, tgt: np.ndarray, kp2: np.ndarray, batch: int, dtype, d
     for i in range(0, len(gen), batch):  # converted batch by batch, as images are read
         x, y = planar(gen[i : i + batch]), planar(tgt[i : i + batch])
         suite.update(x, y, kp2=kp[i : i + batch])
-    return suite.compute()
+    return results_of(suite)[0]
 
 
 def load(name: str, n: int, seed: int = 0):
