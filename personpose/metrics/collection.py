@@ -109,9 +109,6 @@ class _Part(NamedTuple):
     info: dict[str, object]
 
 
-NOTHING = _Part({}, {}, {})
-
-
 def build_metrics(
     names: str | Sequence[str] | None = "all",
     *,
@@ -197,7 +194,7 @@ def _lpips_metrics(wanted: list[str], weights_path: str | None) -> _Part:
     """LPIPS-Alex (v0.1 and v0.0) on resolved AlexNet weights."""
     names = [n for n in wanted if n in LPIPS_NAMES]
     if not names:
-        return NOTHING
+        return _Part({}, {}, {})
     try:
         w = resolve("alexnet", weights_path)
     except WeightsUnavailable as exc:
@@ -213,7 +210,7 @@ def _inception_metrics(
     """FID and IS on one resolved Inception-v3; FID against the reference statistics."""
     names = [n for n in wanted if n in INCEPTION_NAMES]
     if not names:
-        return NOTHING
+        return _Part({}, {}, {})
     try:
         w = resolve("inception_v3", weights_path)
     except WeightsUnavailable as exc:
@@ -269,7 +266,7 @@ def _pose_metrics(wanted: list[str], model: str | Path | None) -> _Part:
     """PCK and PCKh of the MoveNet estimator, in one pass."""
     names = [n for n in wanted if n in POSE_NAMES]
     if not names:
-        return NOTHING
+        return _Part({}, {}, {})
     if model is None:
         reason = "no MoveNet model given (movenet_model=PATH to {})"
         return _Part({}, dict.fromkeys(names, reason.format(MOVENET_FILE)), {})
