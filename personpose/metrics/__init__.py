@@ -5,7 +5,7 @@
 names live in :mod:`personpose.metrics.protocols`.
 """
 
-from personpose.metrics.base import quantize, unit_from_signed
+from personpose.metrics.base import quantize
 from personpose.metrics.collection import MetricSuite, build_metrics
 from personpose.metrics.protocols import DEFINITIONS, PROTOCOLS, resolve_names
 
@@ -16,5 +16,4 @@ __all__ = [
     "build_metrics",
     "quantize",
     "resolve_names",
-    "unit_from_signed",
 ]

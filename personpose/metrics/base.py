@@ -41,12 +41,6 @@ def quantize(x: Tensor) -> Tensor:
     return torch.round(x.clamp(0, 1) * 255) / 255
 
 
-def unit_from_signed(x: Tensor, quantized: bool = True) -> Tensor:
-    """Generator images in [-1, 1] -> [0, 1] (uint8 levels unless ``quantized=False``)."""
-    y = (x.clamp(-1, 1) + 1) / 2
-    return quantize(y) if quantized else y
-
-
 class PerImageMetric(Metric):
     """Mean over images of a per-image score ``score(preds, target, **needed extras) -> (N,)``.
 
