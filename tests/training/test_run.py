@@ -41,8 +41,10 @@ def test_every_loss_config_trains_and_reports(loss, tmp_path, data_cache):
     assert "train/g/total" in log and "train/g/part_ssim" in log  # every cheap term logged
     loss_cfg = compose_cfg([f"loss={loss}"]).loss
     assert ("train/d/shape" in log) == ("train/d/appearance" in log) == loss_cfg.adversarial.enabled
-    if loss_cfg.perceptual.enabled:  # inactive VGG terms: at validation, not at every step
-        assert "val/g/style" in log and "train/g/style" not in log
+    vgg_terms = ("perceptual", "style", "perceptual_ssim")
+    if any(loss_cfg[t].enabled for t in vgg_terms):  # inactive VGG terms: at validation only
+        for t in vgg_terms:
+            assert f"val/g/{t}," in log and (f"train/g/{t}," in log) == loss_cfg[t].enabled
 
 
 def test_results_json_contents_and_outputs(tmp_path, data_cache):
