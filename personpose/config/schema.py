@@ -16,10 +16,6 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 
-def _adam() -> dict[str, Any]:
-    return {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 2e-4, "betas": [0.5, 0.999]}
-
-
 @dataclass
 class OptimConfig:
     """``optim`` group. ``generator`` and ``discriminator``: partial optimisers (``_target_``,
@@ -28,16 +24,9 @@ class OptimConfig:
     completes with ``steps_per_epoch``. These three are checked when instantiated (the error
     names the unexpected argument)."""
 
-    generator: Any = field(default_factory=_adam)
-    discriminator: Any = field(default_factory=_adam)
-    lr_rule: Any = field(
-        default_factory=lambda: {
-            "_target_": "personpose.training.schedule.PATNSchedule",
-            "_partial_": True,
-            "niter": 500,  # epochs at constant learning rate
-            "niter_decay": 200,  # epochs of linear decay to zero
-        }
-    )
+    generator: Any = MISSING
+    discriminator: Any = MISSING
+    lr_rule: Any = MISSING
     gradient_clip: float = 0.0  # max gradient norm of G and of each D (0 = off)
 
 
