@@ -123,7 +123,7 @@ def make_trainer(cfg: DictConfig, run_dir: Path, job_name: str, group: str | Non
     factory = instantiate(cfg.trainer, _partial_=True, _convert_="all")
     return factory(
         run_dir=run_dir,
-        config=OmegaConf.to_container(cfg, resolve=True),
+        config=redact(OmegaConf.to_container(cfg, resolve=True)),
         callbacks=[SampleGridCallback(run_dir / "samples", int(cfg.eval.grid_samples))],
         logger=build_loggers(cfg, run_dir, job_name, group),
     )
