@@ -3,7 +3,7 @@
 Sections (a registry: add one with ``@section("name")``, a function ``args -> list[dict]``):
 - ``speed``: seconds per training iteration of the paper-size PATN on CPU (generator
   forward + backward + Adam step with the ``--loss`` combination (default ``part_ssim``:
-  perceptual + PSSIM, plus the adversarial terms), then the shape and appearance
+  perceptual + PSSIM, plus the adversarial terms), then the appearance and shape
   discriminators' forward + backward + Adam steps), at 128x64 batch 8 and 256x176 batch 4.
   The study authors' code takes 10.6 s and 29.3 s per iteration on this machine.
 - ``overhead``: milliseconds per training step of the Lightning module (``trainer.fit``)
@@ -28,7 +28,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import Tensor, nn
@@ -60,15 +59,19 @@ def section(name: str):
 # shared helpers
 
 
-def load_models(model: str, norm: str | None = None) -> tuple[nn.Module, nn.Module, nn.Module]:
-    """Generator, shape D (21 ch) and appearance D (6 ch) from ``conf/model/<model>.yaml``."""
+def load_models(model: str, norm: str | None = None) -> tuple[nn.Module, dict[str, nn.Module]]:
+    """Generator and ``{"appearance": D_PP (6 ch), "shape": D_PB (21 ch)}`` from
+    ``conf/model/<model>.yaml``."""
+    from personpose.losses.adversarial import PATNAdversarial
+
     cfg = OmegaConf.load(REPO / "conf" / "model" / f"{model}.yaml")
     if norm is not None:
         cfg.norm = norm
     g = instantiate(cfg.generator)
-    d_shape = instantiate(cfg.discriminator, in_channels=21)
-    d_app = instantiate(cfg.discriminator, in_channels=6)
-    return g, d_shape, d_app
+    return g, {
+        name: instantiate(cfg.discriminator, in_channels=channels)
+        for name, channels in PATNAdversarial.IN_CHANNELS.items()
+    }
 
 
 BATCH_CHANNELS = {"P1": 3, "P2": 3, "BP1": 18, "BP2": 18}
@@ -115,7 +118,7 @@ def project_loss(name: str, weights: str = "market") -> Callable[[torch.Tensor, 
     loss = GeneratorLoss(cfg.loss, cfg.weights, allow_random_vgg=True)
 
     def fn(fake: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return loss(fake, batch["P2"], batch.get("mask2"))["total"]
+        return loss(fake, batch)["total"]
 
     return fn
 
@@ -125,70 +128,57 @@ def l1_loss(fake: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     return 10.0 * (fake - batch["P2"]).abs().mean()
 
 
-def _bce(logits: torch.Tensor, real: bool) -> torch.Tensor:
-    target = torch.ones_like(logits) if real else torch.zeros_like(logits)
-    return F.binary_cross_entropy_with_logits(logits, target)
-
-
 class GANStep:
-    """One PATN training iteration: G step, then shape-D and appearance-D steps.
+    """One PATN training iteration: G step, then the appearance-D and shape-D steps.
 
     ``recon_loss(fake, batch)`` is the generator's non-adversarial loss (a stand-in L1 by
-    default); the adversarial terms are BCE-with-logits with weight ``lambda_gan`` (PATN form:
-    G gets the mean of both Ds' terms, each D 0.5 * (real + fake)). Discriminators are frozen
-    during the G step, as Lightning's ``toggle_optimizer`` does.
+    default); the adversarial terms are PATN's objective (:class:`PATNAdversarial`, BCE, no
+    pool, weight ``lambda_gan``). Discriminators are frozen during the G step, as Lightning's
+    ``toggle_optimizer`` does.
     """
 
     def __init__(
         self,
         g: nn.Module,
-        d_shape: nn.Module,
-        d_app: nn.Module,
+        discriminators: dict[str, nn.Module],
         recon_loss: Callable[[torch.Tensor, dict], torch.Tensor] = l1_loss,
         lambda_gan: float = 5.0,
         bf16: bool = False,
     ) -> None:
-        self.g, self.d_shape, self.d_app = g, d_shape, d_app
+        from personpose.losses.adversarial import PATNAdversarial
+
+        self.g, self.discriminators = g, discriminators
         self.recon_loss, self.lambda_gan, self.bf16 = recon_loss, lambda_gan, bf16
+        self.adversarial = PATNAdversarial("bce", pool_size=0, weight=lambda_gan)
         adam = dict(lr=2e-4, betas=(0.5, 0.999))
         self.opt_g = torch.optim.Adam(g.parameters(), **adam)
-        self.opt_d_shape = torch.optim.Adam(d_shape.parameters(), **adam)
-        self.opt_d_app = torch.optim.Adam(d_app.parameters(), **adam)
+        self.opt_d = {
+            n: torch.optim.Adam(d.parameters(), **adam) for n, d in discriminators.items()
+        }
 
     def _autocast(self):
         return torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16)
 
     def __call__(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        P1, BP1, BP2 = batch["P1"], batch["BP1"], batch["BP2"]
-        for d in (self.d_shape, self.d_app):
+        for d in self.discriminators.values():
             d.requires_grad_(False)
         with self._autocast():
-            fake = self.g(P1, BP1, BP2)
-            adv = 0.5 * (
-                _bce(self.d_shape(torch.cat((fake, BP2), 1)), True)
-                + _bce(self.d_app(torch.cat((fake, P1), 1)), True)
-            )
+            fake = self.g(batch["P1"], batch["BP1"], batch["BP2"])
+            adv = self.adversarial(fake, batch, self.discriminators)
             loss_g = self.recon_loss(fake.float(), batch) + self.lambda_gan * adv.float()
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
         out = {"g": loss_g.detach()}
-        fake = fake.detach()
-        for name, d, opt, cond in (
-            ("d_shape", self.d_shape, self.opt_d_shape, BP2),
-            ("d_app", self.d_app, self.opt_d_app, P1),
-        ):
+        for name in self.adversarial.ORDER:
+            d = self.discriminators[name]
             d.requires_grad_(True)
             with self._autocast():
-                real_logits = d(torch.cat((batch["P2"], cond), 1))
-                fake_logits = d(torch.cat((fake, cond), 1))
-                loss_d = (
-                    0.5 * self.lambda_gan * (_bce(real_logits, True) + _bce(fake_logits, False))
-                )
-            opt.zero_grad(set_to_none=True)
+                loss_d = self.adversarial.discriminator_loss(name, d, batch["P2"], fake, batch)
+            self.opt_d[name].zero_grad(set_to_none=True)
             loss_d.float().backward()
-            opt.step()
-            out[name] = loss_d.detach()
+            self.opt_d[name].step()
+            out[f"d_{name}"] = loss_d.detach()
         return out
 
 
@@ -197,9 +187,9 @@ def iteration_gflop(model: str, h: int, w: int, n: int) -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
     with torch.device("meta"):
-        g, d_shape, d_app = load_models(model)
+        g, discriminators = load_models(model)
         batch = {k: torch.empty(n, c, h, w) for k, c in BATCH_CHANNELS.items()}
-    step = GANStep(g, d_shape, d_app)
+    step = GANStep(g, discriminators)
     with FlopCounterMode(display=False) as counter:
         step(batch)
     return counter.get_total_flops() / 1e9
@@ -229,13 +219,13 @@ def bench_speed(args: argparse.Namespace) -> list[dict]:
     rows = []
     for h, w, n in args.sizes:
         torch.manual_seed(0)
-        g, d_shape, d_app = load_models(args.model)
-        for m in (g, d_shape, d_app):
+        g, discriminators = load_models(args.model)
+        for m in (g, *discriminators.values()):
             m.to(memory_format=fmt).train()
         batch = {k: v.contiguous(memory_format=fmt) for k, v in synthetic_batch(n, h, w).items()}
         batch = with_masks(batch)
         recon = l1_loss if args.loss == "l1_standin" else project_loss(args.loss)
-        step = GANStep(g, d_shape, d_app, recon_loss=recon, bf16=args.bf16)
+        step = GANStep(g, discriminators, recon_loss=recon, bf16=args.bf16)
         load_before = os.getloadavg()[0]
         times = time_calls(lambda step=step, batch=batch: step(batch), warmup, repeats)
         med = statistics.median(times)
@@ -269,37 +259,24 @@ def bench_speed(args: argparse.Namespace) -> list[dict]:
 
 def _plain_loop(module, loader, steps: int) -> float:
     """Seconds for ``steps`` iterations of the module's computation without Lightning."""
-    from personpose.training.module import _D_NAMES
-
-    o = module.cfg.optim
-    adam = dict(lr=o.lr, betas=tuple(o.betas))
-    opt_g = torch.optim.Adam(module.generator.parameters(), **adam)
-    discs = module._discriminators()
-    opt_d = {n: torch.optim.Adam(discs[n].parameters(), **adam) for n in _D_NAMES}
+    opt_g, *opt_d = module.configure_optimizers()[0]
+    discs, adversarial = module.discriminators, module.loss.adversarial
     it = iter(loader)
     t0 = time.perf_counter()
     for _ in range(steps):
         batch = next(it)
-        for d in discs.values():
-            d.requires_grad_(False)
-        fake = module.generator(batch["P1"], batch["BP1"], batch["BP2"])
-        fin = module._d_inputs(fake, batch)
-        adv = 0.5 * sum(module.objective.generator(discs[n](fin[n])) for n in _D_NAMES)
-        terms = module.loss(fake, batch["P2"], batch["mask2"], source=batch["P1"], adversarial=adv)
+        discs.requires_grad_(False)
+        fake = module(batch["P1"], batch["BP1"], batch["BP2"])
+        terms = module.loss(fake, batch, discs)
         opt_g.zero_grad(set_to_none=True)
         terms["total"].backward()
         opt_g.step()
-        real_in = module._d_inputs(batch["P2"], batch)
-        fake_in = module._d_inputs(fake.detach(), batch)
-        for n in _D_NAMES:
-            discs[n].requires_grad_(True)
-            pooled = module._pools[n].query(fake_in[n])
-            loss_d = module.lambda_gan * module.objective.discriminator(
-                discs[n](real_in[n]), discs[n](pooled)
-            )
-            opt_d[n].zero_grad(set_to_none=True)
+        for name, opt in zip(adversarial.ORDER, opt_d):
+            discs[name].requires_grad_(True)
+            loss_d = adversarial.discriminator_loss(name, discs[name], batch["P2"], fake, batch)
+            opt.zero_grad(set_to_none=True)
             loss_d.backward()
-            opt_d[n].step()
+            opt.step()
     return time.perf_counter() - t0
 
 
@@ -343,7 +320,7 @@ def bench_overhead(args: argparse.Namespace) -> list[dict]:
     import lightning as L
     from torch.utils.data import DataLoader
 
-    from personpose.training.module import PoseTransferModule
+    from personpose.run import build_module
 
     warnings.filterwarnings("ignore")
     L.seed_everything(0, verbose=False)
@@ -354,11 +331,11 @@ def bench_overhead(args: argparse.Namespace) -> list[dict]:
     lightning_ms, plain_ms = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(rounds):
-            module = PoseTransferModule(cfg, steps_per_epoch=1000, allow_random_vgg=True)
+            module = build_module(cfg, steps_per_epoch=1000, allow_random_vgg=True)
             # steps + 1 batches timed from the start of the first: ``steps`` full intervals
             seconds = _lightning_fit(module, loader, steps, Path(tmp))
             lightning_ms.append(1e3 * seconds / (steps + 1))
-            module = PoseTransferModule(cfg, steps_per_epoch=1000, allow_random_vgg=True)
+            module = build_module(cfg, steps_per_epoch=1000, allow_random_vgg=True)
             plain_ms.append(1e3 * _plain_loop(module, loader, steps) / steps)
     lm, pm = statistics.median(lightning_ms), statistics.median(plain_ms)
     print(f"  lightning {lm:.1f} ms/step, plain {pm:.1f} ms/step", flush=True)

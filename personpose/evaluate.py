@@ -302,18 +302,18 @@ def run_trained(cfg) -> dict:
     """Regenerate and score the test pairs of a training run (the ``run_dir=`` mode).
 
     Rebuilds the run's data module and generator from its resolved config (``results.json``
-    or ``.hydra/config.yaml``), loads ``checkpoints/last.ckpt`` with ``weights_only=True``,
-    and scores the model and the copy-source baseline on the run's test split.
+    or ``.hydra/config.yaml``), loads the generator's weights from ``checkpoints/last.ckpt``
+    (``weights_only=True``), and scores it and the copy-source baseline on the run's test split.
     """
     import json
     from pathlib import Path
 
+    from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
     from personpose.config.resolvers import register_resolvers
     from personpose.data.datamodule import build_datamodule
-    from personpose.training.module import PoseTransferModule
-    from personpose.training.test_split import run_test_split
+    from personpose.training.score_test_pairs import score_test_pairs
 
     run_dir = Path(cfg.run_dir)
     ckpt_path = run_dir / "checkpoints" / "last.ckpt"
@@ -330,10 +330,13 @@ def run_trained(cfg) -> dict:
     datamodule = build_datamodule(run_cfg.data)
     datamodule.prepare_data()
     datamodule.setup("test")
-    module = PoseTransferModule(run_cfg, steps_per_epoch=1, allow_random_vgg=True)
+    generator = instantiate(run_cfg.model.generator)
     ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-    module.load_state_dict(ckpt["state_dict"])
-    module.to(cfg.device)
+    prefix = "generator."
+    generator.load_state_dict(
+        {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
+    )
+    generator.to(cfg.device)
     fid = cfg.fid
     train_dir = datamodule.tables()["train"].image_dir if "train" in datamodule.tables() else None
 
@@ -349,7 +352,7 @@ def run_trained(cfg) -> dict:
             device=cfg.device,
         )
 
-    test = run_test_split(module, datamodule.test_dataloader(), make_metrics, out_dir=None)
+    test = score_test_pairs(generator, datamodule, make_metrics, out_dir=None)
     inputs = {
         "run_dir": str(run_dir),
         "checkpoint": str(ckpt_path),

@@ -10,8 +10,10 @@ runs sweeps, where a failing job records ``error.json`` and the others go on.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +22,25 @@ import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from torch import nn
 
 from personpose.config.resolvers import jobdir, register_resolvers
-from personpose.config.schema import register_configs
+from personpose.config.schema import check_overrides, register_configs
+from personpose.data.datamodule import build_datamodule
 from personpose.io.atomic import atomic_write_json
 from personpose.io.provenance import redact, scrub_file, versions
 from personpose.kernels import report as kernel_report
 from personpose.kernels.allocator import configure as configure_allocator
+from personpose.losses.adversarial import PATNAdversarial
+from personpose.losses.composite import GeneratorLoss
+from personpose.metrics import build_metrics
+from personpose.training.checkpoint import resume_path
+from personpose.training.loggers import build_loggers, finish_wandb
+from personpose.training.module import PoseTransferModule
+from personpose.training.sample_grid import SampleGridCallback
+from personpose.training.score_test_pairs import score_test_pairs
 
 log = logging.getLogger("personpose.run")
 
@@ -55,56 +68,57 @@ def finished_results(run_dir: Path, max_steps: int) -> dict | None:
     return None
 
 
-def build_datamodule(cfg: DictConfig):
-    """Instantiate the data module of ``cfg.data`` (meta keys are not constructor args)."""
-    from personpose.data.datamodule import build_datamodule as build
+def build_module(
+    cfg: DictConfig,
+    steps_per_epoch: int,
+    allow_random_vgg: bool = False,
+    val_metrics: nn.Module | None = None,
+) -> PoseTransferModule:
+    """The training module of ``cfg``: generator and discriminators from the ``model`` node,
+    the loss from ``loss`` and ``weights``, partial optimisers and the learning-rate rule from
+    ``optim`` (``steps_per_epoch``: generator steps per PATN epoch, per process)."""
+    generator = instantiate(cfg.model.generator)
+    loss = GeneratorLoss(
+        cfg.loss, cfg.weights, cfg.pretrained.vgg19, allow_random_vgg, seed=int(cfg.seed)
+    )
+    discriminators = None
+    if loss.adversarial is not None:
+        discriminators = {
+            name: instantiate(cfg.model.discriminator, in_channels=channels)
+            for name, channels in PATNAdversarial.IN_CHANNELS.items()
+        }
+    optim = cfg.optim
+    return PoseTransferModule(
+        generator,
+        loss,
+        instantiate(optim.generator, _convert_="all"),
+        discriminators,
+        instantiate(optim.discriminator, _convert_="all"),
+        lr_rule=instantiate(optim.lr_rule)(steps_per_epoch=steps_per_epoch),
+        gradient_clip=float(optim.gradient_clip),
+        val_metrics=val_metrics,
+    )
 
-    return build(cfg.data)
+
+def make_trainer(cfg: DictConfig, run_dir: Path, job_name: str, group: str | None) -> L.Trainer:
+    """The Trainer of the ``trainer`` group, writing into ``run_dir``, with the run's loggers
+    and sample grids, and the resolved config saved in each checkpoint."""
+    factory = instantiate(cfg.trainer, _partial_=True, _convert_="all")
+    return factory(
+        run_dir=run_dir,
+        config=redact(OmegaConf.to_container(cfg, resolve=True)),
+        callbacks=[SampleGridCallback(run_dir / "samples", int(cfg.eval.grid_samples))],
+        logger=build_loggers(cfg, run_dir, job_name, group),
+    )
 
 
-def _world_size(cfg: DictConfig) -> int:
-    """Processes that share each epoch's pairs (devices x nodes; 1 without DDP)."""
-    t = cfg.trainer
-    if "ddp" not in str(t.strategy):
-        return 1
-    devices = t.devices
-    if isinstance(devices, int) and devices > 0:
-        n = devices
-    elif isinstance(devices, list | tuple) or OmegaConf.is_list(devices):
-        n = len(devices)
-    else:  # -1 / "auto": all visible GPUs
-        import torch
-
-        n = max(1, torch.cuda.device_count())
-    return n * int(t.num_nodes)
-
-
-def train_and_evaluate(
-    cfg: DictConfig, run_dir: Path, job_name: str, group: str | None, choices: dict | None = None
-) -> dict:
-    """Fit (resuming from ``run_dir/checkpoints/last.ckpt``), then test; returns the results."""
-    from personpose.metrics import build_metrics
-    from personpose.training.checkpoint import AtomicCheckpoint, resume_path
-    from personpose.training.loggers import build_loggers, finish_wandb
-    from personpose.training.module import PoseTransferModule
-    from personpose.training.sample_grid import SampleGridCallback
-    from personpose.training.test_split import run_test_split
-
-    t0 = time.time()
-    max_steps = 1 if cfg.trainer.fast_dev_run else int(cfg.trainer.max_steps)
-    if cfg.resume and (done := finished_results(run_dir, max_steps)) is not None:
-        log.info("%s already holds finished results; nothing to do (resume=false to redo)", run_dir)
-        return done
-
-    L.seed_everything(int(cfg.seed), workers=True, verbose=False)
-    datamodule = build_datamodule(cfg)
-    datamodule.prepare_data()
-    datamodule.setup("fit")
-    allow_random = bool(cfg.data.get("allow_random_weights", False))
-    train_images = datamodule.tables()["train"].image_dir  # FID reference: the training set
+def metrics_factory(cfg: DictConfig, datamodule) -> Callable[..., nn.Module]:
+    """``make(names=None)``: a fresh metric suite (``cfg.eval.protocol`` by default); FID's
+    reference is the training set."""
     pretrained = OmegaConf.to_container(cfg.pretrained)
+    train_images = datamodule.tables()["train"].image_dir
 
-    def make_metrics(names=None):
+    def make(names: list[str] | None = None) -> nn.Module:
         return build_metrics(
             names if names is not None else cfg.eval.protocol,
             pretrained=pretrained,
@@ -113,34 +127,67 @@ def train_and_evaluate(
             movenet_model=cfg.eval.movenet_model,
         )
 
-    module = PoseTransferModule(
-        cfg,
-        steps_per_epoch=datamodule.steps_per_epoch_for(_world_size(cfg)),
-        allow_random_vgg=allow_random,
-        val_metrics=make_metrics(list(cfg.eval.val_metrics)),
+    return make
+
+
+def score_run(cfg: DictConfig, module: PoseTransferModule, datamodule, run_dir: Path) -> dict:
+    """Score the trained generator on the test pairs (``eval.test_metrics``, else the whole
+    protocol), writing the outputs when ``eval.save_outputs``."""
+    make = metrics_factory(cfg, datamodule)
+    names = None if cfg.eval.test_metrics is None else list(cfg.eval.test_metrics)
+    datamodule.setup("test")
+    return score_test_pairs(
+        module.generator,
+        datamodule,
+        lambda: make(names),
+        out_dir=run_dir / "test_outputs" if cfg.eval.save_outputs else None,
+        save_strips=bool(cfg.eval.save_strips),
     )
-    ckpt = AtomicCheckpoint(run_dir / "checkpoints", int(cfg.trainer.checkpoint_every_n_steps))
-    loggers = build_loggers(cfg, run_dir, job_name, group)
-    t = cfg.trainer
-    trainer = L.Trainer(
-        accelerator=t.accelerator,
-        devices=t.devices,
-        strategy="ddp_find_unused_parameters_true" if t.strategy == "ddp" else t.strategy,
-        num_nodes=t.num_nodes,
-        precision=t.precision,
-        sync_batchnorm=bool(t.sync_batchnorm),
-        max_steps=max_steps,
-        max_epochs=-1,
-        val_check_interval=min(int(t.val_every_n_steps), max_steps),
-        check_val_every_n_epoch=None,
-        limit_val_batches=t.limit_val_batches,
-        num_sanity_val_steps=0,
-        log_every_n_steps=int(t.log_every_n_steps),
-        enable_progress_bar=bool(t.progress_bar),
-        enable_checkpointing=False,
-        callbacks=[ckpt, SampleGridCallback(run_dir / "samples", int(cfg.eval.grid_samples))],
-        logger=loggers,
-        default_root_dir=str(run_dir),
+
+
+def results_document(
+    cfg: DictConfig, trainer: L.Trainer, module: PoseTransferModule, test: dict, **extra: Any
+) -> dict:
+    """The ``results.json`` of a finished run: test metrics, the copy-source baseline,
+    provenance (config, versions, pretrained weights) and ``extra`` keys."""
+    return {
+        "status": "complete",
+        "metrics": test["metrics"],
+        "baselines": {"copy_source": test["copy_source"]},
+        "skipped": test["skipped"],
+        "protocol": test["protocol"],
+        "count": test["count"],
+        "seed": int(cfg.seed),
+        "data_seed": int(cfg.data.get("seed", 0)),
+        "steps": int(trainer.global_step),
+        "max_steps": int(trainer.max_steps),
+        **extra,
+        "pretrained": {"vgg19": module.loss.pretrained_source or "not used"},
+        "test_outputs": "test_outputs" if cfg.eval.save_outputs else None,
+        "config": redact(OmegaConf.to_container(cfg, resolve=True)),
+        "versions": versions(),
+        "kernels": kernel_report(),
+    }
+
+
+def train_and_evaluate(
+    cfg: DictConfig, run_dir: Path, job_name: str, group: str | None, choices: dict | None = None
+) -> dict:
+    """Fit (resuming from ``run_dir/checkpoints/last.ckpt``), then test; returns the results."""
+    t0 = time.time()
+    if cfg.resume and (done := finished_results(run_dir, int(cfg.trainer.max_steps))) is not None:
+        log.info("%s already holds finished results; nothing to do (resume=false to redo)", run_dir)
+        return done
+    L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    datamodule = build_datamodule(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    trainer = make_trainer(cfg, run_dir, job_name, group)
+    module = build_module(
+        cfg,
+        datamodule.steps_per_epoch_for(trainer.world_size),
+        datamodule.allow_random_weights,
+        val_metrics=metrics_factory(cfg, datamodule)(list(cfg.eval.val_metrics)),
     )
     start = resume_path(run_dir, bool(cfg.resume))
     if start is not None:
@@ -153,36 +200,16 @@ def train_and_evaluate(
             torch.distributed.destroy_process_group()
         if not trainer.is_global_zero:
             return {}
-        datamodule.setup("test")
-        test = run_test_split(
+        test = score_run(cfg, module, datamodule, run_dir)
+        results = results_document(
+            cfg,
+            trainer,
             module,
-            datamodule.test_dataloader(),
-            make_metrics
-            if cfg.eval.test_metrics is None
-            else (lambda: make_metrics(list(cfg.eval.test_metrics))),
-            out_dir=run_dir / "test_outputs" if cfg.eval.save_outputs else None,
-            save_strips=bool(cfg.eval.save_strips),
+            test,
+            choices=dict(choices or {}),
+            resumed_from=str(start) if start else None,
+            wall_time_s=round(time.time() - t0, 2),
         )
-        results = {
-            "status": "complete",
-            "metrics": test["metrics"],
-            "baselines": {"copy_source": test["copy_source"]},
-            "skipped": test["skipped"],
-            "protocol": test["protocol"],
-            "count": test["count"],
-            "choices": dict(choices or {}),
-            "seed": int(cfg.seed),
-            "data_seed": int(cfg.data.get("seed", 0)),
-            "steps": int(trainer.global_step),
-            "max_steps": max_steps,
-            "resumed_from": str(start) if start else None,
-            "wall_time_s": round(time.time() - t0, 2),
-            "pretrained": {"vgg19": module.loss.pretrained_source or "not used"},
-            "test_outputs": "test_outputs" if cfg.eval.save_outputs else None,
-            "config": redact(OmegaConf.to_container(cfg, resolve=True)),
-            "versions": versions(),
-            "kernels": kernel_report(),
-        }
         atomic_write_json(run_dir / RESULTS, results)
         log.info("results written to %s", run_dir / RESULTS)
         return results
@@ -240,4 +267,8 @@ def _print_summary(results: dict) -> None:
 
 
 if __name__ == "__main__":
+    try:
+        check_overrides(sys.argv[1:])
+    except ValueError as exc:
+        raise SystemExit(f"personpose.run: {exc}") from None
     main()

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from personpose.data import pose
 from personpose.data.annotations import DataFormatError
 from personpose.data.dataset import (
     EpochPairSampler,
@@ -46,10 +47,6 @@ from personpose.data.splits import (
 )
 
 VAL_SPLITS = ("auto", "file", "carve")
-# Keys of a data config that are not constructor arguments (dropped by build_datamodule).
-# None today: ``allow_random_weights`` is read by the training code from the config and is
-# also accepted (and stored) by the data module, so plain ``instantiate`` works as well.
-META_KEYS: tuple[str, ...] = ()
 
 
 def _plain(value: Any) -> Any:
@@ -73,13 +70,11 @@ def seed_worker(worker_id: int) -> None:
 
 
 def build_datamodule(cfg: Mapping) -> PersonPoseDataModule:
-    """Instantiate the ``_target_`` of a data config (``conf/data/*.yaml``) without its
-    :data:`META_KEYS`."""
+    """Instantiate the ``_target_`` of a data config (``conf/data/*.yaml``; default
+    :class:`PersonPoseDataModule`)."""
     from hydra.utils import instantiate
 
     plain = dict(_plain(cfg))
-    for key in META_KEYS:
-        plain.pop(key, None)
     plain.setdefault("_target_", f"{__name__}.PersonPoseDataModule")
     return instantiate(plain, _convert_="all")
 
@@ -114,8 +109,9 @@ class PersonPoseDataModule(L.LightningDataModule):
             decode every image (``decode``: also finds truncated files) or nothing (``off``).
         require_disjoint: error if two splits share a person identity.
         drop_last: drop the last incomplete training batch.
-        allow_random_weights: read by the training code (random-init networks allowed for
-            this data set); stored here only so the config can be instantiated as is.
+        allow_random_weights: whether the training may run with randomly initialised
+            pretrained networks (VGG-19 for the perceptual losses) on this data set; read by
+            the training code from this attribute, and the choice is recorded.
             (No ``save_hyperparameters``: Lightning fails when module and data module log the
             same key with different values; :meth:`describe` gives the provenance instead.)
         name: data set name for logs and results (None: ``layout``).
@@ -368,6 +364,18 @@ class PersonPoseDataModule(L.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return self.test_dataloader()
+
+    def on_after_batch_transfer(self, batch: dict, dataloader_idx: int = 0) -> dict:
+        """Add the pose maps ``BP1``, ``BP2`` (N, 18, H, W) and part masks ``mask2``
+        (N, 11, H, W), computed on the batch's device, when the samples leave them out
+        (``with_maps=false``): the same functions and settings as in the data set, batched."""
+        if "BP1" in batch:
+            return batch
+        size = tuple(batch["P1"].shape[-2:])
+        kp = torch.stack([batch["kp1"], batch["kp2"]], 1)
+        bp = pose.pose_heatmaps(kp, size, sigma=self.dataset_kwargs["sigma"])
+        masks = pose.part_masks(batch["kp2"], size, **self.dataset_kwargs["mask_options"])
+        return {**batch, "BP1": bp[:, 0], "BP2": bp[:, 1], "mask2": masks}
 
     # -- provenance -------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Adversarial objectives, PATN's pair of discriminators, and the image history pool.
+"""PATN's adversarial objective: the GAN formulations, the image pool and the loss object.
 
 - :class:`GANObjective` (``"bce"``, ``"lsgan"``, ``"hinge"``) on raw discriminator outputs of
   any shape (PatchGAN maps, or PATN's 256-channel maps without a final 1-channel conv: the
@@ -12,21 +12,19 @@
   ``hinge``     -mean fake                      0.5 (mean relu(1 - real) + mean relu(1 + fake))
   ============  ==============================  ================================================
 
-  The reference uses BCE on Market and LSGAN on DeepFashion (docs/losses.md#adversarial).
-- :class:`PATNAdversarial`: the shape discriminator sees ``cat(image, BP2)`` (3 + 18 ch),
-  the appearance discriminator ``cat(image, P1)`` (6 ch); the generator term is the mean of
-  the two, each discriminator minimises its own ``0.5 (real + fake)`` loss on fakes drawn
-  from its own history pool. ``lambda_GAN`` is applied by the caller.
+  The study uses BCE on Market and LSGAN on DeepFashion (docs/losses.md).
 - :class:`ImagePool`: PATN's history buffer of generated samples (size 0 = off).
+- :class:`PATNAdversarial`: the whole GAN objective of PATN (Zhu et al., CVPR 2019), the one
+  object that both the generator loss and the discriminator steps use.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.nn import functional as F
 
 __all__ = ["GAN_KINDS", "GANObjective", "ImagePool", "PATNAdversarial"]
@@ -136,70 +134,78 @@ class ImagePool:
         self.generator.set_state(state["rng_state"])
 
 
-class PATNAdversarial:
-    """PATN's two discriminators: shape ``D_PB(cat(img, BP2))`` and appearance
-    ``D_PP(cat(img, P1))``, with one history pool each (``pool_size``, 0 = off).
+class PATNAdversarial(nn.Module):
+    """PATN's two conditional discriminators' objective, with one history pool each.
 
-    Shapes: images (N, 3, H, W) in [-1, 1], ``pose2`` (N, 18, H, W), ``source`` (N, 3, H, W).
+    The appearance discriminator ``D_PP`` sees ``cat(image, P1)`` (3 + 3 channels), the shape
+    discriminator ``D_PB`` ``cat(image, BP2)`` (3 + 18). With ``L`` the :class:`GANObjective`
+    and ``lambda = weight`` (``lambda_GAN``):
+
+    - generator term (:meth:`forward`, unweighted: the generator loss applies ``lambda``)::
+
+          mean(L(D_PP(cat(fake, P1)), real), L(D_PB(cat(fake, BP2)), real))
+
+    - each discriminator (:meth:`discriminator_loss`), on fakes drawn from its own pool::
+
+          lambda * 0.5 * (L(D(cat(P2, c)), real) + L(D(pool(cat(fake, c))), fake))
+
+    Discriminators are stepped in :attr:`ORDER`: appearance, then shape, as PATN and the study's
+    code do. The discriminators themselves are not held here (the training module owns and
+    optimises them); they are passed in as ``{"appearance": D_PP, "shape": D_PB}``. The pools
+    are saved with the state dict (``get_extra_state``), so a resumed run draws the same swaps.
+
+    Shapes: images (N, 3, H, W) in [-1, 1]; ``batch["P1"]`` (N, 3, H, W), ``batch["BP2"]``
+    (N, 18, H, W).
     """
 
-    def __init__(self, kind: str = "bce", pool_size: int = 0, seed: int = 0) -> None:
-        self.objective = GANObjective(kind)
-        self.pool_shape = ImagePool(pool_size, seed)
-        self.pool_appearance = ImagePool(pool_size, seed + 1)
+    ORDER = ("appearance", "shape")
+    CONDITION = {"appearance": "P1", "shape": "BP2"}  # batch key concatenated to the image
+    IN_CHANNELS = {"appearance": 3 + 3, "shape": 3 + 18}
 
-    @staticmethod
-    def shape_input(image: Tensor, pose2: Tensor) -> Tensor:
-        return torch.cat((image, pose2), dim=1)
+    def __init__(
+        self, objective: str = "bce", pool_size: int = 0, weight: float = 1.0, seed: int = 0
+    ) -> None:
+        super().__init__()
+        self.objective = GANObjective(objective)
+        self.weight = float(weight)
+        seeds = {"shape": 2 * seed, "appearance": 2 * seed + 1}  # own RNG per pool
+        self.pools = {name: ImagePool(pool_size, seeds[name]) for name in self.ORDER}
 
-    @staticmethod
-    def appearance_input(image: Tensor, source: Tensor) -> Tensor:
-        return torch.cat((image, source), dim=1)
+    def d_input(self, name: str, image: Tensor, batch: Mapping[str, Tensor]) -> Tensor:
+        """``cat(image, condition)`` for discriminator ``name`` (N, 6 or 21, H, W)."""
+        return torch.cat((image, batch[self.CONDITION[name]]), dim=1)
 
-    def generator_loss(
-        self,
-        d_shape: Callable[[Tensor], Tensor],
-        d_appearance: Callable[[Tensor], Tensor],
-        fake: Tensor,
-        pose2: Tensor,
-        source: Tensor,
+    def forward(
+        self, fake: Tensor, batch: Mapping[str, Tensor], discriminators: Mapping[str, nn.Module]
     ) -> Tensor:
-        """Mean of the generator losses against both discriminators (unweighted)."""
+        """The generator's GAN term (scalar, unweighted), mean over both discriminators."""
         return self.objective.generator(
-            [
-                d_shape(self.shape_input(fake, pose2)),
-                d_appearance(self.appearance_input(fake, source)),
-            ]
+            [discriminators[n](self.d_input(n, fake, batch)) for n in self.ORDER]
         )
 
-    def discriminator_losses(
+    def discriminator_loss(
         self,
-        d_shape: Callable[[Tensor], Tensor],
-        d_appearance: Callable[[Tensor], Tensor],
+        name: str,
+        discriminator: nn.Module,
         real: Tensor,
         fake: Tensor,
-        pose2: Tensor,
-        source: Tensor,
-    ) -> dict[str, Tensor]:
-        """``{"shape": ..., "appearance": ...}``, each ``0.5 (real + fake)`` (unweighted);
-        the fakes are detached and drawn through the pools."""
-        fake_pb = self.pool_shape.query(self.shape_input(fake.detach(), pose2))
-        fake_pp = self.pool_appearance.query(self.appearance_input(fake.detach(), source))
-        return {
-            "shape": self.objective.discriminator(
-                d_shape(self.shape_input(real, pose2)), d_shape(fake_pb)
-            ),
-            "appearance": self.objective.discriminator(
-                d_appearance(self.appearance_input(real, source)), d_appearance(fake_pp)
-            ),
-        }
+        batch: Mapping[str, Tensor],
+    ) -> Tensor:
+        """``lambda * 0.5 * (real + fake)`` for discriminator ``name``; ``fake`` is detached
+        and drawn through that discriminator's pool."""
+        pooled = self.pools[name].query(self.d_input(name, fake.detach(), batch))
+        real_logits = discriminator(self.d_input(name, real, batch))
+        return self.weight * self.objective.discriminator(real_logits, discriminator(pooled))
 
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "pool_shape": self.pool_shape.state_dict(),
-            "pool_appearance": self.pool_appearance.state_dict(),
-        }
+    def get_extra_state(self) -> dict[str, Any]:
+        return {name: pool.state_dict() for name, pool in self.pools.items()}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.pool_shape.load_state_dict(state["pool_shape"])
-        self.pool_appearance.load_state_dict(state["pool_appearance"])
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        for name, pool_state in state.items():
+            self.pools[name].load_state_dict(pool_state)
+
+    def extra_repr(self) -> str:
+        return (
+            f"objective={self.objective.kind!r}, pool_size={self.pools['shape'].size}, "
+            f"weight={self.weight:g}"
+        )

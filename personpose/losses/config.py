@@ -29,7 +29,6 @@ __all__ = [
     "PerceptualTerm",
     "SSIMTerm",
     "StyleTerm",
-    "VGGConfig",
     "WeightsConfig",
     "register_schemas",
     "to_loss_config",
@@ -105,29 +104,21 @@ class PerceptualSSIMTerm:
 @dataclass
 class AdversarialTerm:
     """PATN's two discriminators. ``objective``: "bce" (Market), "lsgan" (DeepFashion) or
-    "hinge"; ``pool_size``: image history pool (50 Market, 0 DeepFashion); ``d_head``:
-    "faithful" (loss on PATN's 256-channel map) or "1ch" (a final 1-channel conv).
-    When ``enabled`` is false no discriminator is built or stepped."""
+    "hinge"; ``pool_size``: image history pool (50 Market, 0 DeepFashion). When ``enabled``
+    is false no discriminator is built or stepped. (The discriminators' head is a model
+    setting: ``model.discriminator.head``.)"""
 
     enabled: bool = True
     objective: str = "bce"
     pool_size: int = 50
-    d_head: str = "faithful"
-
-
-@dataclass
-class VGGConfig:
-    """The shared VGG-19 extractor: ``weights_path`` (torchvision vgg19 state dict; None =
-    torch cache, then download) and ``allow_random`` (run with a random VGG, recorded)."""
-
-    weights_path: str | None = None
-    allow_random: bool = False
 
 
 @dataclass
 class LossConfig:
-    """Schema of the ``loss`` group: one block per term plus the shared VGG settings.
-    ``compute_inactive``: also compute (without gradient) and log the inactive terms."""
+    """Schema of the ``loss`` group: one block per term. ``compute_inactive``: also compute
+    (without gradient) and log the inactive terms: pixel and SSIM terms at every step, the
+    VGG terms at validation only (when a VGG term is active; the VGG weights come from
+    ``pretrained.vgg19``)."""
 
     l1: L1Term = field(default_factory=L1Term)
     perceptual: PerceptualTerm = field(default_factory=PerceptualTerm)
@@ -136,7 +127,6 @@ class LossConfig:
     part_ssim: PartSSIMTerm = field(default_factory=PartSSIMTerm)
     perceptual_ssim: PerceptualSSIMTerm = field(default_factory=PerceptualSSIMTerm)
     adversarial: AdversarialTerm = field(default_factory=AdversarialTerm)
-    vgg: VGGConfig = field(default_factory=VGGConfig)
     compute_inactive: bool = True
 
 
@@ -206,7 +196,6 @@ def validate_loss_config(cfg: LossConfig) -> None:
     _choice("perceptual.criterion", cfg.perceptual.criterion, ("l1", "mse"))
     _choice("part_ssim.missing_parts", cfg.part_ssim.missing_parts, ("faithful", "exclude"))
     _choice("adversarial.objective", cfg.adversarial.objective, ("bce", "lsgan", "hinge"))
-    _choice("adversarial.d_head", cfg.adversarial.d_head, ("faithful", "1ch"))
     if cfg.adversarial.pool_size < 0:
         raise ValueError(
             f"loss.adversarial.pool_size: expected >= 0, got {cfg.adversarial.pool_size}"

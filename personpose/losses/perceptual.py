@@ -5,8 +5,9 @@ One :class:`VGGFeatures` extractor serves all three terms: it builds only the VG
 parameters instead of 143 M), loads their ImageNet weights from a torchvision state dict
 (keys ``features.<i>.weight``/``.bias``) resolved by :func:`personpose.weights.resolve`, and
 maps generator outputs ``[-1, 1] -> [0, 1] ->`` ImageNet mean/std before the first conv.
-The composite loss computes the features of the fake and the target once per step and hands
-them to the three distance functions below; target features are detached.
+The three losses below take feature dicts, not images: the composite loss computes the
+features of the fake and the target once per step and hands them to every VGG term; target
+features are detached.
 
 - perceptual: ``sum_l w_l * mean |F_l(fake) - F_l(target)|`` (or squared, ``criterion="mse"``).
 - style: ``sum_l w_l * mean |Gram(F_l(fake)) - Gram(F_l(target))|``,
@@ -34,6 +35,9 @@ __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "VGG19_LAYERS",
+    "PerceptualLoss",
+    "PerceptualSSIMLoss",
+    "StyleLoss",
     "VGGFeatures",
     "gram_matrix",
     "perceptual_distance",
@@ -153,9 +157,9 @@ class VGGFeatures(nn.Module):
             if not allow_random or weights_path is not None:
                 raise pretrained.WeightsUnavailable(
                     f"VGG-19 weights for the perceptual/style/perceptual-SSIM losses are "
-                    f"unavailable: {exc}. Give the file as loss.vgg.weights_path (or "
-                    f"pretrained.vgg19); to run with a random VGG anyway (the run then does not "
-                    f"measure a perceptual loss), set loss.vgg.allow_random=true and no path."
+                    f"unavailable: {exc}. Give the file as pretrained.vgg19; to run with a "
+                    f"random VGG anyway (the run then does not measure a perceptual loss), set "
+                    f"data.allow_random_weights=true and no path."
                 ) from exc
             reason = str(exc).split(";")[0]
             _warn_random_once(reason)
@@ -286,67 +290,43 @@ def perceptual_ssim_distance(
     return torch.stack(terms).sum()
 
 
-class _FeatureLoss(nn.Module):
-    """Shared plumbing: a loss on the VGG features of images in [-1, 1]."""
+class PerceptualLoss(nn.Module):
+    """:func:`perceptual_distance` on VGG-19 feature dicts (``VGGFeatures`` outputs)."""
 
-    def __init__(self, extractor: VGGFeatures, layers: Sequence[str] | None = None) -> None:
+    def __init__(self, layers: Sequence[str] = ("relu1_2",), criterion: str = "l1") -> None:
         super().__init__()
-        self.extractor = extractor
-        self.layers = list(layers) if layers is not None else list(extractor.layers)
-        missing = [name for name in self.layers if name not in extractor.layers]
-        if missing:
-            raise ValueError(
-                f"{type(self).__name__}: layers {missing} are not extracted by "
-                f"the VGGFeatures given (it has {extractor.layers})"
-            )
+        self.layers, self.criterion = list(layers), criterion
 
-    def forward(self, fake: Tensor, target: Tensor) -> Tensor:
-        """``fake, target``: (N, 3, H, W) in [-1, 1]. Returns a scalar loss."""
-        with torch.no_grad():
-            ft = self.extractor(target)
-        return self.distance(self.extractor(fake), ft)
-
-    def distance(self, ff: Mapping[str, Tensor], ft: Mapping[str, Tensor]) -> Tensor:
-        raise NotImplementedError
+    def forward(self, fake: Mapping[str, Tensor], target: Mapping[str, Tensor]) -> Tensor:
+        return perceptual_distance(fake, target, self.layers, self.criterion)
 
 
-class PerceptualLoss(_FeatureLoss):
-    """Feature L1 (or MSE) on VGG-19 features; see :func:`perceptual_distance`."""
+class StyleLoss(nn.Module):
+    """:func:`style_distance` (Gram-matrix L1) on VGG-19 feature dicts."""
 
-    def __init__(
-        self, extractor: VGGFeatures, layers: Sequence[str] | None = None, criterion: str = "l1"
-    ) -> None:
-        super().__init__(extractor, layers)
-        if criterion not in ("l1", "mse"):
-            raise ValueError(f"PerceptualLoss: criterion must be 'l1' or 'mse', got {criterion!r}")
-        self.criterion = criterion
+    def __init__(self, layers: Sequence[str] = ("relu1_2",)) -> None:
+        super().__init__()
+        self.layers = list(layers)
 
-    def distance(self, ff, ft):
-        return perceptual_distance(ff, ft, self.layers, self.criterion)
+    def forward(self, fake: Mapping[str, Tensor], target: Mapping[str, Tensor]) -> Tensor:
+        return style_distance(fake, target, self.layers)
 
 
-class StyleLoss(_FeatureLoss):
-    """Gram-matrix L1 on VGG-19 features; see :func:`style_distance`."""
-
-    def distance(self, ff, ft):
-        return style_distance(ff, ft, self.layers)
-
-
-class PerceptualSSIMLoss(_FeatureLoss):
-    """``1 - SSIM`` of VGG-19 feature maps; see :func:`perceptual_ssim_distance`."""
+class PerceptualSSIMLoss(nn.Module):
+    """:func:`perceptual_ssim_distance` (``1 - SSIM`` of features) on VGG-19 feature dicts."""
 
     def __init__(
         self,
-        extractor: VGGFeatures,
-        layers: Sequence[str] | None = None,
+        layers: Sequence[str] = ("relu1_2",),
         win_size: int = 7,
         win_sigma: float = 0.8,
         data_range: float = 1.0,
     ) -> None:
-        super().__init__(extractor, layers)
+        super().__init__()
+        self.layers = list(layers)
         self.win_size, self.win_sigma, self.data_range = win_size, win_sigma, data_range
 
-    def distance(self, ff, ft):
+    def forward(self, fake: Mapping[str, Tensor], target: Mapping[str, Tensor]) -> Tensor:
         return perceptual_ssim_distance(
-            ff, ft, self.layers, self.win_size, self.win_sigma, self.data_range
+            fake, target, self.layers, self.win_size, self.win_sigma, self.data_range
         )

@@ -6,7 +6,7 @@
 names live in :mod:`personpose.metrics.protocols`.
 """
 
-from personpose.metrics.base import quantize, unit_from_signed
+from personpose.metrics.base import quantize
 from personpose.metrics.collection import MetricSuite, build_metrics, results_of
 from personpose.metrics.protocols import DEFINITIONS, PROTOCOLS, resolve_names
 
@@ -18,5 +18,4 @@ __all__ = [
     "quantize",
     "resolve_names",
     "results_of",
-    "unit_from_signed",
 ]

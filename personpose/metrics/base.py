@@ -43,12 +43,6 @@ def quantize(x: Tensor) -> Tensor:
     return torch.round(x.clamp(0, 1) * 255) / 255
 
 
-def unit_from_signed(x: Tensor, quantized: bool = True) -> Tensor:
-    """Generator images in [-1, 1] -> [0, 1] (uint8 levels unless ``quantized=False``)."""
-    y = (x.clamp(-1, 1) + 1) / 2
-    return quantize(y) if quantized else y
-
-
 class Frozen(nn.Module):
     """A pretrained network ``net`` used for measuring only: always in eval mode, without
     gradients, and out of checkpoints. It stays a submodule, so ``.to()``/``.double()`` of a

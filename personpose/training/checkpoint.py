@@ -15,16 +15,25 @@ class AtomicCheckpoint(Callback):
     """Save ``dirpath/last.ckpt`` every ``every_n_steps`` generator steps and at the end.
 
     The file is written beside the target and renamed onto it, so a run killed mid-write
-    (even with SIGKILL) always leaves the previous complete checkpoint in place.
+    (even with SIGKILL) always leaves the previous complete checkpoint in place. The
+    checkpoint holds Lightning's state dicts and, under ``"config"``, the run's resolved
+    ``config`` (plain data) when given.
     """
 
-    def __init__(self, dirpath: str | os.PathLike, every_n_steps: int = 100) -> None:
+    def __init__(
+        self, dirpath: str | os.PathLike, every_n_steps: int = 100, config: dict | None = None
+    ) -> None:
         super().__init__()
         if every_n_steps < 1:
             raise ValueError(f"trainer.checkpoint_every_n_steps must be >= 1, got {every_n_steps}")
         self.dirpath = Path(dirpath)
         self.every_n_steps = every_n_steps
+        self.config = config
         self._last_saved_step = -1
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        if self.config is not None:
+            checkpoint["config"] = self.config
 
     @property
     def last_path(self) -> Path:

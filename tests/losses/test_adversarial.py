@@ -99,24 +99,65 @@ def test_pool_state_dict_survives_torch_save(tmp_path):
     torch.testing.assert_close(a.query(x), b.query(x), rtol=0, atol=0)
 
 
-def test_patn_pairing():
-    seen = {}
+def _recording_discriminators(seen: list, logits: dict[str, float]):
+    """Discriminators that record (name, input channels) and return constant logits."""
 
-    def d_shape(t):
-        seen.setdefault("shape", []).append(t.shape[1])
-        return t.mean(dim=1, keepdim=True)
+    def make(name):
+        def d(x):
+            seen.append((name, x.shape[1]))
+            return torch.full((x.shape[0], 256, 2, 2), logits[name]) + 0 * x.mean()
 
-    def d_app(t):
-        seen.setdefault("app", []).append(t.shape[1])
-        return torch.zeros(t.shape[0], 256, 2, 2)
+        return d
 
-    adv = PATNAdversarial("lsgan", pool_size=0)
+    return {name: make(name) for name in logits}
+
+
+def _batch():
+    return {
+        "P1": torch.zeros(2, 3, 8, 8),
+        "P2": torch.ones(2, 3, 8, 8),
+        "BP2": torch.zeros(2, 18, 8, 8),
+    }
+
+
+def test_patn_adversarial_generator_term_and_pairing():
+    seen = []
+    discs = _recording_discriminators(seen, {"appearance": 0.0, "shape": 0.5})
+    adv = PATNAdversarial("lsgan", pool_size=0, weight=5.0)
     fake = torch.zeros(2, 3, 8, 8, requires_grad=True)
-    pose = torch.zeros(2, 18, 8, 8)
-    src = torch.zeros(2, 3, 8, 8)
-    g = adv.generator_loss(d_shape, d_app, fake, pose, src)
-    assert g.item() == pytest.approx(1.0)  # both D output 0: (1 + 1) / 2
-    d = adv.discriminator_losses(d_shape, d_app, fake + 1, fake, pose, src)
-    assert set(d) == {"shape", "appearance"}
-    assert seen == {"shape": [21, 21, 21], "app": [6, 6, 6]}
-    assert adv.state_dict()["pool_shape"]["size"] == 0
+    g = adv(fake, _batch(), discs)
+    assert g.item() == pytest.approx((1.0 + 0.25) / 2)  # mean of the two Ds, unweighted
+    assert seen == [("appearance", 6), ("shape", 21)]  # cat(img, P1), cat(img, BP2)
+    assert adv.IN_CHANNELS == {"appearance": 6, "shape": 21}
+
+
+def test_patn_adversarial_discriminator_loss_is_half_lambda_real_plus_fake():
+    seen = []
+    discs = _recording_discriminators(seen, {"appearance": 2.0, "shape": 0.5})
+    adv = PATNAdversarial("lsgan", pool_size=0, weight=5.0)
+    fake = torch.zeros(2, 3, 8, 8, requires_grad=True)
+    loss = adv.discriminator_loss("appearance", discs["appearance"], _batch()["P2"], fake, _batch())
+    # real and fake logits both 2: 5 * 0.5 * ((2 - 1)^2 + 2^2)
+    assert loss.item() == pytest.approx(5 * 0.5 * (1.0 + 4.0))
+    assert seen == [("appearance", 6), ("appearance", 6)]
+    bce = PATNAdversarial("bce", weight=2.0)
+    d = discs["shape"]
+    expected = 2.0 * 0.5 * (_bce(0.5, 1) + _bce(0.5, 0))
+    assert bce.discriminator_loss("shape", d, fake, fake, _batch()).item() == pytest.approx(
+        expected, rel=1e-6
+    )
+
+
+def test_patn_adversarial_pools_are_in_the_state_dict():
+    adv = PATNAdversarial("bce", pool_size=2, seed=3)
+    discs = _recording_discriminators([], {"appearance": 0.0, "shape": 0.0})
+    for i in range(3):
+        fake = torch.full((2, 3, 8, 8), float(i))
+        for name in adv.ORDER:
+            adv.discriminator_loss(name, discs[name], fake, fake, _batch())
+    state = adv.state_dict()
+    again = PATNAdversarial("bce", pool_size=2, seed=99)
+    again.load_state_dict(state)
+    x = torch.rand(2, 21, 8, 8)
+    torch.testing.assert_close(again.pools["shape"].query(x), adv.pools["shape"].query(x))
+    assert len(again.pools["appearance"]) == 2

@@ -36,9 +36,10 @@ def test_bench_train_quick_tiny(tmp_path):
 def test_gan_step_updates_all_three_networks():
     bench = _load()
     torch.manual_seed(0)
-    g, d_shape, d_app = bench.load_models("patn_tiny")
-    before = [[p.detach().clone() for p in m.parameters()] for m in (g, d_shape, d_app)]
-    losses = bench.GANStep(g, d_shape, d_app)(bench.synthetic_batch(2, 32, 16))
-    assert set(losses) == {"g", "d_shape", "d_app"}
-    for old, net in zip(before, (g, d_shape, d_app)):
+    g, discriminators = bench.load_models("patn_tiny")
+    nets = (g, *discriminators.values())
+    before = [[p.detach().clone() for p in m.parameters()] for m in nets]
+    losses = bench.GANStep(g, discriminators)(bench.synthetic_batch(2, 32, 16))
+    assert set(losses) == {"g", "d_appearance", "d_shape"}
+    for old, net in zip(before, nets):
         assert any(not torch.equal(a, b) for a, b in zip(old, net.parameters()))

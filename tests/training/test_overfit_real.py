@@ -31,9 +31,9 @@ def test_small_patn_overfits_real_market_pairs(tmp_path, real_data):
             "model=patn_small",
             "weights=market",
             "trainer.max_steps=400",
-            "trainer.val_every_n_steps=200",
+            "trainer.val_check_interval=200",
             "trainer.log_every_n_steps=5",
-            "trainer.progress_bar=false",
+            "trainer.enable_progress_bar=false",
             "logger=csv",
             "eval.protocol=patn",
         ]

@@ -39,8 +39,12 @@ def test_every_loss_config_trains_and_reports(loss, tmp_path, data_cache):
     assert all(v == v for v in results["metrics"].values())  # no NaN
     log = (run_dir / "logs" / "session_0" / "metrics.csv").read_text()
     assert "train/g/total" in log and "train/g/part_ssim" in log  # every cheap term logged
-    adversarial = compose_cfg([f"loss={loss}"]).loss.adversarial.enabled
-    assert ("train/d/shape" in log) == bool(adversarial)
+    loss_cfg = compose_cfg([f"loss={loss}"]).loss
+    assert ("train/d/shape" in log) == ("train/d/appearance" in log) == loss_cfg.adversarial.enabled
+    vgg_terms = ("perceptual", "style", "perceptual_ssim")
+    if any(loss_cfg[t].enabled for t in vgg_terms):  # inactive VGG terms: at validation only
+        for t in vgg_terms:
+            assert f"val/g/{t}," in log and (f"train/g/{t}," in log) == loss_cfg[t].enabled
 
 
 def test_results_json_contents_and_outputs(tmp_path, data_cache):
@@ -75,7 +79,9 @@ def test_results_json_contents_and_outputs(tmp_path, data_cache):
     assert "random" in json.dumps(on_disk["pretrained"]).lower()  # random VGG recorded
     pngs = sorted((run_dir / "test_outputs").glob("*.png"))
     assert len(pngs) == on_disk["count"] > 0
-    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ckpt["config"]["loss"] == on_disk["config"]["loss"]  # state dicts + resolved config
+    assert any(k.startswith("discriminators.appearance.") for k in ckpt["state_dict"])
     assert (run_dir / "samples" / "latest.png").is_file()
     # re-running the same configuration finds the finished run and does nothing
     again = train_and_evaluate(compose_cfg(TINY), run_dir, "run", None)
@@ -88,7 +94,7 @@ def _final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
 
 
 def test_resume_gives_the_same_weights_and_metrics(tmp_path, data_cache):
-    common = ["trainer.checkpoint_every_n_steps=3", "trainer.val_every_n_steps=100"]
+    common = ["trainer.checkpoint_every_n_steps=3", "trainer.val_check_interval=100"]
     full, full_dir = _run(tmp_path, [*common, "trainer.max_steps=7"], "full")
     # interrupted after 3 steps (a checkpoint mid-epoch: 4 steps per epoch), then resumed to 7
     _run(tmp_path, [*common, "trainer.max_steps=3"], "split")
@@ -112,7 +118,7 @@ def test_sigkill_mid_run_resumes_from_last_checkpoint(tmp_path, data_cache):
         *TINY,
         "trainer.max_steps=400",
         "trainer.checkpoint_every_n_steps=2",
-        "trainer.val_every_n_steps=1000",
+        "trainer.val_check_interval=1000",
         "loss=l1",
         f"hydra.run.dir={run_dir}",
     ]
@@ -149,6 +155,13 @@ def test_misspelt_override_fails_naming_the_key(tmp_path):
     assert "max_stepz" in out.stderr
     out = run_cli(["loss.part_ssim.enabeld=true"], cwd=tmp_path, timeout=120)
     assert out.returncode != 0 and "enabeld" in out.stderr
+
+
+def test_removed_key_fails_naming_its_replacement(tmp_path):
+    out = run_cli(["loss=l1", "loss.vgg.weights_path=/x/vgg19.pth"], cwd=tmp_path, timeout=120)
+    assert out.returncode != 0
+    assert "loss.vgg.weights_path was removed; use pretrained.vgg19" in out.stderr
+    assert not (tmp_path / "outputs").exists()
 
 
 def test_default_command_end_to_end_tiny(tmp_path, data_cache):
@@ -232,18 +245,17 @@ def test_bf16_mixed_precision_and_channels_last_run_on_cpu(tmp_path, data_cache)
 
 
 def test_maps_computed_in_the_training_step_match_the_data_set(tmp_path, data_cache):
-    """data.with_maps=false: pose maps and masks come from keypoints on the device instead."""
+    """data.with_maps=false: pose maps and masks come from keypoints on the device instead
+    (the data module's on_after_batch_transfer)."""
     from personpose.data.datamodule import build_datamodule
-    from personpose.training.module import PoseTransferModule
 
     cfg = compose_cfg(TINY)
     dm = build_datamodule(cfg.data)
     dm.prepare_data()
     dm.setup("fit")
     batch = next(iter(dm.val_dataloader()))
-    module = PoseTransferModule(cfg, steps_per_epoch=4, allow_random_vgg=True)
     stripped = {k: v for k, v in batch.items() if k not in ("BP1", "BP2", "mask2")}
-    rebuilt = module.on_after_batch_transfer(stripped, 0)
+    rebuilt = dm.on_after_batch_transfer(stripped, 0)
     for key in ("BP1", "BP2", "mask2"):
         torch.testing.assert_close(rebuilt[key], batch[key], atol=1e-6, rtol=0)
     results, _ = _run(tmp_path, ["data.with_maps=false", "trainer.max_steps=2"])

@@ -9,9 +9,10 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
+from torch import nn
 from tqdm.auto import tqdm
 
-from personpose.training.module import PoseTransferModule, extras_of, to_unit
+from personpose.training.module import extras_of, to_unit
 
 OUTPUT_SEP = "___"  # generated image of pair (a, b) is saved as "<a>___<b>.png"
 
@@ -31,14 +32,15 @@ def _move(batch: dict, device: torch.device) -> dict:
 
 
 @torch.no_grad()
-def run_test_split(
-    module: PoseTransferModule,
-    loader,
+def score_test_pairs(
+    generator: nn.Module,
+    datamodule,
     make_metrics: Callable[[], Any],
     out_dir: Path | None = None,
     save_strips: bool = False,
 ) -> dict[str, Any]:
-    """Score ``module`` on every test pair and the copy-source baseline on the same pairs.
+    """Score ``generator`` on every test pair of ``datamodule`` and the copy-source baseline
+    on the same pairs (``generator(P1, BP1, BP2)``, images in [-1, 1]).
 
     Generated images are quantised to 8 bits before scoring, exactly as the PNG files in
     ``out_dir`` (``<from>___<to>.png``) that ``personpose.evaluate`` re-reads. With
@@ -47,17 +49,18 @@ def run_test_split(
 
     Returns ``{"metrics", "copy_source", "skipped", "protocol", "count"}``.
     """
-    module.eval()
-    device = module.device
+    generator.eval()
+    device = next(generator.parameters()).device
     model_suite, base_suite = make_metrics().to(device), make_metrics().to(device)
     count = 0
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         if save_strips:
             (out_dir / "strips").mkdir(exist_ok=True)
-    for batch in tqdm(loader, desc="test pairs", unit="batch", leave=False):
-        batch = module.on_after_batch_transfer(_move(batch, device), 0)
-        pred, target = to_unit(module.generate(batch)), to_unit(batch["P2"])
+    for batch in tqdm(datamodule.test_dataloader(), desc="test pairs", unit="batch", leave=False):
+        batch = datamodule.on_after_batch_transfer(_move(batch, device), 0)
+        fake = generator(batch["P1"], batch["BP1"], batch["BP2"])
+        pred, target = to_unit(fake), to_unit(batch["P2"])
         source = to_unit(batch["P1"])
         extras = extras_of(batch)
         model_suite.update(pred, target, **extras)
