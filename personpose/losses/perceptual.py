@@ -3,7 +3,7 @@
 One :class:`VGGFeatures` extractor serves all three terms: it builds only the VGG-19
 ``features`` layers up to the deepest requested one (up to ``relu1_2`` by default, 39 k
 parameters instead of 143 M), loads their ImageNet weights from a torchvision state dict
-(keys ``features.<i>.weight``/``.bias``) resolved by :func:`personpose.weights.resolve`, and
+(keys ``features.<i>.weight``/``.bias``) resolved by :func:`personpose.pretrained.resolve`, and
 maps generator outputs ``[-1, 1] -> [0, 1] ->`` ImageNet mean/std before the first conv.
 The three losses below take feature dicts, not images: the composite loss computes the
 features of the fake and the target once per step and hands them to every VGG term; target
@@ -114,7 +114,7 @@ class VGGFeatures(nn.Module):
         layers: names such as ``"relu1_2"``, ``"conv2_1"``, ``"relu3_4"`` (see
             :data:`VGG19_LAYERS`); only the layers up to the deepest one are built.
         weights_path: a torchvision ``vgg19`` state dict file; ``None`` looks in the torch
-            cache, then downloads (see :func:`personpose.weights.resolve`).
+            cache, then downloads (see :func:`personpose.pretrained.resolve`).
         allow_random: when no weights can be found (and no ``weights_path`` was given, which
             must exist), warn once and keep the random initialisation instead of raising;
             :attr:`pretrained_source` then says ``"random (<reason>)"``.
