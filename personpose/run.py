@@ -23,11 +23,10 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from personpose.config.removed import check_environment
 from personpose.config.schema import register_configs
 from personpose.io.atomic import atomic_write_json
 from personpose.io.provenance import redact, scrub_file, versions
-from personpose.kernels import report as kernel_report
-from personpose.kernels.allocator import configure as configure_allocator
 
 log = logging.getLogger("personpose.run")
 
@@ -198,7 +197,6 @@ def train_and_evaluate(
             "test_outputs": "test_outputs" if cfg.eval.save_outputs else None,
             "config": redact(OmegaConf.to_container(cfg, resolve=True)),
             "versions": versions(),
-            "kernels": kernel_report(),
         }
         atomic_write_json(run_dir / RESULTS, results)
         log.info("results written to %s", run_dir / RESULTS)
@@ -209,7 +207,7 @@ def train_and_evaluate(
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> Any:
-    configure_allocator()  # freed tensors stay in the process: no page faults per batch
+    check_environment()
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     multirun = hc.mode == RunMode.MULTIRUN
