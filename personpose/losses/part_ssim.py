@@ -173,17 +173,8 @@ class PartSSIMLoss(nn.Module):
     def forward(self, fake: Tensor, target: Tensor, masks: Tensor) -> Tensor:
         """``fake, target``: (N, C, H, W) in [-1, 1]; ``masks``: (N, 11, H, W). Scalar loss."""
         x, y = (fake + 1) / 2, (target + 1) / 2
-        value = part_ssim(
-            x,
-            y,
-            masks,
-            self.win_size,
-            self.win_sigma,
-            1.0,
-            self.missing_parts,
-            compile=self.use_compile,
-        )
-        return 1.0 - value
+        k, sigma, missing = self.win_size, self.win_sigma, self.missing_parts
+        return 1.0 - part_ssim(x, y, masks, k, sigma, 1.0, missing, compile=self.use_compile)
 
     def extra_repr(self) -> str:
         return (

@@ -62,8 +62,10 @@ def filter_valid(planes: Tensor, taps: tuple[float, ...]) -> Tensor:
     ``taps``, along W then H: (N, P, H - k + 1, W - k + 1)."""
     p, k = planes.shape[1], len(taps)
     g = torch.tensor(taps, dtype=planes.dtype, device=planes.device)
+    if planes.dtype == torch.float32 and planes.device.type == "cpu":  # oneDNN: ~2x faster
+        planes = planes.contiguous(memory_format=torch.channels_last)
     out = F.conv2d(planes, g.view(1, 1, 1, k).expand(p, 1, 1, k), groups=p)
-    return F.conv2d(out, g.view(1, 1, k, 1).expand(p, 1, k, 1), groups=p)
+    return F.conv2d(out, g.view(1, 1, k, 1).expand(p, 1, k, 1), groups=p).contiguous()
 
 
 def moment_planes(x: Tensor, y: Tensor) -> Tensor:
@@ -72,21 +74,16 @@ def moment_planes(x: Tensor, y: Tensor) -> Tensor:
 
 
 def ssim_formula(
-    mu_x: Tensor,
-    mu_y: Tensor,
-    e_sq: Tensor,
-    e_xy: Tensor,
-    c1: float | Tensor,
-    c2: float | Tensor,
-    cov_norm: float = 1.0,
+    mu_x: Tensor, mu_y: Tensor, e_sq: Tensor, e_xy: Tensor, c1: float | Tensor, c2: float | Tensor
 ) -> Tensor:
     """SSIM from the (windowed or mask-weighted) means ``mu_x, mu_y``, ``E[x^2] + E[y^2]`` and
-    ``E[x y]`` (equal shapes); ``c1, c2`` floats or broadcastable tensors; ``cov_norm`` scales
-    the (co)variances (``n / (n - 1)`` for the sample covariance). Exactly 1 where x = y."""
+    ``E[x y]`` (equal shapes), population covariance; ``c1, c2`` floats or broadcastable
+    tensors. (The sample covariance, (co)variances times ``n / (n - 1)``, is the same formula
+    with ``c2`` divided by ``n / (n - 1)``.) Exactly 1 where x = y."""
     mu_xy = mu_x * mu_y
     mu_sq = mu_x * mu_x + mu_y * mu_y
-    num = (2 * mu_xy + c1) * (2 * cov_norm * (e_xy - mu_xy) + c2)
-    return num / ((mu_sq + c1) * (cov_norm * (e_sq - mu_sq) + c2))
+    num = (2 * mu_xy + c1) * (2 * (e_xy - mu_xy) + c2)
+    return num / ((mu_sq + c1) * (e_sq - mu_sq + c2))
 
 
 def check_images(
@@ -162,7 +159,9 @@ def _prepare(x, y, win_size, win_sigma, data_range, check_range, fn="ssim"):
         dtype = torch.float32
     if per_image:
         data_range = data_range.to(dtype).reshape(-1, 1, 1, 1)
-    return x.to(dtype), y.to(dtype), taps, (K1 * data_range) ** 2, (K2 * data_range) ** 2
+    # contiguous: float64's depthwise convolution is fast only on contiguous planes
+    x, y = (t.to(dtype, memory_format=torch.contiguous_format) for t in (x, y))
+    return x, y, taps, (K1 * data_range) ** 2, (K2 * data_range) ** 2
 
 
 def ssim_map(

@@ -30,13 +30,16 @@ def pssim(
     kp2: Tensor,
     missing_parts: str = "faithful",
     dtype: torch.dtype = torch.float32,
+    compile: bool = False,
 ) -> Tensor:
     """Per-image pSSIM ``(N,)`` float64 of images ``(N, 3, H, W)`` in [0, 1] with target
-    keypoints ``kp2`` (N, 18, 2)."""
+    keypoints ``kp2`` (N, 18, 2); ``compile`` runs it through ``torch.compile``."""
 
     def one(p, t, kp):
         masks = part_masks(kp.to(dtype), p.shape[-2:])
-        terms = part_ssim_terms(p, t, masks, WIN_SIZE, WIN_SIGMA, 1.0, missing_parts)
+        terms = part_ssim_terms(
+            p, t, masks, WIN_SIZE, WIN_SIGMA, 1.0, missing_parts, compile=compile
+        )
         return terms.per_sample.to(torch.float64)
 
     with torch.no_grad():
@@ -51,15 +54,18 @@ class PartSSIM(PerImageMetric):
     min_size = WIN_SIZE
 
     def __init__(
-        self, missing_parts: str = "faithful", dtype: torch.dtype = torch.float32, **kwargs
+        self,
+        missing_parts: str = "faithful",
+        dtype: torch.dtype = torch.float32,
+        compile: bool = False,
+        **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         if missing_parts not in MISSING_PARTS:
             raise ValueError(
                 f"pssim: missing_parts must be 'faithful' or 'exclude'; got {missing_parts!r}"
             )
-        self.missing_parts = missing_parts
-        self.compute_dtype = dtype
+        self.missing_parts, self.compute_dtype, self.use_compile = missing_parts, dtype, compile
 
     def score(self, preds, target, kp2):
-        return pssim(preds, target, kp2, self.missing_parts, self.compute_dtype)
+        return pssim(preds, target, kp2, self.missing_parts, self.compute_dtype, self.use_compile)

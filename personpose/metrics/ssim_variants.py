@@ -14,7 +14,8 @@ border, as ``full=True`` does.
 Images are ``(N, 3, H, W)`` in [0, 1]; SSIM is invariant to a common rescaling of images and
 data range, so [0, 1] images with ``R = (max - min)`` of the generated image give exactly the
 value of the uint8 images with ``R`` in uint8 units. All functions return per-image values
-``(N,)`` float64 (the map's mean accumulated in float64).
+``(N,)`` float64. ``compile=True`` runs the Gaussian variants through ``torch.compile``
+(about 3x faster on CPU once compiled; the first call of each shape compiles for seconds).
 """
 
 from __future__ import annotations
@@ -23,7 +24,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from personpose.losses.ssim import K1, K2, check_images, moment_planes, ssim_formula, ssim_map
+from personpose.losses.ssim import (
+    K1,
+    K2,
+    check_images,
+    moment_planes,
+    ssim_formula,
+    ssim_map,
+    ssim_per_sample,
+)
 from personpose.metrics.base import PerImageMetric
 from personpose.metrics.patn_mask import patn_mask
 
@@ -98,7 +107,11 @@ def generated_range(pred: Tensor) -> Tensor:
 
 
 def ssim_patn(
-    pred: Tensor, target: Tensor, dtype: torch.dtype = torch.float64, mask: Tensor | None = None
+    pred: Tensor,
+    target: Tensor,
+    dtype: torch.dtype = torch.float64,
+    mask: Tensor | None = None,
+    compile: bool = False,
 ) -> Tensor:
     """PATN's SSIM (also GFLA's "SSIM_256"), per image ``(N,)``.
 
@@ -112,8 +125,9 @@ def ssim_patn(
         p, t = p.to(dtype), t.to(dtype)
         if m:
             p, t = p * m[0].to(dtype), t * m[0].to(dtype)
-        s = ssim_map(p, t, PATN_WIN, PATN_SIGMA, generated_range(p), check_range=False)
-        return s.mean((1, 2, 3), dtype=torch.float64)
+        r = generated_range(p)
+        s = ssim_per_sample(p, t, PATN_WIN, PATN_SIGMA, r, check_range=False, compile=compile)
+        return s.to(torch.float64)
 
     return chunked(one, pred, target, *(() if mask is None else (mask,)))
 
@@ -137,10 +151,14 @@ def pad_white(x: Tensor, pad: int = PATN_PAD) -> Tensor:
 
 
 def ssim_patn_padded(
-    pred: Tensor, target: Tensor, pad: int = PATN_PAD, dtype: torch.dtype = torch.float64
+    pred: Tensor,
+    target: Tensor,
+    pad: int = PATN_PAD,
+    dtype: torch.dtype = torch.float64,
+    compile: bool = False,
 ) -> Tensor:
     """PATN's DeepFashion protocol: :func:`ssim_patn` after :func:`pad_white` on both images."""
-    return ssim_patn(pad_white(pred, pad), pad_white(target, pad), dtype=dtype)
+    return ssim_patn(pad_white(pred, pad), pad_white(target, pad), dtype, compile=compile)
 
 
 def ssim_gfla(pred: Tensor, target: Tensor, dtype: torch.dtype = torch.float64) -> Tensor:
@@ -150,19 +168,24 @@ def ssim_gfla(pred: Tensor, target: Tensor, dtype: torch.dtype = torch.float64) 
     (uniform window, skimage's default sample covariance) on images in [0, 1].
     """
     n = GFLA_WIN * GFLA_WIN
+    c2 = K2**2 * (n - 1) / n  # sample covariance: C2 over the factor n / (n - 1)
 
     def one(p, t):
         p, t = p.to(dtype), t.to(dtype)
         check_images(p, t, GFLA_WIN, None, "ssim_gfla")
         mu_x, mu_y, e_sq, e_xy = _box_valid(moment_planes(p, t), GFLA_WIN).split(p.shape[1], 1)
-        s = ssim_formula(mu_x, mu_y, e_sq, e_xy, K1**2, K2**2, cov_norm=n / (n - 1))
+        s = ssim_formula(mu_x, mu_y, e_sq, e_xy, K1**2, c2)
         return s.mean((1, 2, 3), dtype=torch.float64)
 
     return chunked(one, pred, target)
 
 
 def mask_ssim(
-    pred: Tensor, target: Tensor, kp2: Tensor, dtype: torch.dtype = torch.float64
+    pred: Tensor,
+    target: Tensor,
+    kp2: Tensor,
+    dtype: torch.dtype = torch.float64,
+    compile: bool = False,
 ) -> Tensor:
     """PATN's mask-SSIM: :func:`ssim_patn` of both images times the PATN mask of ``kp2``.
 
@@ -170,15 +193,16 @@ def mask_ssim(
     the uint8 arrays).
     """
     mask = patn_mask(kp2, pred.shape[-2:]).unsqueeze(1)
-    return ssim_patn(pred, target, dtype=dtype, mask=mask)
+    return ssim_patn(pred, target, dtype, mask, compile)
 
 
 class _SSIMMetric(PerImageMetric):
-    """An SSIM variant as a metric; ``dtype`` is the computation precision."""
+    """An SSIM variant as a metric; ``dtype`` is the computation precision, ``compile`` runs
+    it through ``torch.compile`` (Gaussian variants)."""
 
-    def __init__(self, dtype: torch.dtype = torch.float64, **kwargs) -> None:
+    def __init__(self, dtype: torch.dtype = torch.float64, compile: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.compute_dtype = dtype
+        self.compute_dtype, self.use_compile = dtype, compile
 
 
 class SSIMPatn(_SSIMMetric):
@@ -188,7 +212,7 @@ class SSIMPatn(_SSIMMetric):
     min_size = PATN_WIN
 
     def score(self, preds, target):
-        return ssim_patn(preds, target, dtype=self.compute_dtype)
+        return ssim_patn(preds, target, self.compute_dtype, compile=self.use_compile)
 
 
 class SSIMPatnPadded(_SSIMMetric):
@@ -198,7 +222,7 @@ class SSIMPatnPadded(_SSIMMetric):
     min_size = PATN_WIN
 
     def __init__(self, dtype: torch.dtype = torch.float64, **kwargs) -> None:
-        super().__init__(dtype=dtype, **kwargs)
+        super().__init__(dtype, **kwargs)
         self.add_state("wrong_size", torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
 
     def update(self, preds, target, kp2=None, label2=None, source=None) -> None:
@@ -208,7 +232,7 @@ class SSIMPatnPadded(_SSIMMetric):
         super().update(preds, target)
 
     def score(self, preds, target):
-        return ssim_patn_padded(preds, target, dtype=self.compute_dtype)
+        return ssim_patn_padded(preds, target, dtype=self.compute_dtype, compile=self.use_compile)
 
     def compute(self):
         if int(self.wrong_size) > 0:
@@ -238,4 +262,4 @@ class MaskSSIM(_SSIMMetric):
     min_size = PATN_WIN
 
     def score(self, preds, target, kp2):
-        return mask_ssim(preds, target, kp2, dtype=self.compute_dtype)
+        return mask_ssim(preds, target, kp2, self.compute_dtype, self.use_compile)
