@@ -7,7 +7,7 @@ of the background-masked images; part masks from the target keypoints
 (:func:`personpose.data.pose.part_masks`), images in [0, 1], data range 1, computed by the
 loss's own function (:func:`personpose.losses.part_ssim.part_ssim_terms`). ``missing_parts``:
 ``"faithful"`` (the reference: a part with a missing joint has an all-zero mask and scores 1)
-or ``"exclude"``. Computed in float32 by default (as the loss; ~2e-7 from float64).
+or ``"exclude"``. Computed in float32 by default (as the loss; ~1e-6 from float64).
 """
 
 from __future__ import annotations
