@@ -29,12 +29,12 @@ import torch
 from torch import Tensor, nn
 
 from personpose.losses.ssim import (
-    _prepare,
-    _ssim,
     gaussian_taps,
     moment_planes,
+    prepare_pair,
     run_full_precision,
     ssim_formula,
+    windowed_ssim,
 )
 
 __all__ = ["MISSING_PARTS", "PartSSIMLoss", "PartSSIMResult", "part_ssim", "part_ssim_terms"]
@@ -46,7 +46,7 @@ MASK_EPS = 1e-6  # added to each mask's sum, as in the reference
 def _part_ssim(x: Tensor, y: Tensor, masks: Tensor, taps: tuple[float, ...], c1, c2):
     """Part SSIM (N, K, C), mask sums (N, K) and background SSIM per sample (N,)."""
     m0, parts = masks[:, :1], masks[:, 1:].flatten(2)  # (N, 1, H, W), (N, K, HW)
-    background = _ssim(m0 * x, m0 * y, taps, c1, c2, (1, 2, 3))
+    background = windowed_ssim(m0 * x, m0 * y, taps, c1, c2, (1, 2, 3))
     sums = parts.sum(-1)
     stats = torch.bmm(parts, moment_planes(x, y).flatten(2).transpose(1, 2))  # (N, K, 4C)
     mu_x, mu_y, e_sq, e_xy = (stats / (sums + MASK_EPS).unsqueeze(-1)).split(x.shape[1], -1)
@@ -113,7 +113,9 @@ def part_ssim_terms(
     the computation through ``torch.compile``.
     """
     _check_missing_parts(missing_parts, "part_ssim")
-    x, y, taps, c1, c2 = _prepare(x, y, win_size, win_sigma, data_range, check_range, "part_ssim")
+    x, y, taps, c1, c2 = prepare_pair(
+        x, y, win_size, win_sigma, data_range, check_range, "part_ssim"
+    )
     _check_masks(x, masks)
     masks = masks.detach().to(x.dtype)
     s, sums, background = run_full_precision(_part_ssim, compile, x, y, masks, taps, c1, c2)

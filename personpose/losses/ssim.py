@@ -139,14 +139,14 @@ def _compiled(fn: Callable) -> Callable:
     return torch.compile(fn)
 
 
-def _ssim(x: Tensor, y: Tensor, taps: tuple[float, ...], c1, c2, dims) -> Tensor:
+def windowed_ssim(x: Tensor, y: Tensor, taps: tuple[float, ...], c1, c2, dims) -> Tensor:
     """The SSIM map of ``x, y`` (N, C, H, W), averaged over ``dims`` (None: the map)."""
     mu_x, mu_y, e_sq, e_xy = filter_valid(moment_planes(x, y), taps).split(x.shape[1], 1)
     s = ssim_formula(mu_x, mu_y, e_sq, e_xy, c1, c2)
     return s if dims is None else s.mean(dims)
 
 
-def _prepare(x, y, win_size, win_sigma, data_range, check_range, fn="ssim"):
+def prepare_pair(x, y, win_size, win_sigma, data_range, check_range, fn="ssim"):
     """Validated images in their common floating dtype (float32 for half precision), the taps
     and ``C1, C2`` (``data_range`` a float, or a tensor (N,) of per-image ranges)."""
     per_image = isinstance(data_range, Tensor)
@@ -177,8 +177,8 @@ def ssim_map(
     ``[0, data_range]`` (module docstring). ``data_range`` may be a tensor (N,) of per-image
     ranges (then no value check); ``check_range=False`` skips the value check (e.g. on feature
     maps). Half precision inputs are computed in float32."""
-    x, y, taps, c1, c2 = _prepare(x, y, win_size, win_sigma, data_range, check_range)
-    return run_full_precision(_ssim, compile, x, y, taps, c1, c2, None)
+    x, y, taps, c1, c2 = prepare_pair(x, y, win_size, win_sigma, data_range, check_range)
+    return run_full_precision(windowed_ssim, compile, x, y, taps, c1, c2, None)
 
 
 def ssim_per_sample(
@@ -191,8 +191,8 @@ def ssim_per_sample(
     compile: bool = False,
 ) -> Tensor:
     """Mean SSIM of each sample, ``(N,)``; same arguments as :func:`ssim_map`."""
-    x, y, taps, c1, c2 = _prepare(x, y, win_size, win_sigma, data_range, check_range)
-    return run_full_precision(_ssim, compile, x, y, taps, c1, c2, (1, 2, 3))
+    x, y, taps, c1, c2 = prepare_pair(x, y, win_size, win_sigma, data_range, check_range)
+    return run_full_precision(windowed_ssim, compile, x, y, taps, c1, c2, (1, 2, 3))
 
 
 def ssim(
@@ -226,8 +226,8 @@ def ssim(
     if return_map:
         s = ssim_map(x, y, win_size, win_sigma, data_range, check_range, compile)
         return s.mean(), s
-    x, y, taps, c1, c2 = _prepare(x, y, win_size, win_sigma, data_range, check_range)
-    return run_full_precision(_ssim, compile, x, y, taps, c1, c2, (0, 1, 2, 3))
+    x, y, taps, c1, c2 = prepare_pair(x, y, win_size, win_sigma, data_range, check_range)
+    return run_full_precision(windowed_ssim, compile, x, y, taps, c1, c2, (0, 1, 2, 3))
 
 
 class SSIMLoss(nn.Module):

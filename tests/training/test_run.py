@@ -205,7 +205,9 @@ def test_evaluate_run_dir_rescores_the_same_numbers(tmp_path, data_cache, capsys
 
     results, run_dir = _run(tmp_path, ["trainer.max_steps=2"])
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose("evaluate", overrides=[f"run_dir={run_dir}", f"out={tmp_path / 'e.json'}"])
+        # the run scores its test pairs in float64 (build_metrics' default); evaluate's is float32
+        overrides = [f"run_dir={run_dir}", f"out={tmp_path / 'e.json'}", "precision=float64"]
+        cfg = compose("evaluate", overrides=overrides)
     doc = evaluate(cfg)
     assert doc["count"] == results["count"]
     for name, value in results["metrics"].items():
