@@ -124,6 +124,8 @@ def metrics_factory(cfg: DictConfig, datamodule) -> Callable[..., nn.Module]:
             fid_reference=train_images,
             fid_cache_dir=Path(datamodule.data_dir) / ".fid_cache",
             movenet_model=cfg.eval.movenet_model,
+            dtype=cfg.eval.precision,
+            compile=cfg.eval.compile,
         )
 
     return make
