@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 
 from personpose.run import train_and_evaluate
@@ -14,7 +15,13 @@ from .conftest import TINY, compose_cfg
 
 # 4 steps per epoch (8 pairs, batch 2); default checkpoint interval (100): only the end-of-run
 # checkpoints exist, so every resume starts from one of them
-COMMON = [*TINY, "trainer.checkpoint_every_n_steps=100", "eval.test_metrics=[ssim_patn,pssim]"]
+COMMON = [
+    *TINY,
+    "trainer.checkpoint_every_n_steps=100",
+    "loss=l1",  # adversarial (discriminators, image pools, dropout) + L1
+    "eval.test_metrics=[l1,ssim_patn]",
+    "eval.save_outputs=false",
+]
 
 
 def _run(run_dir: Path, max_steps: int) -> dict:
@@ -41,15 +48,31 @@ def _assert_same(a, b, where: str) -> None:
         assert a == b, where
 
 
-def test_extending_a_finished_run_matches_the_uninterrupted_run(tmp_path, data_cache):
-    straight = _run(tmp_path / "straight", 6)
-    # stopped mid-epoch (step 3), then at the end of epoch 0 (step 4), then extended to 6
-    for steps in (3, 4, 6):
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory, data_cache) -> tuple[dict, dict]:
+    """An uninterrupted 6-step run: its results and last checkpoint."""
+    run_dir = tmp_path_factory.mktemp("straight") / "run"
+    return _run(run_dir, 6), _checkpoint(run_dir)
+
+
+@pytest.mark.parametrize(
+    "stops",
+    [
+        (3, 6),  # stopped mid-epoch 0, extended across the epoch boundary
+        pytest.param((4, 5, 6), marks=pytest.mark.slow, id="(4, 5, 6)"),  # end of epoch 0
+    ],
+    ids=str,
+)
+def test_extending_a_finished_run_matches_the_uninterrupted_run(tmp_path, straight, stops):
+    for steps in stops:
         extended = _run(tmp_path / "extended", steps)
         assert extended["steps"] == steps
     assert extended["resumed_from"]
-    a, b = _checkpoint(tmp_path / "straight"), _checkpoint(tmp_path / "extended")
+    results, a = straight
+    b = _checkpoint(tmp_path / "extended")
     assert a["epoch"] == b["epoch"] == 1 and a["global_step"] == b["global_step"] == 6
     for key in ("state_dict", "optimizer_states", "lr_schedulers", "personpose"):
         _assert_same(a[key], b[key], key)
-    assert extended["metrics"] == straight["metrics"]
+    sampler = [c["loops"]["fit_loop"]["state_dict"]["combined_loader"] for c in (a, b)]
+    assert sampler[0] == sampler[1] == [{"epoch": 1, "batches": 2}]  # the pair sampler's place
+    assert extended["metrics"] == results["metrics"]
