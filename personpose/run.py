@@ -178,6 +178,7 @@ def train_and_evaluate(
     if cfg.resume and (done := finished_results(run_dir, int(cfg.trainer.max_steps))) is not None:
         log.info("%s already holds finished results; nothing to do (resume=false to redo)", run_dir)
         return done
+    start = resume_path(run_dir, bool(cfg.resume))  # before any work: an untrusted one stops
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     datamodule = build_datamodule(cfg.data)
     datamodule.prepare_data()
@@ -189,7 +190,6 @@ def train_and_evaluate(
         datamodule.allow_random_weights,
         val_metrics=metrics_factory(cfg, datamodule)(list(cfg.eval.val_metrics)),
     )
-    start = resume_path(run_dir, bool(cfg.resume))
     if start is not None:
         log.info("resuming from %s", start)
     try:
