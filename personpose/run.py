@@ -33,6 +33,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from personpose.config.removed import check_environment
 from personpose.config.resolvers import jobdir, register_resolvers
 from personpose.config.schema import check_overrides, register_configs
 from personpose.data.datamodule import build_datamodule
@@ -40,8 +41,6 @@ from personpose.data.identity import data_identity
 from personpose.io.atomic import atomic_write_json, atomic_write_text
 from personpose.io.lock import FolderBusy, folder_lock
 from personpose.io.provenance import redact, scrub_file, versions
-from personpose.kernels import report as kernel_report
-from personpose.kernels.allocator import configure as configure_allocator
 from personpose.losses.adversarial import PATNAdversarial
 from personpose.losses.composite import GeneratorLoss
 from personpose.metrics import build_metrics
@@ -63,8 +62,7 @@ register_configs()
 
 
 class RunRefused(RuntimeError):
-    """The run folder cannot take this run (busy, or holding another data set's results);
-    nothing was written."""
+    """The run folder holds the results of another data set; nothing was written."""
 
 
 def is_first_process() -> bool:
@@ -215,7 +213,6 @@ def results_document(
         "test_outputs": "test_outputs" if cfg.eval.save_outputs else None,
         "config": redact(OmegaConf.to_container(cfg, resolve=True)),
         "versions": versions(),
-        "kernels": kernel_report(),
     }
 
 
@@ -342,6 +339,7 @@ def save_hydra_files(cfg: DictConfig, hc: DictConfig, run_dir: Path) -> None:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> Any:
+    check_environment()
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     multirun = hc.mode == RunMode.MULTIRUN
@@ -353,7 +351,6 @@ def main(cfg: DictConfig) -> Any:
         if is_first_process():
             save_hydra_files(cfg, hc, run_dir)
 
-    configure_allocator()  # freed tensors stay in the process: no page faults per batch
     signal.signal(signal.SIGTERM, _sigterm)
     try:
         results = train_and_evaluate(

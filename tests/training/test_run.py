@@ -67,10 +67,8 @@ def test_results_json_contents_and_outputs(tmp_path, data_cache):
         "skipped",
         "pretrained",
         "count",
-        "kernels",
     ):
         assert key in on_disk, key
-    assert on_disk["kernels"]["mode"] in ("auto", "always", "never")
     assert set(on_disk["baselines"]["copy_source"]) == set(on_disk["metrics"])
     assert on_disk["versions"]["torch"] == torch.__version__.split("+")[0] or on_disk["versions"][
         "torch"
@@ -184,28 +182,25 @@ def test_smoke_command_end_to_end(tmp_path, data_cache):
     """The README's smoke test as typed: trains, scores, says it is a smoke test and prints no
     warning a user can do nothing about; its folder passes back to evaluate as typed; a
     re-run is skipped, leaves the folder as it was and names the setting it ignores."""
-    out = run_cli(["experiment=smoke", "trainer.max_steps=3"], cwd=tmp_path)
+    out = run_cli(["experiment=smoke", "seed=1"], cwd=tmp_path)
     text = out.stdout + out.stderr
     assert out.returncode == 0, out.stderr[-3000:]
-    run_dir = tmp_path / "outputs" / "experiment-smoke__trainer.max_steps-3"
+    run_dir = tmp_path / "outputs" / "experiment-smoke__seed-1"
     assert [p.parent for p in (tmp_path / "outputs").glob("*/results.json")] == [run_dir]
-    assert "smoke test: 3 training steps of patn_tiny" in text and "| mask_ssim |" in out.stdout
+    assert "smoke test: 4 training steps of patn_tiny" in text and "| mask_ssim |" in out.stdout
     for message in SILENCED:
         assert message not in text, message
     results = json.loads((run_dir / "results.json").read_text())
-    assert results["smoke_test"] is True and results["steps"] == 3 and results["count"] == 20
-    allocator = results["kernels"]["allocator"]
-    assert allocator["policy"] == "retain"  # the command applies it and the results say so
-    assert allocator["applied"] or allocator["reason"]
+    assert results["smoke_test"] is True and results["steps"] == 4 and results["count"] == 20
     assert (run_dir / ".hydra" / "overrides.yaml").read_text().split() == [
         "-",
         "experiment=smoke",
         "-",
-        "trainer.max_steps=3",
+        "seed=1",
     ]
 
     before = _snapshot(run_dir)
-    again = run_cli(["experiment=smoke", "trainer.max_steps=3", "logger=tensorboard"], cwd=tmp_path)
+    again = run_cli(["experiment=smoke", "seed=1", "logger=tensorboard"], cwd=tmp_path)
     text = again.stdout + again.stderr
     assert again.returncode == 0, again.stderr[-3000:]
     assert "nothing to do" in text and "ignored, as the run is finished: logger." in text
@@ -360,7 +355,9 @@ def test_evaluate_run_dir_rescores_the_same_numbers(tmp_path, data_cache, capsys
 
     results, run_dir = _run(tmp_path, ["trainer.max_steps=2"])
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose("evaluate", overrides=[f"run_dir={run_dir}", f"out={tmp_path / 'e.json'}"])
+        # the run scores its test pairs in float64 (build_metrics' default); evaluate's is float32
+        overrides = [f"run_dir={run_dir}", f"out={tmp_path / 'e.json'}", "precision=float64"]
+        cfg = compose("evaluate", overrides=overrides)
     doc = evaluate(cfg)
     assert doc["count"] == results["count"]
     for name, value in results["metrics"].items():
