@@ -18,8 +18,9 @@ import signal
 import sys
 import time
 import traceback
-from collections.abc import Callable
-from contextlib import nullcontext
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,12 @@ log = logging.getLogger("personpose.run")
 RESULTS = "results.json"
 ERROR = "error.json"
 RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID")
+# Messages a user can do nothing about, silenced while a run lasts (:func:`quiet_lightning`).
+QUIET_WARNINGS = (
+    r"`isinstance\(treespec, LeafSpec\)` is deprecated",  # Lightning calls torch's old pytree API
+    r"Found \d+ module\(s\) in eval mode at the start of training",  # the frozen pretrained nets
+)
+LIGHTNING_LOGS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")
 
 
 register_resolvers()
@@ -294,6 +301,28 @@ def train_and_evaluate(
             finish_wandb()
 
 
+@contextmanager
+def quiet_lightning() -> Iterator[None]:
+    """While the block runs, silence what a user can do nothing about: the warnings of
+    :data:`QUIET_WARNINGS` and Lightning's advertisements ("💡 Tip: ... try installing ...").
+    Every other warning stays, e.g. that the VGG-19 is random."""
+    loggers = [logging.getLogger(name) for name in LIGHTNING_LOGS]
+
+    def no_tips(record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡 Tip")
+
+    with warnings.catch_warnings():
+        for pattern in QUIET_WARNINGS:
+            warnings.filterwarnings("ignore", message=pattern)
+        for logger in loggers:
+            logger.addFilter(no_tips)
+        try:
+            yield
+        finally:
+            for logger in loggers:
+                logger.removeFilter(no_tips)
+
+
 def _sigterm(signum, frame) -> None:
     """SIGTERM outside ``trainer.fit`` (set-up, scoring): stop at once. During fit Lightning's
     own handler (which calls this one) stops at the next step instead, raising the same
@@ -353,14 +382,15 @@ def main(cfg: DictConfig) -> Any:
 
     signal.signal(signal.SIGTERM, _sigterm)
     try:
-        results = train_and_evaluate(
-            cfg,
-            run_dir,
-            job_name,
-            cfg.sweep_name if multirun else None,
-            {k: v for k, v in hc.runtime.choices.items() if not k.startswith("hydra")},
-            on_start=on_start,
-        )
+        with quiet_lightning():
+            results = train_and_evaluate(
+                cfg,
+                run_dir,
+                job_name,
+                cfg.sweep_name if multirun else None,
+                {k: v for k, v in hc.runtime.choices.items() if not k.startswith("hydra")},
+                on_start=on_start,
+            )
     except (RunRefused, FolderBusy) as exc:  # nothing was written in the folder
         if not multirun:
             raise SystemExit(f"personpose.run: {exc}") from None
