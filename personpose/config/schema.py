@@ -111,6 +111,7 @@ class RunConfig:
     seed: int = 0
     resume: bool = True
     sweep_name: str = "sweep"
+    smoke_test: bool = False  # the log and results.json say its numbers mean nothing
 
 
 # Keys removed from the config tree -> the key that replaces them (None: nothing does).
