@@ -11,8 +11,8 @@ __all__ = ["REMOVED_ENV", "check_environment"]
 
 REMOVED_ENV = {
     "PERSONPOSE_COMPILE": (
-        "replaced by the `compile` flag of the SSIM losses (SSIMLoss / PartSSIMLoss"
-        "(compile=True), set from the loss config); the metrics always run eagerly"
+        "replaced by the config keys `loss.compile` (the SSIM and PSSIM loss terms), "
+        "`eval.compile` (metrics during training) and `compile` of personpose.evaluate"
     ),
     "PERSONPOSE_NATIVE": "no replacement: the native C kernels are gone, everything is PyTorch",
     "PERSONPOSE_MALLOC": "no replacement: personpose no longer changes the C allocator",

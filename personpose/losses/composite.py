@@ -70,9 +70,12 @@ def build_terms(
     """
     terms: dict[str, nn.Module] = {
         "l1": PixelLoss(cfg.l1.criterion),
-        "ssim": SSIMLoss(cfg.ssim.win_size, cfg.ssim.win_sigma),
+        "ssim": SSIMLoss(cfg.ssim.win_size, cfg.ssim.win_sigma, compile=cfg.compile),
         "part_ssim": PartSSIMLoss(
-            cfg.part_ssim.win_size, cfg.part_ssim.win_sigma, cfg.part_ssim.missing_parts
+            cfg.part_ssim.win_size,
+            cfg.part_ssim.win_sigma,
+            cfg.part_ssim.missing_parts,
+            compile=cfg.compile,
         ),
     }
     if with_vgg:

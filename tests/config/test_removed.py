@@ -18,8 +18,8 @@ def test_each_removed_variable_fails_with_its_replacement(name):
     assert REMOVED_ENV[name] in str(info.value)
 
 
-def test_compile_names_the_loss_flag():
-    with pytest.raises(SystemExit, match="compile=True"):
+def test_compile_names_the_config_keys():
+    with pytest.raises(SystemExit, match="`loss.compile`.*`eval.compile`"):
         check_environment({"PERSONPOSE_COMPILE": "always"})
 
 

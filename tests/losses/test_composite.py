@@ -65,6 +65,24 @@ def test_terms_are_a_registry_of_the_loss_modules():
     assert isinstance(loss.adversarial, PATNAdversarial) and loss.adversarial.weight == 17.0
 
 
+def test_compile_key_reaches_the_ssim_terms():
+    """``loss.compile`` switches both SSIM terms to torch.compile; the result is the eager one."""
+    cfg = {
+        "ssim": {"enabled": True},
+        "part_ssim": {"enabled": True},
+        "adversarial": {"enabled": False},
+    }
+    eager, compiled = GeneratorLoss(cfg, WEIGHTS), GeneratorLoss({**cfg, "compile": True}, WEIGHTS)
+    assert not eager.terms["ssim"].use_compile and not eager.terms["part_ssim"].use_compile
+    assert compiled.terms["ssim"].use_compile and compiled.terms["part_ssim"].use_compile
+    torch.manual_seed(0)
+    fake, batch = _constant_batch()
+    fake = (torch.rand_like(fake) * 2 - 1).requires_grad_()
+    a, b = eager(fake, batch), compiled(fake, batch)
+    for term in ("ssim", "part_ssim", "total"):
+        assert b[term].item() == pytest.approx(a[term].item(), abs=1e-6), term
+
+
 def test_cheap_terms_exact_and_total():
     cfg = {"l1": {"enabled": True}, "ssim": {"enabled": True}, "adversarial": {"enabled": False}}
     loss = GeneratorLoss(cfg, WEIGHTS)
