@@ -6,8 +6,8 @@
         [gt_dir=DIR] [annotations=CSV] protocol=patn|gfla|all out=FILE [batch_size=32]
 
 Writes ``out`` (JSON, atomically) with ``metrics`` (flat names), ``protocol`` (the definition
-of each), ``count``, ``inputs``, ``skipped`` (metric -> reason), ``info``, ``versions`` and
-``kernels`` (compiled or eager), and prints a Markdown table. Keypoints for
+of each), ``count``, ``inputs``, ``skipped`` (metric -> reason), ``info`` and ``versions``,
+and prints a Markdown table. Keypoints for
 ``mask_ssim``/``pssim``/``mask_is_tv``/PCK come from ``annotations`` (by target name; their
 coordinates must be in the frame of the stored images); without it those metrics are skipped
 with the reason.
@@ -28,7 +28,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from personpose.kernels import report as kernel_report
 from personpose.metrics.collection import MetricSuite, build_metrics, results_of
 from personpose.metrics.protocols import SHORT
 
@@ -178,8 +177,8 @@ def versions(pose: bool = False) -> dict[str, str | None]:
 
 
 def result_document(result: Mapping[str, Any], inputs: Mapping[str, Any], info=None) -> dict:
-    """The JSON document of an evaluation: metrics, protocol, count, inputs, skipped, versions
-    and how the fused kernels ran (:func:`personpose.kernels.report`)."""
+    """The JSON document of an evaluation: metrics, protocol, count, inputs, skipped and
+    versions."""
     names = set(result["metrics"]) | set(result["skipped"])
     return {
         "metrics": dict(result["metrics"]),
@@ -190,7 +189,6 @@ def result_document(result: Mapping[str, Any], inputs: Mapping[str, Any], info=N
         "skipped": dict(result["skipped"]),
         "info": dict(info or {}),
         "versions": versions(pose=any(n.startswith("pck") for n in names)),
-        "kernels": kernel_report(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
 
@@ -368,10 +366,10 @@ def run_trained(cfg) -> dict:
 
 def main(cfg) -> dict:
     """Run the command for a composed config; writes ``cfg.out`` and prints the table."""
+    from personpose.config.removed import check_environment
     from personpose.io.atomic import atomic_write_json
-    from personpose.kernels.allocator import configure as configure_allocator
 
-    configure_allocator()  # freed tensors stay in the process: no page faults per batch
+    check_environment()
     if cfg.get("run_dir"):
         doc = run_trained(cfg)
     elif not cfg.pred_dir:

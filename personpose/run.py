@@ -26,13 +26,12 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from personpose.config.removed import check_environment
 from personpose.config.resolvers import jobdir, register_resolvers
 from personpose.config.schema import check_overrides, register_configs
 from personpose.data.datamodule import build_datamodule
 from personpose.io.atomic import atomic_write_json
 from personpose.io.provenance import redact, scrub_file, versions
-from personpose.kernels import report as kernel_report
-from personpose.kernels.allocator import configure as configure_allocator
 from personpose.losses.adversarial import PATNAdversarial
 from personpose.losses.composite import GeneratorLoss
 from personpose.metrics import build_metrics
@@ -170,7 +169,6 @@ def results_document(
         "test_outputs": "test_outputs" if cfg.eval.save_outputs else None,
         "config": redact(OmegaConf.to_container(cfg, resolve=True)),
         "versions": versions(),
-        "kernels": kernel_report(),
     }
 
 
@@ -223,7 +221,7 @@ def train_and_evaluate(
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> Any:
-    configure_allocator()  # freed tensors stay in the process: no page faults per batch
+    check_environment()
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     multirun = hc.mode == RunMode.MULTIRUN

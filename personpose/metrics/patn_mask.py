@@ -1,8 +1,8 @@
 """PATN's person mask for mask-SSIM and mask-IS, rasterised in torch (batched, no Python loop
 over images, limbs or joints).
 
-From the target keypoints (docs/protocols.md#patn-mask): for each of ``PATN_MASK_LIMBS`` whose two
-joints are present, the rectangle ``f + n, f - n, t - n, t + n`` where ``n`` is the limb's
+From the target keypoints (PATN's ``produce_ma_mask``): for each of the 23 ``PATN_MASK_LIMBS``
+whose two joints are present, the rectangle ``f + n, f - n, t - n, t + n`` where ``n`` is the limb's
 normal scaled to 4 px; a disk of radius 4 px at every present joint; then a closing with a
 5x5 square (dilation, then erosion). Pixel inclusion is scikit-image's, exactly:
 
@@ -17,10 +17,7 @@ normal scaled to 4 px; a disk of radius 4 px at every present joint; then a clos
   5x5 window clipped to the image.
 
 A limb whose joints coincide draws nothing (its normal is 0/0), as in PATN. A joint is missing
-when either coordinate is -1. On CPU, where personpose's native kernels build, the same
-arithmetic runs in C (:func:`personpose.kernels.native.patn_mask`, one image per thread;
-0.06 against 0.5 ms per 256x176 image in the evaluation); the tests hold the two to
-pixel-for-pixel equality.
+when either coordinate is -1.
 """
 
 from __future__ import annotations
@@ -33,7 +30,6 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from personpose.data.keypoints import MISSING, NUM_JOINTS, PATN_MASK_LIMBS, PATN_MASK_RADIUS
-from personpose.kernels import fused, native
 
 __all__ = ["patn_mask"]
 
@@ -55,9 +51,6 @@ def patn_mask(
     h, w = (int(s) for s in size)
     lead = kp.shape[:-2]
     kp = kp.reshape(-1, NUM_JOINTS, 2).to(torch.float64)
-    if native.usable(kp, dtypes=(torch.float64,)):  # the same arithmetic in C
-        mask = native.patn_mask(kp, h, w, PATN_MASK_LIMBS, radius, closing)
-        return mask.reshape(*lead, h, w)
     present = (kp != MISSING).all(-1)  # (N, 18)
 
     limbs = torch.tensor(PATN_MASK_LIMBS, device=kp.device)
@@ -88,8 +81,7 @@ def patn_mask(
 
 
 def _closing(mask: Tensor, size: int) -> Tensor:
-    """Binary closing with a ``size x size`` square: dilation, then erosion. (Eager: compiled,
-    inductor would recompute each dilated pixel for all 25 erosion reads.)"""
+    """Binary closing with a ``size x size`` square: dilation, then erosion."""
     return _erode(_dilate(mask, size), size)
 
 
@@ -168,7 +160,6 @@ def _row_bounds(
     return lo.clamp(min=-1.0), hi.clamp(max=float(w)), row_ok
 
 
-@fused(min_elements=4 * len(PATN_MASK_LIMBS) * 8)  # 4 images and more
 def _row_intervals(verts: Tensor, ok: Tensor, rows: Tensor, w: int) -> tuple[Tensor, Tensor]:
     """Inclusive pixel columns ``start``, ``end`` (N, L, R) float64 of each polygon's interval
     in the rows ``rows`` (N, L, R) (``start = w``, ``end = -1``: none). A crossing within

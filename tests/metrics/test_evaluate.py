@@ -84,7 +84,7 @@ def test_main_writes_json_and_table(tmp_path, capsys):
     main(cfg)
     doc = json.loads(out.read_text())
     assert doc["count"] == 4
-    assert {"metrics", "protocol", "count", "inputs", "skipped", "versions", "kernels"} <= set(doc)
+    assert {"metrics", "protocol", "count", "inputs", "skipped", "versions"} <= set(doc)
     assert {"ssim_patn", "mask_ssim", "ssim_gfla", "l1", "psnr"} <= set(doc["metrics"])
     assert set(doc["protocol"]) == set(doc["metrics"]) | set(doc["skipped"])
     assert doc["versions"]["torch"] and "scikit-image" in doc["versions"]

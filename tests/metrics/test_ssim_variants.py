@@ -128,7 +128,7 @@ def test_padded_metric_is_skipped_for_other_sizes(market_pairs, fashion_pairs):
 
 def test_window_larger_than_image_is_an_error():
     x = torch.rand(1, 3, 8, 8)
-    with pytest.raises(ValueError, match="exceeds the image"):
+    with pytest.raises(ValueError, match="smaller than the 11x11 window"):
         ssim_patn(x, x)
 
 
