@@ -73,8 +73,15 @@ def prepare(tree: Path, old: bool) -> None:
 
 
 def run_config(
-    name: str, tree: Path, kind: str, steps: int, val_every: int, jobs: int, threads: int,
-    extra: list[str], work: Path,
+    name: str,
+    tree: Path,
+    kind: str,
+    steps: int,
+    val_every: int,
+    jobs: int,
+    threads: int,
+    extra: list[str],
+    work: Path,
 ) -> dict:
     """Time one configuration: ``jobs`` > 1 runs a ``seed=0,..`` sweep through joblib."""
     out_dir = work / name
@@ -86,8 +93,14 @@ def run_config(
     ]
     if jobs > 1:
         seeds = ",".join(str(s) for s in range(jobs))
-        args = ["-m", "hydra/launcher=joblib", f"hydra.launcher.n_jobs={jobs}", f"seed={seeds}",
-                f"hydra.sweep.dir={out_dir}", *args]
+        args = [
+            "-m",
+            "hydra/launcher=joblib",
+            f"hydra.launcher.n_jobs={jobs}",
+            f"seed={seeds}",
+            f"hydra.sweep.dir={out_dir}",
+            *args,
+        ]
     else:
         args = [f"hydra.run.dir={out_dir}", *args]
     load = os.getloadavg()[0]
@@ -126,7 +139,9 @@ def run_config(
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--quick", action="store_true", help="30-step jobs (fixed costs weigh more)")
-    p.add_argument("--steps", type=int, default=300, help="steps per job (default: the default run's)")
+    p.add_argument(
+        "--steps", type=int, default=300, help="steps per job (default: the default run's)"
+    )
     p.add_argument("--old", type=Path, default=Path("/tmp/old"), help=f"checkout of {OLD_COMMIT}")
     p.add_argument("--cores", type=int, default=os.cpu_count() or 1)
     p.add_argument("--variants", nargs="*", default=[], metavar="NAME=OVERRIDE[,OVERRIDE]")
@@ -156,18 +171,31 @@ def main(argv: list[str] | None = None) -> dict:
         for name, tree, kind, jobs, threads, extra in configs:
             while args.quiet_file is not None and args.quiet_file.exists():
                 time.sleep(20)
-            rows.append(run_config(name, tree, kind, steps, val_every, jobs, threads, extra, Path(tmp)))
+            rows.append(
+                run_config(name, tree, kind, steps, val_every, jobs, threads, extra, Path(tmp))
+            )
     base = rows[0]["iterations_per_hour"]
     for row in rows:
         row["vs_old"] = round(row["iterations_per_hour"] / base, 2)
     results = {
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": n,
-                    "python": platform.python_version()},
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "cores": n,
+            "python": platform.python_version(),
+        },
         "quick": args.quick,
         "rows": rows,
     }
-    keys = ["config", "jobs_at_once", "threads_per_job", "steps_per_job", "wall_s",
-            "iterations_per_hour", "vs_old", "load_1min_before"]
+    keys = [
+        "config",
+        "jobs_at_once",
+        "threads_per_job",
+        "steps_per_job",
+        "wall_s",
+        "iterations_per_hour",
+        "vs_old",
+        "load_1min_before",
+    ]
     print("| " + " | ".join(keys) + " |\n|" + "---|" * len(keys))
     for row in rows:
         print("| " + " | ".join(str(row[k]) for k in keys) + " |")

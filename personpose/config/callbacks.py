@@ -48,16 +48,19 @@ def failures_since(sweep_dir: Path, marker: Path) -> list[tuple[Path, str]]:
     return out
 
 
-def summary(failures: list[tuple[Path, str]], sweep_dir: Path, width: int = 120) -> str:
-    """One line: how many jobs failed, each job's folder name and the start of its error."""
+def summary(failures: list[tuple[Path, str]], sweep_dir: Path, shown: int = 3) -> str:
+    """One line: how many jobs failed, the first ``shown`` job folders with the first line of
+    their error (cut at 120 characters), and how many more."""
     parts = []
-    for job, error in failures:
+    for job, error in failures[:shown]:
         first = error.splitlines()[0] if error else ""
-        parts.append(f"{job.name} ({first[:width]}{'...' if len(first) > width else ''})")
+        parts.append(f"{job.name} ({first[:120]}{'...' if len(first) > 120 else ''})")
+    if len(failures) > shown:
+        parts.append(f"and {len(failures) - shown} more")
     n = len(failures)
     return (
-        f"sweep {sweep_dir}: {n} job{'s' if n > 1 else ''} failed: {'; '.join(parts)}; "
-        f"each folder holds error.json"
+        f"sweep {sweep_dir}: {n} job{'s' if n > 1 else ''} failed (error.json in each folder): "
+        + "; ".join(parts)
     )
 
 

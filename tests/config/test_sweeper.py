@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.utils import instantiate
 
-from personpose.config.sweeper import ArmsSweeper
+from hydra_plugins.personpose_sweeper.arms_sweeper import ArmsSweeper
 
 REPO = Path(__file__).resolve().parents[2]
 PAPER_LOSSES = sorted(p.stem for p in (REPO / "conf" / "loss").glob("*.yaml"))
@@ -36,8 +35,8 @@ def test_arms_times_the_product_command_line_wins_and_duplicates_run_once():
     ]
     # a key on the command line replaces the arms' value; arms that become equal run once
     assert _jobs(sweeper, ["loss=ssim", "seed=5"]) == [
-        ["loss=ssim", "seed=5"],
-        ["loss.adversarial.enabled=false", "loss=ssim", "seed=5"],
+        ["seed=5", "loss=ssim"],
+        ["loss.adversarial.enabled=false", "seed=5", "loss=ssim"],
     ]
     batches = sweeper.split_arguments(OverridesParser.create().parse_overrides(["seed=0,1"]), 3)
     assert [len(b) for b in batches] == [3, 1]
@@ -55,7 +54,8 @@ def _grid(experiment: str):
 
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         base = compose("config", [f"experiment={experiment}"], return_hydra_config=True)
-        jobs = _jobs(instantiate(base.hydra.sweeper), [])
+        sweeper = base.hydra.sweeper  # the basic sweeper is an ArmsSweeper without arms
+        jobs = _jobs(ArmsSweeper(params=sweeper.params, arms=sweeper.get("arms") or []), [])
         return jobs, [compose("config", [f"experiment={experiment}", *job]) for job in jobs]
 
 

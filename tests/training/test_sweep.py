@@ -20,12 +20,16 @@ from personpose.report.cli import main as report
 
 from .conftest import TINY, compose_cfg, run_cli
 
-# Two steps, a checkpoint after each: a kill after the first leaves an interrupted job.
+# Two steps, a checkpoint after each (a kill after the first leaves an interrupted job), one
+# cheap metric.
 SWEEP = [
     *TINY,
     "trainer.max_steps=2",
     "trainer.val_check_interval=2",
     "trainer.checkpoint_every_n_steps=1",
+    "eval.val_metrics=[l1]",
+    "eval.test_metrics=[l1]",
+    "eval.save_outputs=false",
     "sweep_name=s",
 ]
 
@@ -104,7 +108,9 @@ def test_failed_job_interrupted_job_and_reruns(tmp_path, data_cache):
         files = sorted(p.name for p in (job / "qualitative").glob("*.png"))
         n = len(files) // 4
         assert n >= 1 and files == sorted(
-            f"{k}_{kind}.png" for k in range(n) for kind in ("source", "pose", "target", "generated")
+            f"{k}_{kind}.png"
+            for k in range(n)
+            for kind in ("source", "pose", "target", "generated")
         )
         targets.add((job / "qualitative" / "0_target.png").read_bytes())
     assert len(targets) == 1
@@ -120,9 +126,31 @@ def test_stale_error_is_only_an_older_one(tmp_path):
     os.utime(run / "results.json", ns=(10**19, 10**19))
     assert remove_stale_error(run) and not (run / "error.json").exists()
     line = summary([(run, "ValueError: x\nmore")], tmp_path)
-    assert "\n" not in line and "1 job failed: job (ValueError: x)" in line
+    assert "\n" not in line and line.endswith(
+        "1 job failed (error.json in each folder): job (ValueError: x)"
+    )
+    line = summary([(tmp_path / f"j{i}", "E: " + "y" * 200) for i in range(5)], tmp_path)
+    assert "5 jobs failed" in line and "j2 (E: " + "y" * 117 + "...)" in line
+    assert "j3" not in line and line.endswith("; and 2 more")
 
 
+def test_synthetic_study_runs_through_the_arms_sweeper(tmp_path):
+    """The study's command, with the loss fixed on the command line (2 arms remain: with and
+    without the adversarial term) and a data error, so both jobs fail at once."""
+    out = run_cli(
+        ["-m", "experiment=synthetic_study", "loss=l1", "seed=0", "data.synth.preset=nope"],
+        cwd=tmp_path,
+    )
+    assert out.returncode == 1, (out.stdout + out.stderr)[-3000:]
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("sweep multirun/synthetic_study: 2 jobs failed") and "nope" in last
+    jobs = sorted(
+        p.name for p in (tmp_path / "multirun" / "synthetic_study").iterdir() if p.is_dir()
+    )
+    assert len(jobs) == 2 and sum("loss.adversarial.enabled=false" in j for j in jobs) == 1
+
+
+@pytest.mark.slow  # three processes: the sweep and its two jobs
 def test_submitit_local_launcher_runs_a_sweep(tmp_path, data_cache):
     out = run_cli(
         ["-m", *SWEEP, "hydra/launcher=submitit_local", "seed=0,1", "loss=l1"],
@@ -139,8 +167,11 @@ def test_wandb_run_per_job_grouped_by_sweep(tmp_path):
     from personpose.training.loggers import build_loggers
 
     cfg = compose_cfg(["logger=wandb", "loss=l1", "sweep_name=study"])
-    wandb = next(lg for lg in build_loggers(cfg, tmp_path, "loss=l1,seed=0", "study") if
-                 type(lg).__name__ == "WandbLogger")
+    wandb = next(
+        lg
+        for lg in build_loggers(cfg, tmp_path, "loss=l1,seed=0", "study")
+        if type(lg).__name__ == "WandbLogger"
+    )
     init = wandb._wandb_init
     assert init["group"] == "study" and init["name"] == "loss=l1,seed=0"
     assert init["config"]["loss"]["l1"]["enabled"] is True and init["mode"] == "offline"
@@ -161,7 +192,9 @@ def _deepfashion_root(real: Path, root: Path) -> Path:
             "\n".join([header, *names]) + "\n"
         )
         chosen = [p for p in pairs if split_of[p.split(",")[0].rsplit("_", 1)[0]] == split]
-        (root / f"fasion-resize-pairs-{split}.csv").write_text("\n".join(["from,to", *chosen]) + "\n")
+        (root / f"fasion-resize-pairs-{split}.csv").write_text(
+            "\n".join(["from,to", *chosen]) + "\n"
+        )
         for r in names:
             name = r.split(":")[0]
             (root / split / name).symlink_to(src / "test" / name)

@@ -1,4 +1,5 @@
-"""Hydra's basic sweeper with arms: a grid that is not a full product.
+"""Hydra's basic sweeper with arms: a grid that is not a full product (a Hydra plugin: Hydra
+instantiates sweepers only from the ``hydra_plugins`` namespace package).
 
 ``hydra/sweeper=arms`` (``conf/hydra/sweeper/arms.yaml``) runs every arm (a list of
 overrides, e.g. ``[loss=part_ssim, loss.adversarial.enabled=false]``) times the product of
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.types import Override
+from hydra.plugins.sweeper import Sweeper
 
 
 def _key(override: str) -> str:
@@ -37,7 +39,12 @@ class ArmsSweeper(BasicSweeper):
         params: dict[str, str] | None = None,
         arms: Sequence[Sequence[str]] = (),
     ) -> None:
-        super().__init__(max_batch_size=max_batch_size, params=params)
+        # BasicSweeper.__init__ calls super(BasicSweeper, self), which fails once Hydra's plugin
+        # scan has executed its module again (a new class object): set its attributes here
+        Sweeper.__init__(self)
+        self.max_batch_size, self.params = max_batch_size, dict(params or {})
+        self.overrides, self.batch_index = None, 0
+        self.hydra_context = self.config = self.launcher = None
         self.arms = [list(arm) for arm in arms]
         for i, arm in enumerate(self.arms):
             if not arm or not all(isinstance(o, str) and "=" in o for o in arm):
