@@ -1,9 +1,11 @@
 """Benchmark: ssim_patn + mask_ssim + pssim on CPU, batched torch vs a per-image skimage loop.
 
-The baseline does what the PATN evaluation scripts do, one image at a time: scikit-image's SSIM
-on uint8 arrays, PATN's mask drawn with skimage.draw polygon/disk + a 5x5 closing and the
-masked SSIM, and PSSIM with numpy per-part statistics and skimage's windowed SSIM of the
-background (part masks from ``part_masks``, one image at a time). Ours: the metrics'
+The baseline does what the PATN evaluation scripts do, one image at a time: scikit-image
+0.14.2's SSIM on uint8 arrays (scipy's 13-tap gaussian_filter per channel, as ported in
+tests/metrics/helpers.py), PATN's mask drawn by 0.14.2's polygon rule (numpy port) and
+skimage.draw.disk + a 5x5 closing and the masked SSIM, and PSSIM with numpy per-part
+statistics and skimage's windowed SSIM of the background (part masks from ``part_masks``,
+one image at a time). Ours: the metrics'
 ``update`` on batches, as the evaluate command runs them (pSSIM in float32 always), in float32
 and float64 eager, and float32 with ``compile=True`` (compiled in a warm-up call). Methods run
 round-robin, one call each per round. Images: real DeepFashion
@@ -33,7 +35,7 @@ sys.path.insert(0, str(REPO))
 from personpose.data.pose import part_masks  # noqa: E402
 from personpose.metrics.part_ssim_metric import PartSSIM  # noqa: E402
 from personpose.metrics.ssim_variants import MaskSSIM, SSIMPatn  # noqa: E402
-from tests.metrics.helpers import load_pairs, reference_mask  # noqa: E402
+from tests.metrics.helpers import load_pairs, reference_mask, ssim_0142  # noqa: E402
 
 REAL = REPO.parent / "shared" / "data" / "real"
 SETS = {"DeepFashion 256x176": "deepfashion", "Market 128x64": "market"}
@@ -45,8 +47,8 @@ VARIANTS = {  # label -> (SSIM metrics' dtype, compile)
 }
 
 
-def patn_ssim(t: np.ndarray, g: np.ndarray, sigma=1.5, data_range=None) -> float:
-    data_range = g.max() - g.min() if data_range is None else data_range
+def skimage_ssim(t: np.ndarray, g: np.ndarray, sigma: float, data_range: float) -> float:
+    """Today's scikit-image Gaussian SSIM (PSSIM's background term: sigma 0.8, 7 taps)."""
     return structural_similarity(
         t, g, gaussian_weights=True, sigma=sigma, use_sample_covariance=False,
         channel_axis=-1, data_range=data_range,
@@ -64,16 +66,15 @@ def pssim_numpy(x: np.ndarray, y: np.ndarray, kp: np.ndarray) -> float:
         var = (w * x * x).sum((0, 1)) - mx**2 + (w * y * y).sum((0, 1)) - my**2
         cov = (w * x * y).sum((0, 1)) - mx * my
         s.append((2 * mx * my + c1) / (mx**2 + my**2 + c1) * (2 * cov + c2) / (var + c2))
-    b = patn_ssim(m[0][..., None] * x, m[0][..., None] * y, sigma=0.8, data_range=1.0)
+    b = skimage_ssim(m[0][..., None] * x, m[0][..., None] * y, sigma=0.8, data_range=1.0)
     return (float(np.mean(s)) + b) / 2
 
 
 def baseline(gen: np.ndarray, tgt: np.ndarray, kp2: np.ndarray) -> dict[str, float]:
     out = {k: [] for k in METRICS}
     for g, t, kp in zip(gen, tgt, kp2):
-        out["ssim_patn"].append(patn_ssim(t, g))
-        m = reference_mask(kp, g.shape[:2])[..., None]
-        out["mask_ssim"].append(patn_ssim(t * m, g * m))
+        out["ssim_patn"].append(ssim_0142(t, g))
+        out["mask_ssim"].append(ssim_0142(t, g, reference_mask(kp, g.shape[:2])))
         out["pssim"].append(pssim_numpy(g / 255.0, t / 255.0, kp))
     return {k: float(np.mean(v)) for k, v in out.items()}
 

@@ -86,6 +86,8 @@ class EvalConfig:
     save_strips: bool = False
     grid_samples: int = 8
     movenet_model: str | None = None
+    precision: str = "float32"  # SSIM metrics: float32 | float64, as personpose.evaluate
+    compile: bool = False  # torch.compile the SSIM metrics
 
 
 @dataclass
@@ -109,6 +111,7 @@ class RunConfig:
     seed: int = 0
     resume: bool = True
     sweep_name: str = "sweep"
+    smoke_test: bool = False  # the log and results.json say its numbers mean nothing
 
 
 # Keys removed from the config tree -> the key that replaces them (None: nothing does).

@@ -24,6 +24,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import DataLoader
 
 from personpose.data import pose
@@ -36,6 +37,7 @@ from personpose.data.dataset import (
     has_split,
     load_split,
     resolve_layout,
+    split_paths,
 )
 from personpose.data.images import SizePolicy
 from personpose.data.splits import (
@@ -47,6 +49,7 @@ from personpose.data.splits import (
 )
 
 VAL_SPLITS = ("auto", "file", "carve")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
 def _plain(value: Any) -> Any:
@@ -67,6 +70,16 @@ def seed_worker(worker_id: int) -> None:
     seed = torch.initial_seed() % 2**32
     np.random.seed(seed)  # noqa: NPY002 - the global RNG is what third-party code uses
     random.seed(seed)
+
+
+def _check_at_least(low: int, optional: bool = True, **values: Any) -> None:
+    """ValueError naming ``data.<key>`` unless each value is an integer >= ``low`` (or None,
+    when ``optional``)."""
+    for key, value in values.items():
+        if value is None and optional:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise ValueError(f"data.{key} must be an integer >= {low}, got {value!r}")
 
 
 def build_datamodule(cfg: Mapping) -> PersonPoseDataModule:
@@ -148,7 +161,13 @@ class PersonPoseDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         if val_split not in VAL_SPLITS:
-            raise ValueError(f"val_split must be one of {VAL_SPLITS}, got {val_split!r}")
+            raise ValueError(f"data.val_split must be one of {VAL_SPLITS}, got {val_split!r}")
+        _check_at_least(1, optional=False, batch_size=batch_size)
+        _check_at_least(1, eval_batch_size=eval_batch_size)
+        _check_at_least(1, pairs_per_epoch=pairs_per_epoch, val_max_pairs=val_max_pairs)
+        _check_at_least(0, num_workers=num_workers)
+        if not 0 < float(val_fraction) < 1:
+            raise ValueError(f"data.val_fraction must lie in (0, 1), got {val_fraction}")
         self.root = Path(str(root)).expanduser()
         self.layout = resolve_layout(layout, _plain(files))
         self.policy = SizePolicy.create(_plain(image_size), _plain(source_size), fit)
@@ -222,6 +241,7 @@ class PersonPoseDataModule(L.LightningDataModule):
         tables: dict[str, SplitFiles] = {}
         for split in ("train", "test"):
             if has_split(root, layout, split):
+                self._check_frame(split)
                 tables[split] = load_split(root, layout, split, self.policy)
         use_file = self.val_split == "file" or (
             self.val_split == "auto" and has_split(root, layout, "val")
@@ -250,6 +270,35 @@ class PersonPoseDataModule(L.LightningDataModule):
             check_disjoint({k: t.pairs for k, t in tables.items()}, layout.id_rule)
         self._tables = tables
         return tables
+
+    def _check_frame(self, split: str) -> None:
+        """Compare one image of ``split`` with the configured frame before the annotations are
+        read, so that a wrong ``data.image_size`` is named as such (not as joints outside the
+        image). Unreadable files are left to the full check of every image."""
+        image_dir = split_paths(self.data_dir, self.layout, split)[2]
+        names = [e.name for e in os.scandir(image_dir) if e.name.lower().endswith(IMAGE_SUFFIXES)]
+        if not names:
+            return
+        first = image_dir / min(names)
+        try:
+            with Image.open(first) as img:
+                h, w = img.height, img.width
+        except (OSError, ValueError):
+            return
+        if (h, w) == self.policy.source_size:
+            return
+        key = "data.image_size" if self.policy.fit == "none" else "data.source_size"
+        size = list(self.policy.source_size)
+        hint = (
+            f" (or data.source_size=[{h},{w}] with data.fit=resize or center_crop to train "
+            f"at {size})"
+            if self.policy.fit == "none"
+            else ""
+        )
+        raise DataFormatError(
+            f"{key}={size} (H, W) does not match the images of {image_dir}: {first.name} is "
+            f"{h}x{w}; set {key}=[{h},{w}]{hint}"
+        )
 
     def _dataset(self, split: str, **kwargs) -> PairDataset:
         tables = self.tables()

@@ -1,15 +1,25 @@
 """The SSIM variants of the evaluation scripts in circulation, batched in torch.
 
-Each variant is defined by one scikit-image call (``skimage.metrics.structural_similarity``,
-written in each docstring; ``channel_axis=-1`` is the old ``multichannel=True``), which these
-functions reproduce to ~1e-12 on uint8-level images in float64 (~1e-6 in float32) with the
-loss's own filter and formula (:mod:`personpose.losses.ssim`): scipy's Gaussian of sigma 1.5
-truncated at 3.5 sigma (11 taps) or a uniform window, the covariance factor, constants
+Each variant is defined by one scikit-image call (``structural_similarity``, formerly
+``compare_ssim``, written in each docstring; ``channel_axis=-1`` is the old
+``multichannel=True``) in the scikit-image version its authors ran, reproduced with the loss's
+own filter and formula (:mod:`personpose.losses.ssim`): the covariance factor, constants
 ``C1 = (0.01 R)^2``, ``C2 = (0.03 R)^2``, the map cropped by ``(win - 1) // 2`` px on every
-side before its mean, and the mean over the three channels. Because the crop removes exactly
-the pixels whose window reaches past the border, the mean needs only the "valid" filter;
-:func:`ssim_patn_map` gives the full-size map with scipy's ``reflect`` (half-sample symmetric)
-border, as ``full=True`` does.
+side before its mean, and the mean over the three channels. The Gaussian window (sigma 1.5)
+depends on the version:
+
+- PATN pins scikit-image 0.14.2, which filters with scipy's ``gaussian_filter`` at its default
+  ``truncate=4.0`` (radius ``int(4 * 1.5 + 0.5) = 6``: 13 taps, ``reflect`` border) but crops
+  the map by 5 px, its nominal 11-px window: the filter reaches 1 px into the border, so the
+  images get 1 px of scipy's ``reflect`` border (the edge pixel repeated) before the "valid"
+  13-tap filter (``ssim_patn``, ``ssim_patn_padded``, ``mask_ssim``).
+- scikit-image >= 0.15 truncates at 3.5 sigma: 11 taps, whose "valid" filter is exactly the
+  cropped map; GFLA's "SSIM_256" (``ssim_256_gfla``).
+
+Reproduced to ~1e-12 on uint8-level images in float64 (~1e-6 in float32).
+:func:`ssim_256_gfla_map` gives the full-size map with scipy's ``reflect`` border, as
+``full=True`` does. SSIM with ``R = 0`` (a constant generated image, e.g. masked by an empty
+mask) is 0/0: those images get NaN, and the metrics leave them out and count them.
 
 Images are ``(N, 3, H, W)`` in [0, 1]; SSIM is invariant to a common rescaling of images and
 data range, so [0, 1] images with ``R = (max - min)`` of the generated image give exactly the
@@ -38,18 +48,23 @@ from personpose.metrics.patn_mask import patn_mask
 
 __all__ = [
     "ssim_patn",
-    "ssim_patn_map",
+    "ssim_256_gfla",
+    "ssim_256_gfla_map",
     "ssim_patn_padded",
     "ssim_gfla",
     "mask_ssim",
     "pad_white",
     "SSIMPatn",
+    "SSIM256Gfla",
     "SSIMPatnPadded",
     "SSIMGfla",
     "MaskSSIM",
 ]
 
-PATN_WIN, PATN_SIGMA = 11, 1.5  # skimage gaussian_weights=True: 2 int(3.5 sigma + 0.5) + 1 taps
+SIGMA = 1.5  # px: the Gaussian window of every Gaussian variant
+WIN = 11  # px: the nominal window (the crop is (WIN - 1) // 2 = 5 px); also 0.15+'s taps
+PATN_TAPS = 13  # scikit-image 0.14.2: scipy's truncate 4.0, 2 int(4 sigma + 0.5) + 1 taps
+GFLA_256_TAPS = 11  # scikit-image >= 0.15: truncate 3.5, 2 int(3.5 sigma + 0.5) + 1 taps
 CHUNK_ELEMENTS = 1 << 18  # image elements per internal slice (CPU cache-friendly)
 GFLA_WIN = 51  # GFLA metrics.py: uniform window of 51 px
 PATN_PAD = 40  # PATN pads DeepFashion 256x176 with 40 px of white left and right
@@ -106,6 +121,27 @@ def generated_range(pred: Tensor) -> Tensor:
     return p.amax(1) - p.amin(1)
 
 
+def _gaussian_ssim(
+    pred: Tensor, target: Tensor, taps: int, dtype: torch.dtype, mask: Tensor | None, compile: bool
+) -> Tensor:
+    """Per-image Gaussian SSIM ``(N,)`` with ``taps`` taps, cropped by ``(WIN - 1) // 2``
+    px, ``R`` of the (masked) generated image; NaN where ``R = 0`` (module docstring)."""
+    check_images(pred, target, WIN, None, "ssim")
+    border = (taps - WIN) // 2  # px of scipy 'reflect' border the filter reaches past the crop
+
+    def one(p, t, *m):
+        p, t = p.to(dtype), t.to(dtype)
+        if m:
+            p, t = p * m[0].to(dtype), t * m[0].to(dtype)
+        r = generated_range(p)
+        if border:  # 1 px of scipy's reflect border is the edge pixel repeated
+            p, t = (F.pad(x, (border,) * 4, mode="replicate") for x in (p, t))
+        s = ssim_per_sample(p, t, taps, SIGMA, r, check_range=False, compile=compile)
+        return torch.where(r > 0, s.to(torch.float64), torch.nan)
+
+    return chunked(one, pred, target, *(() if mask is None else (mask,)))
+
+
 def ssim_patn(
     pred: Tensor,
     target: Tensor,
@@ -113,34 +149,39 @@ def ssim_patn(
     mask: Tensor | None = None,
     compile: bool = False,
 ) -> Tensor:
-    """PATN's SSIM (also GFLA's "SSIM_256"), per image ``(N,)``.
+    """PATN's SSIM, per image ``(N,)``: scikit-image 0.14.2's
+
+    ``compare_ssim(target, pred, gaussian_weights=True, sigma=1.5,
+    use_sample_covariance=False, multichannel=True, data_range=pred.max() - pred.min())``
+    (13 taps, 5 px crop); with ``mask`` (N, 1, H, W) of both images times the mask (the data
+    range then that of the masked ``pred``). ``dtype``: computation precision.
+    """
+    return _gaussian_ssim(pred, target, PATN_TAPS, dtype, mask, compile)
+
+
+def ssim_256_gfla(
+    pred: Tensor, target: Tensor, dtype: torch.dtype = torch.float64, compile: bool = False
+) -> Tensor:
+    """GFLA's "SSIM_256", per image ``(N,)``: scikit-image >= 0.15's
 
     ``structural_similarity(target, pred, gaussian_weights=True, sigma=1.5,
-    use_sample_covariance=False, channel_axis=-1, data_range=pred.max() - pred.min())``;
-    with ``mask`` (N, 1, H, W) of both images times the mask (the data range then that of the
-    masked ``pred``). ``dtype``: computation precision.
+    use_sample_covariance=False, channel_axis=-1, data_range=pred.max() - pred.min())``
+    (11 taps): :func:`ssim_patn`'s formula with today's shorter filter.
     """
-
-    def one(p, t, *m):
-        p, t = p.to(dtype), t.to(dtype)
-        if m:
-            p, t = p * m[0].to(dtype), t * m[0].to(dtype)
-        r = generated_range(p)
-        s = ssim_per_sample(p, t, PATN_WIN, PATN_SIGMA, r, check_range=False, compile=compile)
-        return s.to(torch.float64)
-
-    return chunked(one, pred, target, *(() if mask is None else (mask,)))
+    return _gaussian_ssim(pred, target, GFLA_256_TAPS, dtype, None, compile)
 
 
-def ssim_patn_map(pred: Tensor, target: Tensor, dtype: torch.dtype = torch.float64) -> Tensor:
-    """The full-size ``(N, 3, H, W)`` map of :func:`ssim_patn` (skimage ``full=True``): the
-    valid map of the images padded by scipy's reflect border."""
-    r = PATN_WIN // 2
+def ssim_256_gfla_map(pred: Tensor, target: Tensor, dtype: torch.dtype = torch.float64) -> Tensor:
+    """The full-size ``(N, 3, H, W)`` map of :func:`ssim_256_gfla` (``full=True``): the valid
+    map of the images padded by scipy's reflect border; NaN where ``R = 0``."""
+    r = GFLA_256_TAPS // 2
 
     def one(p, t):
         p, t = p.to(dtype), t.to(dtype)
         pad_p, pad_t = _pad_reflect(p, r), _pad_reflect(t, r)
-        return ssim_map(pad_p, pad_t, PATN_WIN, PATN_SIGMA, generated_range(p), check_range=False)
+        rng = generated_range(p)
+        s = ssim_map(pad_p, pad_t, GFLA_256_TAPS, SIGMA, rng, check_range=False)
+        return torch.where(rng.view(-1, 1, 1, 1) > 0, s, torch.nan)
 
     return chunked(one, pred, target)
 
@@ -198,28 +239,46 @@ def mask_ssim(
 
 class _SSIMMetric(PerImageMetric):
     """An SSIM variant as a metric; ``dtype`` is the computation precision, ``compile`` runs
-    it through ``torch.compile`` (Gaussian variants)."""
+    it through ``torch.compile`` (Gaussian variants). Images whose SSIM is undefined (NaN:
+    the generated image, masked for ``mask_ssim``, is constant) are left out and counted in
+    ``excluded``."""
+
+    min_size = WIN
 
     def __init__(self, dtype: torch.dtype = torch.float64, compile: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
         self.compute_dtype, self.use_compile = dtype, compile
+
+    def score(self, preds, target, **extras) -> tuple[Tensor, Tensor]:
+        values = self.ssim(preds, target, **extras)
+        return values, ~values.isnan()
+
+    def ssim(self, preds: Tensor, target: Tensor, **extras) -> Tensor:
+        raise NotImplementedError
 
 
 class SSIMPatn(_SSIMMetric):
     """Mean :func:`ssim_patn` over images."""
 
     name = "ssim_patn"
-    min_size = PATN_WIN
 
-    def score(self, preds, target):
+    def ssim(self, preds, target):
         return ssim_patn(preds, target, self.compute_dtype, compile=self.use_compile)
+
+
+class SSIM256Gfla(_SSIMMetric):
+    """Mean :func:`ssim_256_gfla` over images."""
+
+    name = "ssim_256_gfla"
+
+    def ssim(self, preds, target):
+        return ssim_256_gfla(preds, target, self.compute_dtype, self.use_compile)
 
 
 class SSIMPatnPadded(_SSIMMetric):
     """Mean :func:`ssim_patn_padded`; defined for 256x176 (DeepFashion) images only."""
 
     name = "ssim_patn_padded"
-    min_size = PATN_WIN
 
     def __init__(self, dtype: torch.dtype = torch.float64, **kwargs) -> None:
         super().__init__(dtype, **kwargs)
@@ -231,7 +290,7 @@ class SSIMPatnPadded(_SSIMMetric):
             return
         super().update(preds, target)
 
-    def score(self, preds, target):
+    def ssim(self, preds, target):
         return ssim_patn_padded(preds, target, dtype=self.compute_dtype, compile=self.use_compile)
 
     def compute(self):
@@ -245,21 +304,22 @@ class SSIMPatnPadded(_SSIMMetric):
 
 
 class SSIMGfla(_SSIMMetric):
-    """Mean :func:`ssim_gfla` over images."""
+    """Mean :func:`ssim_gfla` over images (data range 1: always defined)."""
 
     name = "ssim_gfla"
     min_size = GFLA_WIN
 
-    def score(self, preds, target):
+    def ssim(self, preds, target):
         return ssim_gfla(preds, target, dtype=self.compute_dtype)
 
 
 class MaskSSIM(_SSIMMetric):
-    """Mean :func:`mask_ssim` over images (needs ``kp2``)."""
+    """Mean :func:`mask_ssim` over images (needs ``kp2``). An image whose mask is empty (every
+    target keypoint missing) has no pixel to compare (its masked generated image is constant):
+    left out and counted in ``excluded``, as any image with ``R = 0``."""
 
     name = "mask_ssim"
     requires = ("kp2",)
-    min_size = PATN_WIN
 
-    def score(self, preds, target, kp2):
+    def ssim(self, preds, target, kp2):
         return mask_ssim(preds, target, kp2, self.compute_dtype, self.use_compile)

@@ -1,0 +1,32 @@
+"""Which data a run read: its folder and a fingerprint of its CSV files (``data_identity``)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from personpose.data.dataset import Layout, split_paths
+
+SPLITS = ("train", "val", "test")
+CHUNK = 1 << 20
+
+
+def data_identity(data_dir: str | Path, layout: Layout) -> dict[str, Any]:
+    """``{"root", "csv_sha256", "files"}`` of a PATN data folder: the resolved absolute folder,
+    and one SHA-256 over the name and bytes of every annotation and pairs CSV present (train,
+    val, test), in that order. Cheap (the CSVs only, tens of MB at most); two folders whose
+    CSVs differ in one byte, or that sit in different places, have different identities."""
+    root = Path(data_dir).expanduser().resolve()
+    digest = hashlib.sha256()
+    files = []
+    for split in SPLITS:
+        for path in split_paths(root, layout, split)[:2]:
+            if not path.is_file():
+                continue
+            files.append(path.name)
+            digest.update(f"{path.name}\0{path.stat().st_size}\0".encode())
+            with path.open("rb") as f:
+                while chunk := f.read(CHUNK):
+                    digest.update(chunk)
+    return {"root": str(root), "csv_sha256": digest.hexdigest(), "files": files}
