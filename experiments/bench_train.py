@@ -14,7 +14,8 @@ Sections (a registry: add one with ``@section("name")``, a function ``args -> li
   validation only listed apart; the whole iteration is timed too, as a check of the sum.
 
 Usage:
-    python experiments/bench_train.py [--quick] [--sections speed] [--model patn]
+    python experiments/bench_train.py [--quick] [--sections speed parts] [--model patn]
+        [--parts-overrides loss=l1_perceptual]
         [--memory-format channels_last|contiguous] [--bf16] [--sizes 128x64x8 256x176x4]
         [--out experiments/results/bench_train.json]
 """
@@ -473,15 +474,16 @@ def _validation_only_terms(module, batch: dict, clock: _Clock, step_terms: set[s
 @section("parts")
 def bench_parts(args: argparse.Namespace) -> list[dict]:
     """Milliseconds per part of one training iteration of the default synthetic run (patn_small,
-    128x64, batch 8, loss part_ssim; random VGG as on the synthetic set), median over
-    iterations, with the whole iteration timed separately as a check of the sum."""
+    128x64, batch 8, loss part_ssim; random VGG as on the synthetic set; ``--parts-overrides``
+    change it), median over iterations, with the whole iteration timed separately as a check
+    of the sum."""
     import lightning as L
 
     from personpose.data.datamodule import build_datamodule
     from personpose.run import build_module
 
     warmup, repeats = (1, 2) if args.quick else (2, 10)
-    cfg = compose(PARTS_PRESET)
+    cfg = compose([*PARTS_PRESET, *args.parts_overrides])
     L.seed_everything(0, verbose=False)
     datamodule = build_datamodule(cfg.data)
     datamodule.prepare_data()
@@ -514,6 +516,8 @@ def bench_parts(args: argparse.Namespace) -> list[dict]:
     step_ms = sum(v for name, v in ms.items() if clock.when[name] == "every step")
     ms["sum of the parts"] = step_ms
     ms["whole iteration, timed alone"] = 1e3 * statistics.median(whole)
+    h, w = cfg.data.image_size
+    terms = "+".join(k for k, v in cfg.loss.items() if OmegaConf.is_dict(v) and v.get("enabled"))
     rows = []
     for name, value in ms.items():
         when = clock.when.get(name, "every step")
@@ -524,9 +528,9 @@ def bench_parts(args: argparse.Namespace) -> list[dict]:
                 "when": when,
                 "ms_median": round(value, 1),
                 "share_of_step_pct": share,
-                "model": "patn_small",
-                "loss": "part_ssim",
-                "batch": "8x3x128x64",
+                "model": cfg.model.name,
+                "loss_terms": terms,
+                "batch": f"{cfg.data.batch_size}x3x{h}x{w}",
                 "repeats": repeats,
             }
         )
@@ -584,6 +588,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--loss",
         default="part_ssim",
         help="conf/loss/<name>.yaml for the generator (default part_ssim); l1_standin: 10*L1",
+    )
+    p.add_argument(
+        "--parts-overrides",
+        nargs="*",
+        default=[],
+        metavar="OVERRIDE",
+        help="run-config overrides of the parts section (default: the default run)",
     )
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)

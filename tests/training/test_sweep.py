@@ -134,20 +134,25 @@ def test_stale_error_is_only_an_older_one(tmp_path):
     assert "j3" not in line and line.endswith("; and 2 more")
 
 
-def test_synthetic_study_runs_through_the_arms_sweeper(tmp_path):
-    """The study's command, with the loss fixed on the command line (2 arms remain: with and
-    without the adversarial term) and a data error, so both jobs fail at once."""
+def test_synthetic_study_jobs_that_fail_end_the_sweep_non_zero_in_one_line(tmp_path):
+    """The study's command narrowed to 2 arms and one seed, with a data error: both jobs fail,
+    each leaves error.json, and the sweep exits 1 naming them on its last line."""
     out = run_cli(
-        ["-m", "experiment=synthetic_study", "loss=l1", "seed=0", "data.synth.preset=nope"],
+        [
+            "-m",
+            "experiment=synthetic_study",
+            "arm=l1,part_ssim_noadv",
+            "seed=0",
+            "data.synth.preset=nope",
+        ],
         cwd=tmp_path,
     )
     assert out.returncode == 1, (out.stdout + out.stderr)[-3000:]
     last = out.stderr.strip().splitlines()[-1]
     assert last.startswith("sweep multirun/synthetic_study: 2 jobs failed") and "nope" in last
-    jobs = sorted(
-        p.name for p in (tmp_path / "multirun" / "synthetic_study").iterdir() if p.is_dir()
-    )
-    assert len(jobs) == 2 and sum("loss.adversarial.enabled=false" in j for j in jobs) == 1
+    sweep = tmp_path / "multirun" / "synthetic_study"
+    jobs = sorted(p.parent.name for p in sweep.glob("*/error.json"))
+    assert len(jobs) == 2 and [j.split("__")[0] for j in jobs] == ["arm-l1", "arm-part_ssim_noadv"]
 
 
 @pytest.mark.slow  # three processes: the sweep and its two jobs
@@ -169,11 +174,11 @@ def test_wandb_run_per_job_grouped_by_sweep(tmp_path):
     cfg = compose_cfg(["logger=wandb", "loss=l1", "sweep_name=study"])
     wandb = next(
         lg
-        for lg in build_loggers(cfg, tmp_path, "loss=l1,seed=0", "study")
+        for lg in build_loggers(cfg, tmp_path, "loss-l1__seed-0", "study")
         if type(lg).__name__ == "WandbLogger"
     )
     init = wandb._wandb_init
-    assert init["group"] == "study" and init["name"] == "loss=l1,seed=0"
+    assert init["group"] == "study" and init["name"] == "loss-l1__seed-0"
     assert init["config"]["loss"]["l1"]["enabled"] is True and init["mode"] == "offline"
 
 
