@@ -8,9 +8,14 @@ Sections (a registry: add one with ``@section("name")``, a function ``args -> li
   The study authors' code takes 10.6 s and 29.3 s per iteration on this machine.
 - ``overhead``: milliseconds per training step of the Lightning module (``trainer.fit``)
   against the same computation in a plain PyTorch loop, tiny model, interleaved runs.
+- ``parts``: milliseconds per part of one training iteration of the default synthetic run
+  (data loading, generator forward and backward, each loss term's forward and backward, the
+  VGG features, each discriminator's step, the Adam steps), with the terms logged at
+  validation only listed apart; the whole iteration is timed too, as a check of the sum.
 
 Usage:
-    python experiments/bench_train.py [--quick] [--sections speed] [--model patn]
+    python experiments/bench_train.py [--quick] [--sections speed parts] [--model patn]
+        [--parts-overrides loss=l1_perceptual]
         [--memory-format channels_last|contiguous] [--bf16] [--sizes 128x64x8 256x176x4]
         [--out experiments/results/bench_train.json]
 """
@@ -356,6 +361,186 @@ def bench_overhead(args: argparse.Namespace) -> list[dict]:
 
 
 # ---------------------------------------------------------------------------------------------
+# section: parts
+
+PARTS_PRESET = ["logger=csv"]  # the default run: patn_small, synthetic 128x64, batch 8, part_ssim
+
+
+class _Clock:
+    """Seconds per named part, summed over the iterations timed so far."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, list[float]] = {}
+        self.when: dict[str, str] = {}
+
+    def __call__(self, name: str, fn: Callable[[], object], when: str = "every step"):
+        t0 = time.perf_counter()
+        out = fn()
+        self.seconds.setdefault(name, []).append(time.perf_counter() - t0)
+        self.when[name] = when
+        return out
+
+
+def _term_inputs(term: str, fake: Tensor, batch: dict, features: tuple | None, discs) -> tuple:
+    """The arguments of loss term ``term`` (the order of ``GeneratorLoss.forward``)."""
+    from personpose.losses.config import VGG_TERMS
+
+    if term in VGG_TERMS:
+        return features
+    if term == "part_ssim":
+        return fake, batch["P2"], batch["mask2"]
+    if term == "adversarial":
+        return fake, batch, discs
+    return fake, batch["P2"]
+
+
+def _timed_iteration(module, optimizers, batch_iter, clock: _Clock, step_terms: set[str]) -> None:
+    """One training iteration of ``module`` (``PoseTransferModule.training_step``'s order),
+    each part timed by ``clock``: the loss terms of ``step_terms`` run forward on a detached
+    copy of the generated image (and of the VGG features), and their gradients are carried
+    back through the VGG and the generator afterwards, so each part is timed alone."""
+    from personpose.losses.config import VGG_TERMS
+
+    loss, discs, g = module.loss, module.discriminators, module.generator
+    opt_g, *opt_d = optimizers
+    batch = clock("data loading (one batch)", lambda: next(batch_iter))
+    if discs is not None:
+        discs.requires_grad_(False)
+    fake = clock("generator forward", lambda: g(batch["P1"], batch["BP1"], batch["BP2"]))
+    leaf = fake.detach().requires_grad_(True)
+    vgg_terms = [t for t in VGG_TERMS if t in step_terms]
+    features = leaves = None
+    if vgg_terms:
+        features = clock("VGG features forward (generated image)", lambda: loss.vgg(leaf))
+        with torch.no_grad():
+            target_features = clock("VGG features forward (target)", lambda: loss.vgg(batch["P2"]))
+        leaves = {k: v.detach().requires_grad_(True) for k, v in features.items()}
+        features_in = (leaves, target_features)
+    for term in [t for t in loss.terms if t in step_terms]:
+        trained = term in loss.active_terms and getattr(loss.weights, term) != 0
+        args = _term_inputs(term, leaf, batch, features_in if vgg_terms else None, discs)
+        with torch.set_grad_enabled(trained):
+            raw = clock(f"loss {term} forward", lambda t=term, a=args: loss.terms[t](*a))
+        if trained:
+            weighted = getattr(loss.weights, term) * raw
+            clock(f"loss {term} backward (to the image)", weighted.backward)
+    if vgg_terms and any(v.grad is not None for v in leaves.values()):
+        keys = [k for k, v in leaves.items() if v.grad is not None]
+        clock(
+            "VGG features backward",
+            lambda: torch.autograd.backward(
+                [features[k] for k in keys], [leaves[k].grad for k in keys]
+            ),
+        )
+    clock("generator backward", lambda: fake.backward(leaf.grad))
+
+    def g_step():
+        opt_g.step()
+        opt_g.zero_grad(set_to_none=True)
+
+    clock("generator Adam step", g_step)
+    names = loss.adversarial.ORDER if discs is not None else ()
+    for name, opt in zip(names, opt_d):
+
+        def d_step(name=name, opt=opt):
+            discs[name].requires_grad_(True)
+            out = loss.adversarial.discriminator_loss(
+                name, discs[name], batch["P2"], leaf.detach(), batch
+            )
+            out.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+
+        clock(f"discriminator {name} step (forward, backward, Adam)", d_step)
+
+
+def _validation_only_terms(module, batch: dict, clock: _Clock, step_terms: set[str]) -> None:
+    """Time the terms computed for the log at validation only (not in the training step)."""
+    from personpose.losses.config import VGG_TERMS
+
+    loss = module.loss
+    later = [t for t in loss.terms if t in VGG_TERMS and t not in step_terms]
+    if not later or loss.vgg is None:
+        return
+    with torch.no_grad():
+        fake = module.generator(batch["P1"], batch["BP1"], batch["BP2"])
+        features = (loss.vgg(fake), loss.vgg(batch["P2"]))
+        for term in later:
+            clock(
+                f"loss {term} forward", lambda t=term: loss.terms[t](*features), "validation only"
+            )
+
+
+@section("parts")
+def bench_parts(args: argparse.Namespace) -> list[dict]:
+    """Milliseconds per part of one training iteration of the default synthetic run (patn_small,
+    128x64, batch 8, loss part_ssim; random VGG as on the synthetic set; ``--parts-overrides``
+    change it), median over iterations, with the whole iteration timed separately as a check
+    of the sum."""
+    import lightning as L
+
+    from personpose.data.datamodule import build_datamodule
+    from personpose.run import build_module
+
+    warmup, repeats = (1, 2) if args.quick else (2, 10)
+    cfg = compose([*PARTS_PRESET, *args.parts_overrides])
+    L.seed_everything(0, verbose=False)
+    datamodule = build_datamodule(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    loader = datamodule.train_dataloader()
+
+    def batches():
+        while True:
+            for batch in loader:
+                yield datamodule.on_after_batch_transfer(batch, 0)
+
+    batch_iter = batches()
+    module = build_module(cfg, datamodule.steps_per_epoch_for(1), allow_random_vgg=True)
+    module.train()
+    optimizers = module.configure_optimizers()
+    optimizers = optimizers[0] if isinstance(optimizers, tuple) else optimizers
+    probe = next(batch_iter)
+    with torch.no_grad():
+        fake = module.generator(probe["P1"], probe["BP1"], probe["BP2"])
+        computed = module.loss(fake, probe, module.discriminators)
+    step_terms = {k for k in computed if k in module.loss.terms}  # what a training call computes
+    clock = _Clock()
+    for i in range(warmup + repeats):
+        if i == warmup:
+            clock = _Clock()
+        _timed_iteration(module, optimizers, batch_iter, clock, step_terms)
+    _validation_only_terms(module, probe, clock, step_terms)
+    whole = [_plain_loop(module, batch_iter, 1) for _ in range(repeats)]  # data loading included
+    ms = {name: 1e3 * statistics.median(s) for name, s in clock.seconds.items()}
+    step_ms = sum(v for name, v in ms.items() if clock.when[name] == "every step")
+    ms["sum of the parts"] = step_ms
+    ms["whole iteration, timed alone"] = 1e3 * statistics.median(whole)
+    h, w = cfg.data.image_size
+    terms = "+".join(k for k, v in cfg.loss.items() if OmegaConf.is_dict(v) and v.get("enabled"))
+    rows = []
+    for name, value in ms.items():
+        when = clock.when.get(name, "every step")
+        share = round(100 * value / step_ms, 1) if when == "every step" else None
+        rows.append(
+            {
+                "part": name,
+                "when": when,
+                "ms_median": round(value, 1),
+                "share_of_step_pct": share,
+                "model": cfg.model.name,
+                "loss_terms": terms,
+                "batch": f"{cfg.data.batch_size}x3x{h}x{w}",
+                "repeats": repeats,
+            }
+        )
+    print(
+        f"  parts sum {step_ms:.0f} ms, whole iteration {ms['whole iteration, timed alone']:.0f} ms"
+    )
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
 # driver
 
 
@@ -403,6 +588,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--loss",
         default="part_ssim",
         help="conf/loss/<name>.yaml for the generator (default part_ssim); l1_standin: 10*L1",
+    )
+    p.add_argument(
+        "--parts-overrides",
+        nargs="*",
+        default=[],
+        metavar="OVERRIDE",
+        help="run-config overrides of the parts section (default: the default run)",
     )
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)

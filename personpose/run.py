@@ -48,6 +48,7 @@ from personpose.metrics import build_metrics
 from personpose.training.checkpoint import resume_path
 from personpose.training.loggers import build_loggers, finish_wandb
 from personpose.training.module import PoseTransferModule
+from personpose.training.qualitative import QualitativeCallback
 from personpose.training.sample_grid import SampleGridCallback
 from personpose.training.score_test_pairs import score_test_pairs
 
@@ -155,13 +156,16 @@ def build_module(
 
 
 def make_trainer(cfg: DictConfig, run_dir: Path, job_name: str, group: str | None) -> L.Trainer:
-    """The Trainer of the ``trainer`` group, writing into ``run_dir``, with the run's loggers
-    and sample grids, and the resolved config saved in each checkpoint."""
+    """The Trainer of the ``trainer`` group, writing into ``run_dir``, with the run's loggers,
+    sample grids and qualitative images, and the resolved config saved in each checkpoint."""
     factory = instantiate(cfg.trainer, _partial_=True, _convert_="all")
     return factory(
         run_dir=run_dir,
         config=redact(OmegaConf.to_container(cfg, resolve=True)),
-        callbacks=[SampleGridCallback(run_dir / "samples", int(cfg.eval.grid_samples))],
+        callbacks=[
+            SampleGridCallback(run_dir / "samples", int(cfg.eval.grid_samples)),
+            QualitativeCallback(run_dir / "qualitative"),
+        ],
         logger=build_loggers(cfg, run_dir, job_name, group),
     )
 

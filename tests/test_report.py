@@ -16,14 +16,25 @@ NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "ablation.ipynb"
 
 
 def _run(
-    dirpath, loss, seed, value, adv=True, model="patn_small", steps=10, data_seed=0, logged=()
+    dirpath,
+    loss,
+    seed,
+    value,
+    adv=True,
+    model="patn_small",
+    steps=10,
+    data_seed=0,
+    logged=(),
+    arm=None,
 ):
-    """A fake finished run: results.json as run.py writes it, and ``logged`` CSV log rows."""
+    """A fake finished run: results.json as run.py writes it, and ``logged`` CSV log rows;
+    ``arm``: the study arm (conf/arm/) the run was chosen by."""
+    choices = {"data": "synthetic", "model": model, "loss": loss, "logger": "csv"}
     atomic_write_json(
         dirpath / "results.json",
         {
             "status": "complete",
-            "choices": {"data": "synthetic", "model": model, "loss": loss, "logger": "csv"},
+            "choices": {**choices, "arm": arm} if arm else choices,
             "seed": seed,
             "data_seed": data_seed,
             "steps": steps,
@@ -174,6 +185,21 @@ def test_data_seed_is_a_setting_not_a_seed(tmp_path):
     _run(tmp_path / "b", "l1", 0, 0.4, data_seed=1)
     assert main([str(tmp_path), "--no-plots"]) == 0
     assert set(_csv(tmp_path)) >= {("l1", "data.seed=0"), ("l1", "data.seed=1")}
+
+
+def test_study_arms_group_by_their_loss_and_pair_with_a_run_without_arm(tmp_path):
+    """The `arm` choice only selects loss settings: a study job and a plain run of the same
+    loss are one configuration, and an arm is paired with the reference row."""
+    _run(tmp_path / "arm_ref0", "l1_perceptual", 0, 0.3, arm="l1_perceptual")
+    _run(tmp_path / "plain_ref1", "l1_perceptual", 1, 0.4)
+    for seed, value in ((0, 0.2), (1, 0.2)):
+        _run(tmp_path / f"noadv{seed}", "part_ssim", seed, value, adv=False, arm="part_ssim_noadv")
+    assert main([str(tmp_path), "--no-plots"]) == 0
+    rows = _csv(tmp_path)
+    assert set(rows) == {("l1_perceptual", ""), ("part_ssim-noadv", ""), ("copy-source", "")}
+    assert rows[("l1_perceptual", "")]["n_seeds"] == "2"
+    noadv = rows[("part_ssim-noadv", "")]
+    assert noadv["n_pairs"] == "2" and float(noadv["gt_part_l1_diff"]) == pytest.approx(-0.15)
 
 
 def test_failed_jobs_are_listed(tmp_path):

@@ -79,7 +79,9 @@ def _flatten(tree: dict, prefix: str = "") -> list[tuple[str, object]]:
 def settings_of(results: dict) -> dict[str, str]:
     """The grouping key of a run: setting name (choice or dotted config key) -> value as text."""
     vgg = str(results.get("pretrained", {}).get("vgg19", "not used"))
-    s: dict[str, object] = {k: v for k, v in results.get("choices", {}).items() if k != "logger"}
+    # `arm` (conf/arm/) only sets the loss choice and loss.* keys, which are in the key already
+    choices = results.get("choices", {})
+    s: dict[str, object] = {k: v for k, v in choices.items() if k not in ("logger", "arm")}
     s["steps"] = results.get("steps")
     if "data_identity" in results:
         s["data_identity"] = results["data_identity"]

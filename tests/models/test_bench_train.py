@@ -6,6 +6,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
 import torch
 
 SCRIPT = Path(__file__).resolve().parents[2] / "experiments" / "bench_train.py"
@@ -43,3 +44,34 @@ def test_gan_step_updates_all_three_networks():
     assert set(losses) == {"g", "d_appearance", "d_shape"}
     for old, net in zip(before, nets):
         assert any(not torch.equal(a, b) for a, b in zip(old, net.parameters()))
+
+
+def test_parts_section_breaks_an_iteration_down_on_a_tiny_preset(tmp_path, monkeypatch):
+    monkeypatch.setenv("PERSONPOSE_DATA", str(tmp_path / "data"))
+    bench = _load()
+    overrides = ["model=patn_tiny", "data.synth.ids=12", "data.batch_size=2"]
+    argv = ["--quick", "--sections", "parts", "--out", str(tmp_path / "b.json")]
+    rows = bench.main([*argv, "--parts-overrides", *overrides])["sections"]["parts"]
+    parts = {r["part"]: r for r in rows}
+    for name in (
+        "data loading (one batch)",
+        "generator forward",
+        "generator backward",
+        "loss part_ssim forward",
+        "loss perceptual forward",
+        "VGG features backward",
+        "discriminator appearance step (forward, backward, Adam)",
+        "discriminator shape step (forward, backward, Adam)",
+        "whole iteration, timed alone",
+    ):
+        assert parts[name]["ms_median"] > 0, name
+    totals = ("sum of the parts", "whole iteration, timed alone")
+    shares = [r["share_of_step_pct"] for r in rows if r["when"] == "every step"]
+    each = [
+        r["share_of_step_pct"]
+        for r in rows
+        if r["when"] == "every step" and r["part"] not in totals
+    ]
+    assert len(shares) == len(each) + 2 and sum(each) == pytest.approx(100, abs=1)
+    assert {r["model"] for r in rows} == {"patn_tiny"}
+    assert rows[0]["loss_terms"] == "perceptual+part_ssim+adversarial"

@@ -1,0 +1,265 @@
+"""Study throughput: training iterations per hour of this machine, summed over parallel jobs.
+
+Times the default synthetic run (patn_small, 128x64, batch 8, loss part_ssim, W&B offline) as a
+sweep runs it, end to end: from the command's start to its exit, start-up, training,
+validation, test scoring and writing included. Configurations, all in one script run:
+
+- ``old_1x<cores>``: commit 72ec8c9 (``--old``: a checkout of it, run with ``PYTHONPATH``;
+  extracted with ``git archive`` when missing), one job with ``cores`` threads;
+- ``old_<cores>x1`` (with ``--old-parallel``): the old commit, ``cores`` jobs at once;
+- ``new_1x<cores>``: this checkout, one job with ``cores`` threads;
+- ``new_<cores>x1``: this checkout, a sweep of ``cores`` jobs (``seed=0,1,..``) at once through
+  Hydra's joblib launcher (``hydra/launcher=joblib``), one thread each;
+- with ``--variants``: further ``name=override,...`` settings of the new code, one job.
+
+Threads are set through the command's environment (``OMP_NUM_THREADS``/``MKL_NUM_THREADS``,
+inherited by the launcher's worker processes), never by the package.
+``iterations_per_hour = jobs x steps / wall seconds x 3600``; ``vs_old`` divides by the first
+row's. The data (and the old commit's native kernels) are made before any timing. Figures
+from a busy machine are indicative: run it on a quiet one (``--quiet-file`` waits while that
+file exists) and give the load it records with the figures.
+
+Usage:
+    python experiments/bench_sweep.py [--quick] [--old ../old] [--steps 300] [--old-parallel]
+        [--variants channels_last=trainer.channels_last=true]
+        [--extra OVERRIDE ...] [--out experiments/results/bench_sweep.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_OUT = REPO / "experiments" / "results" / "bench_sweep.json"
+DEFAULT_OLD = REPO.parent / "old"
+OLD_COMMIT = "72ec8c9"
+# Keys renamed since the old commit: {code: name}.
+PROGRESS_BAR = {"old": "trainer.progress_bar", "new": "trainer.enable_progress_bar"}
+VAL_INTERVAL = {"old": "trainer.val_every_n_steps", "new": "trainer.val_check_interval"}
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+# Run in a tree: its data folder for the overrides in argv[1:] (generated if missing), and the
+# old commit's native kernels built.
+PREPARE = """
+import sys
+from hydra import compose, initialize_config_dir
+import personpose.run  # schemas, resolvers
+from personpose.data.datamodule import build_datamodule
+with initialize_config_dir(config_dir=sys.argv[1], version_base="1.3"):
+    cfg = compose("config", sys.argv[2:])
+print(build_datamodule(cfg.data).data_dir)
+try:
+    from personpose.kernels.native import library
+except ImportError:
+    pass
+else:
+    library()
+"""
+
+
+def ensure_old_checkout(path: Path, commit: str = OLD_COMMIT) -> Path:
+    """A checkout of ``commit`` at ``path`` (extracted with ``git archive`` if missing)."""
+    if (path / "personpose" / "run.py").is_file():
+        return path
+    path.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", commit], capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(path)], input=archive, check=True)
+    return path
+
+
+def job_env(tree: Path, threads: int | None) -> dict[str, str]:
+    """The environment of a command run from ``tree``, with ``threads`` per process."""
+    env = dict(os.environ, PYTHONPATH=str(tree), PYTHONUNBUFFERED="1", WANDB_MODE="offline")
+    for key in THREAD_VARIABLES:
+        if threads is None:
+            env.pop(key, None)
+        else:
+            env[key] = str(threads)
+    return env
+
+
+def prepare(tree: Path, extra: list[str]) -> None:
+    """Generate the data of the run (and build the old commit's native kernels)."""
+    subprocess.run(
+        [sys.executable, "-c", PREPARE, str(tree / "conf"), *extra],
+        cwd=tree,
+        env=job_env(tree, None),
+        check=True,
+        capture_output=True,
+    )
+
+
+def command(kind: str, steps: int, val_every: int, jobs: int, out_dir: Path, extra: list[str]):
+    """``personpose.run`` arguments of one configuration (a joblib sweep when ``jobs`` > 1)."""
+    args = [
+        f"trainer.max_steps={steps}",
+        f"{VAL_INTERVAL[kind]}={val_every}",
+        f"{PROGRESS_BAR[kind]}=false",
+        *extra,
+    ]
+    if jobs == 1:
+        return [f"hydra.run.dir={out_dir}", *args]
+    seeds = ",".join(str(s) for s in range(jobs))
+    return [
+        "-m",
+        "hydra/launcher=joblib",
+        f"hydra.launcher.n_jobs={jobs}",
+        f"hydra.sweep.dir={out_dir}",
+        f"seed={seeds}",
+        *args,
+    ]
+
+
+def run_config(
+    name: str,
+    tree: Path,
+    kind: str,
+    steps: int,
+    val_every: int,
+    jobs: int,
+    threads: int,
+    extra: list[str],
+    work: Path,
+) -> dict:
+    """Time one configuration from the command's start to its exit."""
+    out_dir = work / name
+    args = command(kind, steps, val_every, jobs, out_dir, extra)
+    load = os.getloadavg()[0]
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "personpose.run", *args],
+        cwd=work,
+        env=job_env(tree, threads),
+        capture_output=True,
+        text=True,
+    )
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"{name}: exit {proc.returncode}\n{proc.stderr[-3000:]}")
+    results = sorted(out_dir.rglob("results.json"))
+    if len(results) != jobs:
+        raise RuntimeError(f"{name}: {len(results)} results.json below {out_dir}, expected {jobs}")
+    docs = [json.loads(p.read_text()) for p in results]
+    if any(d.get("steps") != steps for d in docs):
+        raise RuntimeError(f"{name}: a job did not train {steps} steps")
+    row = {
+        "config": name,
+        "code": OLD_COMMIT if kind == "old" else "this checkout",
+        "jobs_at_once": jobs,
+        "threads_per_job": threads,
+        "steps_per_job": steps,
+        "wall_s": round(wall, 1),
+        "iterations_per_hour": round(jobs * steps / wall * 3600),
+        "job_wall_s": [d.get("wall_time_s") for d in docs],
+        "mask_ssim": [d["metrics"].get("mask_ssim") for d in docs],
+        "load_1min_before": round(load, 2),
+        "overrides": args,
+    }
+    print(f"  {name}: {row['iterations_per_hour']} it/h ({wall:.0f} s)", flush=True)
+    return row
+
+
+def configurations(args: argparse.Namespace, old: Path) -> list[tuple]:
+    """(name, tree, code kind, jobs at once, threads per job, overrides) per configuration."""
+    n = args.cores
+    configs = [(f"old_1x{n}", old, "old", 1, n, [])]
+    if args.old_parallel:
+        configs.append((f"old_{n}x1", old, "old", n, 1, []))
+    configs += [
+        (f"new_1x{n}", REPO, "new", 1, n, []),
+        (f"new_{n}x1", REPO, "new", n, 1, []),
+    ]
+    for variant in args.variants:
+        name, _, overrides = variant.partition("=")
+        configs.append((f"new_1x{n}_{name}", REPO, "new", 1, n, overrides.split(",")))
+    return configs
+
+
+def markdown(rows: list[dict]) -> str:
+    keys = [
+        "config",
+        "jobs_at_once",
+        "threads_per_job",
+        "steps_per_job",
+        "wall_s",
+        "iterations_per_hour",
+        "vs_old",
+        "load_1min_before",
+    ]
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join(str(row[k]) for k in keys) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="30 steps per job (fixed costs weigh more)")
+    p.add_argument(
+        "--steps", type=int, default=300, help="steps per job (default: the default run's)"
+    )
+    p.add_argument("--old", type=Path, default=DEFAULT_OLD, help=f"checkout of {OLD_COMMIT}")
+    p.add_argument("--old-parallel", action="store_true", help="also the old commit's jobs at once")
+    p.add_argument("--cores", type=int, default=os.cpu_count() or 1, help="threads = jobs at once")
+    p.add_argument("--variants", nargs="*", default=[], metavar="NAME=OVERRIDE[,OVERRIDE]")
+    p.add_argument(
+        "--extra",
+        nargs="*",
+        default=[],
+        metavar="OVERRIDE",
+        help="overrides of every configuration, old and new (e.g. a tiny model for a smoke run)",
+    )
+    p.add_argument("--quiet-file", type=Path, default=None, help="wait while this file exists")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    steps = 30 if args.quick else args.steps
+    val_every = max(1, steps // 3)  # the default run validates 3 times (300 steps, every 100)
+    old = ensure_old_checkout(args.old)
+    for tree in (old, REPO):
+        prepare(tree, args.extra)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench_sweep_") as tmp:
+        for name, tree, kind, jobs, threads, extra in configurations(args, old):
+            while args.quiet_file is not None and args.quiet_file.exists():
+                time.sleep(20)
+            extra = [*args.extra, *extra]
+            rows.append(
+                run_config(name, tree, kind, steps, val_every, jobs, threads, extra, Path(tmp))
+            )
+    base = rows[0]["iterations_per_hour"]
+    for row in rows:
+        row["vs_old"] = round(row["iterations_per_hour"] / base, 2)
+    results = {
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "cores": args.cores,
+            "python": platform.python_version(),
+        },
+        "quick": args.quick,
+        "extra": args.extra,
+        "rows": rows,
+    }
+    print(markdown(rows))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp_out = args.out.with_suffix(".json.tmp")
+    tmp_out.write_text(json.dumps(results, indent=2) + "\n")
+    tmp_out.replace(args.out)
+    print(f"wrote {args.out}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
