@@ -22,7 +22,8 @@ def _load():
 def test_bench_train_quick_tiny(tmp_path):
     bench = _load()
     out = tmp_path / "bench.json"
-    argv = ["--quick", "--model", "patn_tiny", "--sizes", "32x16x2", "128x64x8", "--out", str(out)]
+    argv = ["--quick", "--sections", "speed", "--model", "patn_tiny", "--out", str(out)]
+    argv += ["--sizes", "32x16x2", "128x64x8"]
     res = bench.main(argv)
     rows = json.loads(out.read_text())["sections"]["speed"]
     assert res["sections"]["speed"] == rows
@@ -32,6 +33,16 @@ def test_bench_train_quick_tiny(tmp_path):
     ]
     assert all(r["s_per_iter_median"] > 0 and r["memory_format"] == "channels_last" for r in rows)
     assert bench.parse_args([]).sizes == [(128, 64, 8), (256, 176, 4)]
+
+
+@pytest.mark.slow
+def test_overhead_section_compares_lightning_with_a_plain_loop(tmp_path):
+    rows = _load().main(["--quick", "--sections", "overhead", "--out", str(tmp_path / "b.json")])
+    assert rows["sections"]["overhead"] and all(
+        isinstance(v, (int, float, str, type(None)))
+        for r in rows["sections"]["overhead"]
+        for v in r.values()
+    )
 
 
 def test_gan_step_updates_all_three_networks():
