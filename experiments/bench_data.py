@@ -19,7 +19,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -37,6 +36,7 @@ DEFAULT_OUT = REPO / "experiments" / "results" / "bench_data.json"
 
 from personpose.data.keypoints import PART_JOINTS, PART_PERP_SIGMA  # noqa: E402
 from personpose.data.pose import part_masks, pose_heatmaps  # noqa: E402
+from personpose.io.atomic import atomic_write_json  # noqa: E402
 
 SIZES = ((256, 176), (128, 64))
 # A standing pose at 128x64 (row, col), scaled and jittered to make the benchmark poses.
@@ -259,7 +259,7 @@ def main(argv=None) -> dict:
         result[name] = SECTIONS[name](args)
     result["meta"]["load_average_end"] = os.getloadavg()
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1))
+    atomic_write_json(args.out, result)
     print(f"\nwrote {args.out}")
     return result
 

@@ -18,7 +18,6 @@ the generated one). Prints a Markdown table; writes JSON (experiments/results/be
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import sys
@@ -33,6 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from personpose.data.pose import part_masks  # noqa: E402
+from personpose.io.atomic import atomic_write_json  # noqa: E402
 from personpose.metrics.part_ssim_metric import PartSSIM  # noqa: E402
 from personpose.metrics.ssim_variants import MaskSSIM, SSIMPatn  # noqa: E402
 from tests.metrics.helpers import load_pairs, reference_mask, ssim_0142  # noqa: E402
@@ -150,7 +150,7 @@ def main(argv=None) -> int:
         "table": "\n".join(lines),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(doc, indent=2) + "\n")
+    atomic_write_json(args.out, doc)
     return 0
 
 

@@ -20,7 +20,6 @@ Usage: python experiments/bench_losses.py [--quick] [--out experiments/results/b
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import sys
@@ -33,6 +32,7 @@ from torch.profiler import ProfilerActivity, profile
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from personpose.data.pose import part_masks  # noqa: E402
+from personpose.io.atomic import atomic_write_json  # noqa: E402
 from personpose.losses.part_ssim import part_ssim  # noqa: E402
 from personpose.losses.ssim import ssim  # noqa: E402
 
@@ -217,7 +217,7 @@ def main() -> None:
     print(table(results))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=1) + "\n")
+    atomic_write_json(out, results)
     print(f"\nwrote {out}")
 
 

@@ -37,6 +37,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from personpose.io.atomic import atomic_write_json
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "experiments" / "results" / "bench_sweep.json"
 DEFAULT_OLD = REPO.parent / "old"
@@ -253,10 +255,7 @@ def main(argv: list[str] | None = None) -> dict:
         "rows": rows,
     }
     print(markdown(rows))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = args.out.with_suffix(".json.tmp")
-    tmp_out.write_text(json.dumps(results, indent=2) + "\n")
-    tmp_out.replace(args.out)
+    atomic_write_json(args.out, results)
     print(f"wrote {args.out}")
     return results
 

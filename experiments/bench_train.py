@@ -23,7 +23,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -41,6 +40,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a script from a checkout without `pip install -e .`
     sys.path.insert(0, str(REPO))
 DEFAULT_OUT = REPO / "experiments" / "results" / "bench_train.json"
+
+from personpose.io.atomic import atomic_write_json  # noqa: E402
 
 # Seconds per iteration of the study authors' code on this 2-core CPU (from the issue).
 REFERENCE_S = {(128, 64, 8): 10.6, (256, 176, 4): 29.3}
@@ -620,10 +621,7 @@ def main(argv: list[str] | None = None) -> dict:
         rows = SECTIONS[name](args)
         results["sections"][name] = rows
         print(markdown_table(rows), flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(results, indent=2) + "\n")
-    tmp.replace(args.out)
+    atomic_write_json(args.out, results)
     print(f"wrote {args.out}")
     return results
 

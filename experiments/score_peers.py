@@ -9,7 +9,6 @@ VUNet pairs. Prints a Markdown table and writes experiments/results/peer_outputs
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ sys.path.insert(0, str(REPO))
 
 from personpose.data.annotations import read_annotations  # noqa: E402
 from personpose.evaluate import EvalItem, evaluate_pairs, folder_items  # noqa: E402
+from personpose.io.atomic import atomic_write_json  # noqa: E402
 from personpose.io.provenance import versions  # noqa: E402
 from personpose.metrics import build_metrics  # noqa: E402
 from personpose.metrics.layouts import scan  # noqa: E402
@@ -127,7 +127,7 @@ def main(argv=None) -> int:
         "seconds": round(time.perf_counter() - t0, 1),
         "versions": versions(),
     }
-    args.out.with_suffix(".json").write_text(json.dumps(doc, indent=2, default=str) + "\n")
+    atomic_write_json(args.out.with_suffix(".json"), doc)
     return 0
 
 

@@ -39,6 +39,7 @@ sys.path.insert(0, str(REPO))  # run from a checkout without installing
 from personpose.data import annotations  # noqa: E402
 from personpose.data.keypoints import PATN_MASK_LIMBS, PATN_MASK_RADIUS  # noqa: E402
 from personpose.data.pose_stats import pair_displacement, proportion_ratios  # noqa: E402
+from personpose.io.atomic import atomic_write_json  # noqa: E402
 
 REAL = REPO.parent / "shared" / "data" / "real"
 # docs/data.md#pair-statistics: copy-source baseline on 100 real Market test pairs; displacement.
@@ -203,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     rows.append(f"| test pairs scored | {n_s} | {n_r} | 100 |")
     print("\n".join(rows))
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(result, indent=2) + "\n")
+    atomic_write_json(a.out, result)
     print(f"\nwrote {a.out}", file=sys.stderr)
     return 0
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import importlib.util
 import os
 from pathlib import Path
 
@@ -49,3 +51,20 @@ def _threads():
 
     torch.set_num_threads(2)
     yield
+
+
+def load_experiment(name: str):
+    """``experiments/<name>.py`` imported as a module (the scripts are not a package)."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "experiments" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_csv(path: Path, fieldnames: list[str], rows: list[dict]) -> None:
+    """``rows`` as a CSV file with a header, parent folders created."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fieldnames)
+        writer.writeheader()
+        writer.writerows(rows)

@@ -11,6 +11,7 @@ from scipy import stats
 from personpose.io.atomic import atomic_write_json
 from personpose.report import main
 from personpose.report.figures import QUALITATIVE_PAD
+from tests.conftest import write_csv
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "ablation.ipynb"
 
@@ -57,11 +58,7 @@ def _run(
     )
     if logged:
         log = dirpath / "logs" / "session_0" / "metrics.csv"
-        log.parent.mkdir(parents=True)
-        with log.open("w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=["step", "train/g/total", "val/gt_part_l1"])
-            w.writeheader()
-            w.writerows(logged)
+        write_csv(log, ["step", "train/g/total", "val/gt_part_l1"], logged)
 
 
 def _csv(folder):

@@ -52,21 +52,23 @@ def pairs(request, fashion_pairs, market_pairs):
 
 
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-10), (torch.float32, 1e-4)])
-def test_ssim_patn_equals_skimage_0142(pairs, dtype, tol):
+@pytest.mark.parametrize(
+    "metric,reference",
+    [(ssim_patn, ssim_0142), (ssim_256_gfla, skimage_256)],
+    ids=["ssim_patn-skimage_0142", "ssim_256_gfla-skimage"],
+)
+def test_ssim_equals_its_scikit_image_version(pairs, metric, reference, dtype, tol):
     src, tgt, _ = pairs
-    ours = ssim_patn(to01(src), to01(tgt), dtype=dtype).numpy()
-    ref = np.array([ssim_0142(t, g) for g, t in zip(src, tgt)])
+    ours = metric(to01(src), to01(tgt), dtype=dtype).numpy()
+    ref = np.array([reference(t, g) for g, t in zip(src, tgt)])
     np.testing.assert_allclose(ours, ref, rtol=0, atol=tol)
-    # the 13-tap filter of scikit-image 0.14.2 is not today's 11-tap one
+
+
+def test_patn_13_taps_differ_from_gfla_11_taps(pairs):
+    """The 13-tap filter of scikit-image 0.14.2 is not today's 11-tap one."""
+    src, tgt, _ = pairs
+    ours = ssim_patn(to01(src), to01(tgt)).numpy()
     assert np.abs(ours - ssim_256_gfla(to01(src), to01(tgt)).numpy()).max() > 1e-6
-
-
-@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-10), (torch.float32, 1e-4)])
-def test_ssim_256_gfla_equals_skimage(pairs, dtype, tol):
-    src, tgt, _ = pairs
-    ours = ssim_256_gfla(to01(src), to01(tgt), dtype=dtype).numpy()
-    ref = np.array([skimage_256(t, g) for g, t in zip(src, tgt)])
-    np.testing.assert_allclose(ours, ref, rtol=0, atol=tol)
 
 
 def test_ssim_patn_float32_images_within_1e6(pairs):

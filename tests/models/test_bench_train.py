@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 import torch
 
+from tests.conftest import load_experiment
+
 SCRIPT = Path(__file__).resolve().parents[2] / "experiments" / "bench_train.py"
 
 
-def _load():
-    spec = importlib.util.spec_from_file_location("bench_train", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_bench_train_quick_tiny(tmp_path):
-    bench = _load()
+    bench = load_experiment("bench_train")
     out = tmp_path / "bench.json"
     argv = ["--quick", "--sections", "speed", "--model", "patn_tiny", "--out", str(out)]
     argv += ["--sizes", "32x16x2", "128x64x8"]
@@ -37,7 +31,9 @@ def test_bench_train_quick_tiny(tmp_path):
 
 @pytest.mark.slow
 def test_overhead_section_compares_lightning_with_a_plain_loop(tmp_path):
-    rows = _load().main(["--quick", "--sections", "overhead", "--out", str(tmp_path / "b.json")])
+    rows = load_experiment("bench_train").main(
+        ["--quick", "--sections", "overhead", "--out", str(tmp_path / "b.json")]
+    )
     assert rows["sections"]["overhead"] and all(
         isinstance(v, (int, float, str, type(None)))
         for r in rows["sections"]["overhead"]
@@ -46,7 +42,7 @@ def test_overhead_section_compares_lightning_with_a_plain_loop(tmp_path):
 
 
 def test_gan_step_updates_all_three_networks():
-    bench = _load()
+    bench = load_experiment("bench_train")
     torch.manual_seed(0)
     g, discriminators = bench.load_models("patn_tiny")
     nets = (g, *discriminators.values())
@@ -59,7 +55,7 @@ def test_gan_step_updates_all_three_networks():
 
 def test_parts_section_breaks_an_iteration_down_on_a_tiny_preset(tmp_path, monkeypatch):
     monkeypatch.setenv("PERSONPOSE_DATA", str(tmp_path / "data"))
-    bench = _load()
+    bench = load_experiment("bench_train")
     overrides = ["model=patn_tiny", "data.synth.ids=12", "data.batch_size=2"]
     argv = ["--quick", "--sections", "parts", "--out", str(tmp_path / "b.json")]
     rows = bench.main([*argv, "--parts-overrides", *overrides])["sections"]["parts"]

@@ -57,3 +57,17 @@ def run_cli(args: list[str], cwd: Path, env_extra: dict | None = None, timeout: 
         text=True,
         timeout=timeout,
     )
+
+
+def start_run(args: list[str], cwd: Path, env_extra: dict | None = None, output: bool = False):
+    """``python -m personpose.run ARGS`` started in ``cwd``; returns the Popen. With ``output``
+    its stdout and stderr are piped together as text, otherwise discarded."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **(env_extra or {}))
+    return subprocess.Popen(
+        [sys.executable, "-m", "personpose.run", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE if output else subprocess.DEVNULL,
+        stderr=subprocess.STDOUT if output else subprocess.DEVNULL,
+        text=True,
+    )

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import load_experiment
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "experiments" / "bench_sweep.py"
@@ -26,15 +27,8 @@ TINY = [
 ]
 
 
-def _load():
-    spec = importlib.util.spec_from_file_location("bench_sweep", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_parallel_jobs_are_a_joblib_sweep_with_one_thread_each(tmp_path):
-    bench = _load()
+    bench = load_experiment("bench_sweep")
     args = bench.parse_args(["--cores", "2", "--old-parallel", "--variants", "cl=a=1,b=2"])
     configs = bench.configurations(args, tmp_path)
     assert [(c[0], c[2], c[3], c[4]) for c in configs] == [
@@ -63,7 +57,7 @@ def test_tiny_run_end_to_end(tmp_path, monkeypatch):
     if has_old.returncode != 0:
         pytest.skip("commit 72ec8c9 is not in this clone")
     monkeypatch.setenv("PERSONPOSE_DATA", str(tmp_path / "data"))
-    bench = _load()
+    bench = load_experiment("bench_sweep")
     out = tmp_path / "bench_sweep.json"
     argv = ["--steps", "2", "--cores", "2", "--old", str(tmp_path / "old"), "--out", str(out)]
     results = bench.main([*argv, "--extra", *TINY])

@@ -3,12 +3,12 @@ a resumed run join into one history."""
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import pytest
 
 from personpose.training import loggers
+from tests.conftest import write_csv
 from tests.training.conftest import compose_cfg
 
 
@@ -20,12 +20,7 @@ def test_tensorboard_without_the_package_names_the_extra(tmp_path, monkeypatch):
 
 
 def _session(run_dir: Path, k: int, rows: list[dict]) -> None:
-    path = run_dir / "logs" / f"session_{k}" / "metrics.csv"
-    path.parent.mkdir(parents=True)
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["step", "loss", "val/ssim"])
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(run_dir / "logs" / f"session_{k}" / "metrics.csv", ["step", "loss", "val/ssim"], rows)
 
 
 def test_joined_csv_log_keeps_the_last_rows_of_each_step(tmp_path):

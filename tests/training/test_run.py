@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -18,7 +17,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from personpose.config.resolvers import jobdir
 from personpose.run import RunRefused, _sigterm, train_and_evaluate
 
-from .conftest import REPO, TINY, compose_cfg, run_cli
+from .conftest import REPO, TINY, compose_cfg, run_cli, start_run
 
 LOSSES = sorted(p.stem for p in (REPO / "conf" / "loss").glob("*.yaml") if p.stem != "schema")
 
@@ -113,9 +112,9 @@ def test_resume_gives_the_same_weights_and_metrics(tmp_path, data_cache):
     assert resumed["metrics"] == full["metrics"]
 
 
-def test_sigkill_mid_run_resumes_from_last_checkpoint(tmp_path, data_cache):
-    run_dir = tmp_path / "killed"
-    args = [
+def _long_run(run_dir: Path) -> list[str]:
+    """A 400-step tiny run checkpointing every 2 steps: long enough to be stopped midway."""
+    return [
         *TINY,
         "trainer.max_steps=400",
         "trainer.checkpoint_every_n_steps=2",
@@ -123,14 +122,12 @@ def test_sigkill_mid_run_resumes_from_last_checkpoint(tmp_path, data_cache):
         "loss=l1",
         f"hydra.run.dir={run_dir}",
     ]
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "personpose.run", *args],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+
+
+def test_sigkill_mid_run_resumes_from_last_checkpoint(tmp_path, data_cache):
+    run_dir = tmp_path / "killed"
+    args = _long_run(run_dir)
+    proc = start_run(args, tmp_path)
     ckpt = run_dir / "checkpoints" / "last.ckpt"
     deadline = time.time() + 240
     while time.time() < deadline and not ckpt.exists():
@@ -282,22 +279,8 @@ def test_sigterm_handler_outside_and_inside_fit():
 def test_sigterm_mid_run_exits_non_zero_with_error_json(tmp_path, data_cache):
     """A re-run resumes from its checkpoint as after SIGKILL (the test above)."""
     run_dir = tmp_path / "stopped"
-    args = [
-        *TINY,
-        "trainer.max_steps=400",
-        "trainer.checkpoint_every_n_steps=2",
-        "trainer.val_check_interval=1000",
-        "loss=l1",
-        f"hydra.run.dir={run_dir}",
-    ]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "personpose.run", *args],
-        cwd=tmp_path,
-        env=dict(os.environ, PYTHONUNBUFFERED="1"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    args = _long_run(run_dir)
+    proc = start_run(args, tmp_path, output=True)
     ckpt = run_dir / "checkpoints" / "last.ckpt"
     deadline = time.time() + 240
     while time.time() < deadline and not ckpt.exists():

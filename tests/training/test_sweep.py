@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,7 +16,7 @@ import yaml
 from personpose.config.callbacks import remove_stale_error, summary
 from personpose.report.cli import main as report
 
-from .conftest import TINY, compose_cfg, run_cli
+from .conftest import TINY, compose_cfg, run_cli, start_run
 
 # Two steps, a checkpoint after each (a kill after the first leaves an interrupted job), one
 # cheap metric.
@@ -62,14 +60,7 @@ def test_failed_job_interrupted_job_and_reruns(tmp_path, data_cache):
     vgg = tmp_path / "vgg19.pth"  # missing: loss=l1_perceptual fails to build its VGG
     args = ["-m", *SWEEP, "loss=l1,l1_perceptual,ssim", f"pretrained.vgg19={vgg}"]
     sweep_dir = tmp_path / "multirun" / "s"
-    env = dict(os.environ, PYTHONUNBUFFERED="1", WANDB_MODE="offline")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "personpose.run", *args],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = start_run(args, tmp_path, {"WANDB_MODE": "offline"})
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
         ssim = _jobs(sweep_dir).get("ssim")
