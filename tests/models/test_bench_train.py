@@ -30,6 +30,7 @@ def test_bench_train_quick_tiny(tmp_path):
         ("128x64", 8, 10.6),
     ]
     assert all(r["s_per_iter_median"] > 0 and r["memory_format"] == "channels_last" for r in rows)
+    assert all(r["peak_rss_mb"] >= r["peak_rss_above_imports_mb"] > 0 for r in rows)
     assert bench.parse_args([]).sizes == [(128, 64, 8), (256, 176, 4)]
 
 
