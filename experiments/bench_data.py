@@ -1,14 +1,9 @@
-"""Data-pipeline benchmarks: prints Markdown tables, writes JSON.
+"""Data-pipeline benchmark: prints a Markdown table, writes JSON.
 
-Sections:
 - ``maps``: per-sample time of one pose-map set (18 channels) + one part-mask set (11 channels)
   at 256x176 and 128x64: ``personpose.data.pose`` (torch, batch 1 and batch N) against a NumPy
   baseline with the reference's structure (a fresh ``np.meshgrid`` pixel grid for every joint
   and every part, float64, one sample at a time); also checks both give the same values.
-- ``loader``: DataLoader throughput (samples/s) with 0 and 2 workers, with the maps computed
-  in the workers and without them (``with_maps=False``: computed on the device instead), on
-  the synthetic set (when ``personpose.data.synth.ensure_dataset`` exists) and on the real
-  samples in ``../shared/data/real`` (when present).
 
 Timing notes: the machine may be shared, so every row is a median; with 2 torch threads on an
 oversubscribed machine each parallel op waits for a descheduled OpenMP thread (compare
@@ -16,8 +11,8 @@ oversubscribed machine each parallel op waits for a descheduled OpenMP thread (c
 outputs (29 maps x H x W float32 per sample), a large share of their time in a VM.
 
 Usage:
-    python experiments/bench_data.py [--quick] [--sections maps loader] [--threads 2 [1 ...]]
-        [--batch 32] [--device cpu|cuda] [--synth-root DIR] [--synth-ids N]
+    python experiments/bench_data.py [--quick] [--threads 2 [1 ...]]
+        [--batch 32] [--device cpu|cuda]
         [--out experiments/results/bench_data.json]
 """
 
@@ -39,8 +34,6 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a script from a checkout without `pip install -e .`
     sys.path.insert(0, str(REPO))
 DEFAULT_OUT = REPO / "experiments" / "results" / "bench_data.json"
-SYNTH_ROOT = Path(os.environ.get("PERSONPOSE_DATA", "~/.cache/personpose")).expanduser() / "synth"
-SHARED_REAL = Path(os.environ.get("PERSONPOSE_SHARED", REPO.parent / "shared")) / "data" / "real"
 
 from personpose.data.keypoints import PART_JOINTS, PART_PERP_SIGMA  # noqa: E402
 from personpose.data.pose import part_masks, pose_heatmaps  # noqa: E402
@@ -225,84 +218,7 @@ def bench_maps(args) -> dict:
     return {"rows": rows, "agreement": checks}
 
 
-# ---------------------------------------------------------------------------------------------
-# section: DataLoader throughput
-
-
-def synthetic_dataset(args, **kwargs):
-    """The synthetic training split, generated into the cache folder on first use."""
-    from personpose.data.dataset import PairDataset
-    from personpose.data.synth import ensure_dataset
-
-    size = (128, 64) if args.preset == "market" else (256, 176)
-    extra = {} if args.synth_ids is None else {"ids": args.synth_ids}
-    root = ensure_dataset(args.synth_root, preset=args.preset, seed=0, progress=False, **extra)
-    return PairDataset.from_folder(root, "train", layout="synth", image_size=size, **kwargs)
-
-
-def real_dataset(name: str, **kwargs):
-    from personpose.data.dataset import PairDataset
-
-    if name == "market":
-        root, layout, size = SHARED_REAL / "market", "market", (128, 64)
-    else:
-        root, layout, size = SHARED_REAL / "deepfashion", "deepfashion", (256, 176)
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root} not found")
-    return PairDataset.from_folder(root, "test", layout=layout, image_size=size, **kwargs)
-
-
-def loader_throughput(dataset, workers: int, batch: int, samples: int) -> float:
-    """Samples per second over ``samples`` samples, after the first batch (worker start-up)."""
-    from torch.utils.data import DataLoader, Subset
-
-    n = min(samples + batch, len(dataset))
-    loader = DataLoader(Subset(dataset, range(n)), batch_size=batch, num_workers=workers)
-    it = iter(loader)
-    next(it)
-    t0, count = time.perf_counter(), 0
-    for b in it:
-        count += len(b["P1"])
-    return count / (time.perf_counter() - t0)
-
-
-def bench_loader(args) -> dict:
-    sources = {
-        f"synthetic ({args.preset})": lambda **kw: synthetic_dataset(args, **kw),
-        "real market 128x64 (../shared)": lambda **kw: real_dataset("market", **kw),
-        "real deepfashion 256x176 (../shared)": lambda **kw: real_dataset("deepfashion", **kw),
-    }
-    rows, status = [], {}
-    samples = 64 if args.quick else 512
-    for name, make in sources.items():
-        try:
-            datasets = {True: make(with_maps=True), False: make(with_maps=False)}
-        except Exception as e:  # report and go on with the other sources
-            status[name] = f"failed: {type(e).__name__}: {e}"
-            continue
-        status[name] = f"ok ({len(datasets[True])} pairs)"
-        for with_maps, ds in datasets.items():
-            for workers in (0, 2):
-                sps = loader_throughput(ds, workers, args.loader_batch, samples)
-                rows.append(
-                    {
-                        "data": name,
-                        "maps_in_loader": with_maps,
-                        "num_workers": workers,
-                        "batch": args.loader_batch,
-                        "samples": min(samples, len(ds) - args.loader_batch),
-                        "samples_per_s": sps,
-                    }
-                )
-    print("\n## DataLoader throughput\n")
-    if rows:
-        print(markdown(rows, list(rows[0])))
-    for name, s in status.items():
-        print(f"- {name}: {s}")
-    return {"rows": rows, "status": status}
-
-
-SECTIONS = {"maps": bench_maps, "loader": bench_loader}
+SECTIONS = {"maps": bench_maps}
 
 
 def main(argv=None) -> dict:
@@ -319,10 +235,6 @@ def main(argv=None) -> dict:
     p.add_argument("--batch", type=int, default=32, help="batch size of the batched torch rows")
     p.add_argument("--repeats", type=int, default=None, help="timed repeats (median)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="cuda adds GPU rows")
-    p.add_argument("--preset", choices=["market", "fashion"], default="market")
-    p.add_argument("--loader-batch", type=int, default=8)
-    p.add_argument("--synth-root", type=Path, default=SYNTH_ROOT, help="synthetic data cache")
-    p.add_argument("--synth-ids", type=int, default=None, help="identities (default: generator's)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = p.parse_args(argv)
     args.repeats = args.repeats or (5 if args.quick else 20)

@@ -20,7 +20,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from personpose.data.annotations import read_annotations  # noqa: E402
-from personpose.evaluate import EvalItem, evaluate_pairs, folder_items, versions  # noqa: E402
+from personpose.evaluate import EvalItem, evaluate_pairs, folder_items  # noqa: E402
+from personpose.io.provenance import versions  # noqa: E402
 from personpose.metrics import build_metrics  # noqa: E402
 from personpose.metrics.layouts import scan  # noqa: E402
 from personpose.metrics.protocols import PROTOCOLS, SHORT, protocols_of  # noqa: E402
@@ -124,7 +125,7 @@ def main(argv=None) -> int:
     doc = {
         "runs": results,
         "seconds": round(time.perf_counter() - t0, 1),
-        "versions": versions(True),
+        "versions": versions(),
     }
     args.out.with_suffix(".json").write_text(json.dumps(doc, indent=2, default=str) + "\n")
     return 0

@@ -3,11 +3,15 @@
 ::
 
     python -m personpose.evaluate pred_dir=DIR layout=deform|vunet|patn|gfla|single \\
-        [gt_dir=DIR] [annotations=CSV] protocol=patn|gfla|all out=FILE [batch_size=32]
+        [gt_dir=DIR] [annotations=CSV] [pairs=CSV] protocol=patn|gfla|all out=FILE
 
 Writes ``out`` (JSON, atomically) with ``metrics`` (flat names), ``protocol`` (the definition
-of each), ``count``, ``inputs``, ``skipped`` (metric -> reason), ``info``, ``versions`` and
-``kernels`` (compiled or eager), and prints a Markdown table. Keypoints for
+of each), ``count``, ``excluded`` (metric -> images left out as undefined), ``pairs`` (the
+expected pairs and how many were missing, duplicated or left out), ``inputs``, ``skipped``
+(metric -> reason), ``info`` and ``versions``, and prints a Markdown table. The expected
+pairs are those of ``pairs`` (a pairs CSV), else those the prediction files name; a missing
+or duplicate prediction is an error unless ``allow_missing`` / ``allow_duplicates``.
+Keypoints for
 ``mask_ssim``/``pssim``/``mask_is_tv``/PCK come from ``annotations`` (by target name; their
 coordinates must be in the frame of the stored images); without it those metrics are skipped
 with the reason.
@@ -21,6 +25,7 @@ Library use (e.g. a training run's test pairs): build a suite with
 from __future__ import annotations
 
 import datetime as _dt
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -28,12 +33,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from personpose.kernels import report as kernel_report
+from personpose.io.provenance import versions
 from personpose.metrics.collection import MetricSuite, build_metrics, results_of
 from personpose.metrics.protocols import SHORT
 
 __all__ = [
     "EvalItem",
+    "check_targets",
     "evaluate_pairs",
     "folder_items",
     "main",
@@ -119,7 +125,7 @@ def evaluate_pairs(
     """Score pairs with ``suite`` (from ``build_metrics``), batched.
 
     ``items``: :class:`EvalItem`, dicts with its fields, or tuples ``(pred, target, source,
-    kp2, name[, label2])``. Returns ``{"metrics", "skipped", "protocol", "count",
+    kp2, name[, label2])``. Returns ``{"metrics", "skipped", "excluded", "protocol", "count",
     "image_sizes"}``; ``suite`` is reset first.
     """
     from tqdm.auto import tqdm
@@ -156,51 +162,42 @@ def evaluate_pairs(
     return {
         "metrics": metrics,
         "skipped": skipped,
+        "excluded": suite.excluded if count else {},
         "protocol": dict(suite.protocol),
         "count": count,
         "image_sizes": sorted(f"{h}x{w}" for h, w in sizes),
     }
 
 
-def versions(pose: bool = False) -> dict[str, str | None]:
-    """Versions that shape results (python, torch, torchvision, scikit-image, lpips, ...)."""
-    from importlib import metadata
-
-    from personpose.io.provenance import versions as base_versions
-
-    out = base_versions()
-    if pose:
-        try:
-            out["ai-edge-litert"] = metadata.version("ai-edge-litert")
-        except metadata.PackageNotFoundError:
-            out["ai-edge-litert"] = None
-    return out
-
-
 def result_document(result: Mapping[str, Any], inputs: Mapping[str, Any], info=None) -> dict:
-    """The JSON document of an evaluation: metrics, protocol, count, inputs, skipped, versions
-    and how the fused kernels ran (:func:`personpose.kernels.report`)."""
-    names = set(result["metrics"]) | set(result["skipped"])
-    return {
+    """The JSON document of an evaluation: metrics, protocol, count, excluded, inputs,
+    skipped and versions (plus ``pairs`` when ``result`` has it)."""
+    doc = {
         "metrics": dict(result["metrics"]),
         "protocol": dict(result["protocol"]),
         "count": result["count"],
+        "excluded": dict(result.get("excluded", {})),
         "image_sizes": result.get("image_sizes", []),
         "inputs": dict(inputs),
         "skipped": dict(result["skipped"]),
         "info": dict(info or {}),
-        "versions": versions(pose=any(n.startswith("pck") for n in names)),
-        "kernels": kernel_report(),
+        "versions": versions(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+    if "pairs" in result:
+        doc["pairs"] = dict(result["pairs"])
+    return doc
 
 
 def markdown_table(result: Mapping[str, Any], reason_chars: int = 90) -> str:
     """``| metric | value | definition |`` rows, then the skipped metrics with their reasons."""
     lines = ["| metric | value | definition |", "|---|---:|---|"]
+    excluded = result.get("excluded", {})
     for name, value in result["metrics"].items():
         base = name.removesuffix("_std")
         label = SHORT.get(name, f"std over splits of {base}" if name != base else "")
+        if excluded.get(name):
+            label += f" ({excluded[name]} images left out: score undefined)"
         lines.append(f"| {name} | {value:.4f} | {label} |")
     for name, reason in result["skipped"].items():
         short = reason if len(reason) <= reason_chars else reason[: reason_chars - 3] + "..."
@@ -243,35 +240,49 @@ def folder_items(
         yield EvalItem(pair.pred, pair.target, pair.source, kp2, pf.name)
 
 
-def run_folder(cfg) -> dict:
-    """Evaluate ``cfg.pred_dir`` (the ``pred_dir=`` mode); returns the JSON document."""
+def suite_for(cfg, fid_reference=None) -> MetricSuite:
+    """The metric suite of an evaluate config (``metrics`` or ``protocol``, ``precision``,
+    ``compile``, weights, FID and MoveNet settings); ``fid_reference``: the default FID
+    reference when ``fid.reference_stats`` and ``fid.reference_dir`` are unset."""
     from omegaconf import OmegaConf
 
-    from personpose.metrics.layouts import scan
+    fid = cfg.fid
+    return build_metrics(
+        list(cfg.metrics) if cfg.metrics else cfg.protocol,
+        pretrained=OmegaConf.to_container(cfg.pretrained) if cfg.pretrained else None,
+        fid_reference=fid.reference_stats or fid.reference_dir or fid_reference,
+        fid_cache_dir=fid.cache_dir,
+        fid_drop_last=fid.drop_last,
+        movenet_model=cfg.movenet_model,
+        dtype=cfg.precision,
+        compile=cfg.compile,
+        device=cfg.device,
+        progress=cfg.progress,
+    )
 
-    annotations = None
-    if cfg.annotations:
-        from personpose.data.annotations import read_annotations
 
-        annotations = read_annotations(cfg.annotations)
+def run_folder(cfg) -> dict:
+    """Evaluate ``cfg.pred_dir`` (the ``pred_dir=`` mode); returns the JSON document."""
+    from personpose.data.annotations import read_annotations, read_pairs
+    from personpose.metrics.layouts import match_pairs, scan
+
+    limit = cfg.limit
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"limit must be an integer >= 1 or null (all pairs); got {limit!r}")
+    annotations = read_annotations(cfg.annotations) if cfg.annotations else None
     names = set(annotations.names) if annotations is not None else None
     files = scan(
         cfg.pred_dir, cfg.layout, gt_dir=cfg.gt_dir, source_dir=cfg.source_dir, names=names
     )
-    if cfg.limit:
-        files = files[: int(cfg.limit)]
-    fid = cfg.fid
-    suite = build_metrics(
-        list(cfg.metrics) if cfg.metrics else cfg.protocol,
-        pretrained=OmegaConf.to_container(cfg.pretrained) if cfg.pretrained else None,
-        fid_reference=fid.reference_stats or fid.reference_dir,
-        fid_cache_dir=fid.cache_dir,
-        fid_drop_last=fid.drop_last,
-        movenet_model=cfg.movenet_model,
-        dtype=torch.float32 if cfg.precision == "float32" else torch.float64,
-        device=cfg.device,
-        progress=cfg.progress,
+    pairs = read_pairs(cfg.pairs) if cfg.pairs else None
+    files, counts = match_pairs(
+        files, pairs, allow_missing=cfg.allow_missing, allow_duplicates=cfg.allow_duplicates
     )
+    counts["beyond_limit"] = max(0, len(files) - limit) if limit else 0
+    files = files[:limit] if limit else files
+    counts["scored"] = len(files)
+    counts["skipped"] = counts["expected"] - len(files)
+    suite = suite_for(cfg)
     crop = tuple(cfg.crop) if cfg.crop else None
     items = folder_items(files, {"panels": cfg.panels, "crop": crop}, annotations)
     result = evaluate_pairs(
@@ -282,28 +293,78 @@ def run_folder(cfg) -> dict:
         total=len(files),
         progress=cfg.progress,
     )
+    result["pairs"] = counts
     inputs = {
         "pred_dir": str(cfg.pred_dir),
         "layout": cfg.layout,
         "gt_dir": cfg.gt_dir,
         "source_dir": cfg.source_dir,
         "annotations": cfg.annotations,
+        "pairs": cfg.pairs,
         "protocol": cfg.protocol if not cfg.metrics else list(cfg.metrics),
         "panels": cfg.panels,
         "crop": list(crop) if crop else None,
         "files": len(files),
-        "ground_truth": "target panel of each strip" if files[0].gt_path is None else "gt_dir",
+        "ground_truth": "gt_dir" if files and files[0].gt_path else "target panel of each strip",
         "precision": cfg.precision,
     }
     return result_document(result, inputs, suite.info)
+
+
+TRUSTED_PACKAGES = ("personpose.models", "personpose.data", "personpose.losses")
+_DOTTED = re.compile(r"[A-Za-z]\w*(\.[A-Za-z]\w*)+")
+
+
+def check_targets(node: Any, where: str) -> None:
+    """Refuse every ``_target_`` in ``node`` (nested dicts and lists, as Hydra instantiates
+    them) that is not an ``nn.Module`` or ``LightningDataModule`` subclass defined under
+    :data:`TRUSTED_PACKAGES`: a run folder's config must not call arbitrary functions.
+    Nothing outside those packages is imported. Raises ValueError naming the target."""
+    if isinstance(node, Mapping):
+        if "_target_" in node:
+            _check_target(str(node["_target_"]), f"{where}._target_")
+        for key, value in node.items():
+            check_targets(value, f"{where}.{key}")
+    elif isinstance(node, list | tuple):
+        for i, value in enumerate(node):
+            check_targets(value, f"{where}[{i}]")
+
+
+def _check_target(target: str, where: str) -> None:
+    import importlib
+    import inspect
+
+    import lightning as L
+    from torch import nn
+
+    def under(module: str) -> bool:
+        return any(module == p or module.startswith(p + ".") for p in TRUSTED_PACKAGES)
+
+    module, _, attr = target.rpartition(".")
+    obj = None
+    if _DOTTED.fullmatch(target) and under(module):
+        try:
+            obj = getattr(importlib.import_module(module), attr, None)
+        except ImportError:
+            obj = None
+    if not (
+        inspect.isclass(obj)
+        and issubclass(obj, nn.Module | L.LightningDataModule)
+        and under(obj.__module__)
+    ):
+        raise ValueError(
+            f"{where} = {target!r} is refused: a run folder may only instantiate nn.Module or "
+            f"LightningDataModule classes defined under {', '.join(TRUSTED_PACKAGES)}"
+        )
 
 
 def run_trained(cfg) -> dict:
     """Regenerate and score the test pairs of a training run (the ``run_dir=`` mode).
 
     Rebuilds the run's data module and generator from its resolved config (``results.json``
-    or ``.hydra/config.yaml``), loads the generator's weights from ``checkpoints/last.ckpt``
-    (``weights_only=True``), and scores it and the copy-source baseline on the run's test split.
+    or ``.hydra/config.yaml``; only the classes :func:`check_targets` allows), loads the
+    generator's weights from ``checkpoints/last.ckpt`` (``weights_only=True``), and scores it
+    and the copy-source baseline on the run's test split.
     """
     import json
     from pathlib import Path
@@ -321,12 +382,16 @@ def run_trained(cfg) -> dict:
         raise SystemExit(f"run_dir={run_dir}: no checkpoints/last.ckpt (not a training run?)")
     results, hydra_cfg = run_dir / "results.json", run_dir / ".hydra" / "config.yaml"
     if results.is_file():
+        source = results
         run_cfg = OmegaConf.create(json.loads(results.read_text())["config"])
     elif hydra_cfg.is_file():
+        source = hydra_cfg
         register_resolvers()
         run_cfg = OmegaConf.load(hydra_cfg)
     else:
         raise SystemExit(f"run_dir={run_dir}: neither results.json nor .hydra/config.yaml")
+    for key in ("data", "model.generator"):
+        check_targets(OmegaConf.to_container(OmegaConf.select(run_cfg, key)), f"{source}: {key}")
     datamodule = build_datamodule(run_cfg.data)
     datamodule.prepare_data()
     datamodule.setup("test")
@@ -337,22 +402,9 @@ def run_trained(cfg) -> dict:
         {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
     )
     generator.to(cfg.device)
-    fid = cfg.fid
-    train_dir = datamodule.tables()["train"].image_dir if "train" in datamodule.tables() else None
-
-    def make_metrics():
-        return build_metrics(
-            list(cfg.metrics) if cfg.metrics else cfg.protocol,
-            pretrained=OmegaConf.to_container(cfg.pretrained) if cfg.pretrained else None,
-            fid_reference=fid.reference_stats or fid.reference_dir or train_dir,
-            fid_cache_dir=fid.cache_dir,
-            fid_drop_last=fid.drop_last,
-            movenet_model=cfg.movenet_model,
-            dtype=torch.float32 if cfg.precision == "float32" else torch.float64,
-            device=cfg.device,
-        )
-
-    test = score_test_pairs(generator, datamodule, make_metrics, out_dir=None)
+    tables = datamodule.tables()
+    train_dir = tables["train"].image_dir if "train" in tables else None
+    test = score_test_pairs(generator, datamodule, lambda: suite_for(cfg, train_dir), out_dir=None)
     inputs = {
         "run_dir": str(run_dir),
         "checkpoint": str(ckpt_path),
@@ -368,10 +420,10 @@ def run_trained(cfg) -> dict:
 
 def main(cfg) -> dict:
     """Run the command for a composed config; writes ``cfg.out`` and prints the table."""
+    from personpose.config.removed import check_environment
     from personpose.io.atomic import atomic_write_json
-    from personpose.kernels.allocator import configure as configure_allocator
 
-    configure_allocator()  # freed tensors stay in the process: no page faults per batch
+    check_environment()
     if cfg.get("run_dir"):
         doc = run_trained(cfg)
     elif not cfg.pred_dir:
@@ -384,6 +436,14 @@ def main(cfg) -> dict:
         atomic_write_json(cfg.out, doc)
     print(markdown_table(doc))
     print(f"\n{doc['count']} images" + (f"; results in {cfg.out}" if cfg.out else ""))
+    pairs = doc.get("pairs")
+    if pairs and (pairs["skipped"] or pairs["duplicates"] or pairs["unexpected"]):
+        print(
+            f"warning: {pairs['skipped']} of the {pairs['expected']} expected pairs not scored "
+            f"({pairs['missing']} missing, {pairs['beyond_limit']} beyond limit); "
+            f"{pairs['duplicates']} duplicates and {pairs['unexpected']} files outside the "
+            "expected pairs not scored"
+        )
     return doc
 
 

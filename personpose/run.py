@@ -26,13 +26,12 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from personpose.config.removed import check_environment
 from personpose.config.resolvers import jobdir, register_resolvers
 from personpose.config.schema import check_overrides, register_configs
 from personpose.data.datamodule import build_datamodule
 from personpose.io.atomic import atomic_write_json
 from personpose.io.provenance import redact, scrub_file, versions
-from personpose.kernels import report as kernel_report
-from personpose.kernels.allocator import configure as configure_allocator
 from personpose.losses.adversarial import PATNAdversarial
 from personpose.losses.composite import GeneratorLoss
 from personpose.metrics import build_metrics
@@ -125,6 +124,8 @@ def metrics_factory(cfg: DictConfig, datamodule) -> Callable[..., nn.Module]:
             fid_reference=train_images,
             fid_cache_dir=Path(datamodule.data_dir) / ".fid_cache",
             movenet_model=cfg.eval.movenet_model,
+            dtype=cfg.eval.precision,
+            compile=cfg.eval.compile,
         )
 
     return make
@@ -166,7 +167,6 @@ def results_document(
         "test_outputs": "test_outputs" if cfg.eval.save_outputs else None,
         "config": redact(OmegaConf.to_container(cfg, resolve=True)),
         "versions": versions(),
-        "kernels": kernel_report(),
     }
 
 
@@ -178,6 +178,7 @@ def train_and_evaluate(
     if cfg.resume and (done := finished_results(run_dir, int(cfg.trainer.max_steps))) is not None:
         log.info("%s already holds finished results; nothing to do (resume=false to redo)", run_dir)
         return done
+    start = resume_path(run_dir, bool(cfg.resume))  # before any work: an untrusted one stops
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     datamodule = build_datamodule(cfg.data)
     datamodule.prepare_data()
@@ -189,7 +190,6 @@ def train_and_evaluate(
         datamodule.allow_random_weights,
         val_metrics=metrics_factory(cfg, datamodule)(list(cfg.eval.val_metrics)),
     )
-    start = resume_path(run_dir, bool(cfg.resume))
     if start is not None:
         log.info("resuming from %s", start)
     try:
@@ -219,7 +219,7 @@ def train_and_evaluate(
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> Any:
-    configure_allocator()  # freed tensors stay in the process: no page faults per batch
+    check_environment()
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     multirun = hc.mode == RunMode.MULTIRUN

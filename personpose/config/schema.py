@@ -86,6 +86,8 @@ class EvalConfig:
     save_strips: bool = False
     grid_samples: int = 8
     movenet_model: str | None = None
+    precision: str = "float32"  # SSIM metrics: float32 | float64, as personpose.evaluate
+    compile: bool = False  # torch.compile the SSIM metrics
 
 
 @dataclass

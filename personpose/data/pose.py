@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
-from typing import NamedTuple
 
 import torch
 
@@ -111,26 +110,38 @@ def _part_tables(device: torch.device, dtype: torch.dtype, scale: float):
     return ends, half_inv_perp.to(device), PAR_VAR_FLOOR * scale**2
 
 
-class PartMaskTerms(NamedTuple):
-    """The separable pieces of :func:`part_masks`: part ``k`` (1..10) of image ``n`` is
-    ``M_k[r, c] = exp2(row_term[n, k, r] + col_term[n, k, c] - q_cross[n, k, r] dc[n, k, c])``
-    (``row_term = -inf`` for a missing part); shapes (N, 10, H) and (N, 10, W)."""
-
-    row_term: torch.Tensor
-    col_term: torch.Tensor
-    q_cross: torch.Tensor
-    dc: torch.Tensor
-
-
-def part_mask_terms(
+def part_masks(
     kp: torch.Tensor,
     size: Sequence[int],
     scale_with_height: bool = False,
     ref_height: int = 128,
-) -> PartMaskTerms:
-    """The per-row and per-column terms of :func:`part_masks` (same arguments), from which a
-    kernel can form the masks on the fly; keypoints ``(..., 18, 2)``, their leading dims
-    flattened into the ``N`` of the terms."""
+) -> torch.Tensor:
+    """Soft body-part masks of the part-based SSIM loss (docs/data.md#part-masks), background first.
+
+    Part k (1..10) with end points p0, p1 (torso: mean of the shoulders, mean of the hips) is an
+    oriented Gaussian ``G_k = exp(-(a dr^2 + 2 b dr dc + c dc^2))`` about the midpoint, with
+    variance ``v_par = max(5, |p1 - p0|^2 / 1.2)`` px^2 along the part and ``v_perp = 9^2``
+    (limbs, head) or ``13^2`` (torso) across; with ``theta = atan2(p1.col - p0.col, p0.row -
+    p1.row)``: ``a = cos^2/(2 v_par) + sin^2/(2 v_perp)``, ``b = sin(2 theta) (1/(4 v_perp) -
+    1/(4 v_par))``, ``c = sin^2/(2 v_par) + cos^2/(2 v_perp)``. Then
+    ``M_k = G_k / (max over the H x W pixel grid of G_k + 1e-6)`` (so a part whose centre is
+    on a pixel peaks at 1 / (1 + 1e-6)); ``M_k = 0`` everywhere when an end joint (any of
+    2, 5, 8, 11 for the torso) is missing; ``M_0 = 1 - max_k M_k``.
+
+    Args:
+        kp: ``(..., 18, 2)`` target keypoints (row, col) in px, -1 for missing.
+        size: ``(H, W)``.
+        scale_with_height: the reference uses the same pixel sigmas at every resolution (a
+            known weakness: parts are relatively thinner at 256x176 than at 128x64). If True,
+            the across-part sigmas (9, 13 px) and the square root of the floor (5 px^2) are
+            multiplied by ``H / ref_height``; the along-part variance follows the limb anyway.
+        ref_height: image height (px) at which the sigmas hold unscaled (128, Market).
+
+    Returns:
+        ``(..., 11, H, W)`` in [0, 1]: channel 0 background, channels 1..10 the parts in
+        ``PART_NAMES`` order.
+    """
+    lead = torch.as_tensor(kp).shape[:-2]
     kp, missing, h, w = _prepare(kp, size, "part_masks")
     if ref_height <= 0:
         raise ValueError(f"part_masks: ref_height must be a positive px height; got {ref_height}")
@@ -168,52 +179,14 @@ def part_mask_terms(
     )
     log_norm = torch.log2(torch.exp2(-q.amin(dim=(-2, -1))) + NORM_EPS)  # (N, 10)
 
-    # M_k = exp2(row_term + col_term - q_cross * dc), written straight into the output.
+    # M_k = exp2(-(a dr^2 + log_norm) - c dc^2 - 2 b dr dc), written straight into the output
     row_term = torch.neg(q_row).sub_(log_norm.unsqueeze(-1))
     row_term.masked_fill_(part_missing.unsqueeze(-1), -math.inf)
     col_term = torch.neg(c * dc.square())
-    return PartMaskTerms(row_term, col_term, q_cross, dc)
-
-
-def part_masks(
-    kp: torch.Tensor,
-    size: Sequence[int],
-    scale_with_height: bool = False,
-    ref_height: int = 128,
-) -> torch.Tensor:
-    """Soft body-part masks of the PSSIM loss (docs/data.md#part-masks), background first.
-
-    Part k (1..10) with end points p0, p1 (torso: mean of the shoulders, mean of the hips) is an
-    oriented Gaussian ``G_k = exp(-(a dr^2 + 2 b dr dc + c dc^2))`` about the midpoint, with
-    variance ``v_par = max(5, |p1 - p0|^2 / 1.2)`` px^2 along the part and ``v_perp = 9^2``
-    (limbs, head) or ``13^2`` (torso) across; with ``theta = atan2(p1.col - p0.col, p0.row -
-    p1.row)``: ``a = cos^2/(2 v_par) + sin^2/(2 v_perp)``, ``b = sin(2 theta) (1/(4 v_perp) -
-    1/(4 v_par))``, ``c = sin^2/(2 v_par) + cos^2/(2 v_perp)``. Then
-    ``M_k = G_k / (max over the H x W pixel grid of G_k + 1e-6)`` (so a part whose centre is
-    on a pixel peaks at 1 / (1 + 1e-6)); ``M_k = 0`` everywhere when an end joint (any of
-    2, 5, 8, 11 for the torso) is missing; ``M_0 = 1 - max_k M_k``.
-
-    Args:
-        kp: ``(..., 18, 2)`` target keypoints (row, col) in px, -1 for missing.
-        size: ``(H, W)``.
-        scale_with_height: the reference uses the same pixel sigmas at every resolution (a
-            known weakness: parts are relatively thinner at 256x176 than at 128x64). If True,
-            the across-part sigmas (9, 13 px) and the square root of the floor (5 px^2) are
-            multiplied by ``H / ref_height``; the along-part variance follows the limb anyway.
-        ref_height: image height (px) at which the sigmas hold unscaled (128, Market).
-
-    Returns:
-        ``(..., 11, H, W)`` in [0, 1]: channel 0 background, channels 1..10 the parts in
-        ``PART_NAMES`` order.
-    """
-    lead = torch.as_tensor(kp).shape[:-2]
-    t = part_mask_terms(kp, size, scale_with_height, ref_height)
-    n, k, h = t.row_term.shape
-    w = t.col_term.shape[-1]
-    out = torch.empty(n, NUM_PARTS + 1, h, w, device=t.row_term.device, dtype=t.row_term.dtype)
+    out = torch.empty(n, NUM_PARTS + 1, h, w, device=dev, dtype=dt)
     parts = out[:, 1:]
-    torch.add(t.row_term.unsqueeze(-1), t.col_term.unsqueeze(-2), out=parts)
-    parts.addcmul_(t.q_cross.unsqueeze(-1), t.dc.unsqueeze(-2), value=-1).exp2_()
+    torch.add(row_term.unsqueeze(-1), col_term.unsqueeze(-2), out=parts)
+    parts.addcmul_(q_cross.unsqueeze(-1), dc.unsqueeze(-2), value=-1).exp2_()
     background = out[:, 0]
     torch.amax(parts, dim=1, out=background)
     background.neg_().add_(1.0)

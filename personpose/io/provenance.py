@@ -21,6 +21,7 @@ _PACKAGES = (
     "numpy",
     "scikit-image",
     "wandb",
+    "ai-edge-litert",
 )
 SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|passwd|credential)", re.IGNORECASE)
 REDACTED = "***redacted***"

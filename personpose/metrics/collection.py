@@ -7,8 +7,10 @@ number), ``protocol`` (metric -> its exact definition) and ``info`` (where weigh
 references came from). Metrics whose pretrained weights, reference set or optional package
 are unavailable are left out at build time with the reason; metrics whose inputs were missing
 (keypoints, part labels, image size) are skipped at ``compute()``. A number from a random
-network is never reported under these names. :func:`results_of` gives the plain values and
-reasons a results file holds.
+network is never reported under these names, and no value is NaN or infinite (a metric whose
+value is not finite is skipped with the reason). ``excluded`` counts, per metric, the images
+it left out because their score is undefined (e.g. ``mask_ssim`` of an empty mask).
+:func:`results_of` gives the plain values and reasons a results file holds.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ class MetricSuite(MetricCollection):
         self.unavailable = dict(unavailable)
         self.protocol = dict(protocol)
         self.info = dict(info or {})
+        self.not_finite: dict[str, str] = {}
 
     @property
     def skipped(self) -> dict[str, str]:
@@ -68,6 +71,17 @@ class MetricSuite(MetricCollection):
         out = dict(self.unavailable)
         for metric in self.values(copy_state=False):
             out.update(metric.skipped)
+        out.update(self.not_finite)
+        return self._in_order(out)
+
+    @property
+    def excluded(self) -> dict[str, int]:
+        """Metric -> images it left out because their score is undefined (only those > 0)."""
+        out = {}
+        for name, metric in self.items(keep_base=True, copy_state=False):
+            n = int(getattr(metric, "excluded", 0))
+            if n:
+                out[name] = n
         return self._in_order(out)
 
     def update(self, preds: Tensor, target: Tensor, **extras) -> None:
@@ -83,8 +97,17 @@ class MetricSuite(MetricCollection):
     def compute(self) -> dict[str, Tensor]:
         """Values of the metrics that could be computed; the others are in ``skipped``."""
         values = super().compute()
+        self.not_finite = {}
+        skipped = self.skipped
+        for k, v in values.items():
+            if k not in skipped and not bool(torch.isfinite(v)):
+                self.not_finite[k] = f"value is not finite ({float(v)})"
         skipped = self.skipped
         return self._in_order({k: v for k, v in values.items() if k not in skipped})
+
+    def reset(self) -> None:
+        super().reset()
+        self.not_finite = {}
 
     def _in_order(self, by_name: dict) -> dict:
         """``by_name`` sorted as ``names`` (``<name>_std`` right after ``<name>``)."""
@@ -118,7 +141,8 @@ def build_metrics(
     fid_drop_last: bool | None = None,
     movenet_model: str | Path | None = None,
     pssim_missing_parts: str = "faithful",
-    dtype: torch.dtype = torch.float64,
+    dtype: torch.dtype | str = torch.float64,
+    compile: bool = False,
     device: str | torch.device = "cpu",
     progress: bool = False,
 ) -> MetricSuite:
@@ -134,17 +158,20 @@ def build_metrics(
             is ``gfla``.
         movenet_model: the MoveNet ``.tflite`` file for ``pck_movenet``/``pckh_movenet``.
         pssim_missing_parts: ``faithful`` (the reference) or ``exclude``.
-        dtype: precision of the SSIM variants (float64 reproduces skimage to ~1e-9,
-            float32 to ~2e-5 and is faster on CPU). pSSIM always runs in float32, as the
-            loss (the loss's float64 path is slow on CPU; ~2e-7 from float64).
+        dtype: precision of the SSIM variants, a dtype or ``"float32"``/``"float64"``
+            (float64 reproduces skimage to ~1e-9, float32 to ~2e-5 and is faster on CPU).
+            pSSIM always runs in float32, as the loss (~2e-7 from float64).
+        compile: run the Gaussian SSIM variants and pSSIM through ``torch.compile`` (faster
+            once compiled; the first batch of each image size compiles for seconds).
         device: where FID reference statistics are computed.
     """
     wanted = resolve_names(names)
+    dtype = _dtype(dtype)
     pretrained = dict(pretrained or {})
     if fid_drop_last is None:
         fid_drop_last = isinstance(names, str) and names == "gfla"
     parts = (
-        _weight_free_metrics(wanted, dtype, pssim_missing_parts),
+        _weight_free_metrics(wanted, dtype, compile, pssim_missing_parts),
         _lpips_metrics(wanted, pretrained.get("alexnet")),
         _inception_metrics(
             wanted,
@@ -174,14 +201,26 @@ def build_metrics(
     return MetricSuite(metrics, wanted, unavailable, definitions(wanted, **fill), info)
 
 
-def _weight_free_metrics(wanted: list[str], dtype: torch.dtype, missing_parts: str) -> _Part:
+def _dtype(dtype: torch.dtype | str) -> torch.dtype:
+    """``torch.float32``/``float64`` from a dtype or its name (ValueError otherwise)."""
+    found = {"float32": torch.float32, "float64": torch.float64}.get(str(dtype).split(".")[-1])
+    if found is None:
+        raise ValueError(f"metric precision must be float32 or float64; got {dtype!r}")
+    return found
+
+
+def _weight_free_metrics(
+    wanted: list[str], dtype: torch.dtype, compile: bool, missing_parts: str
+) -> _Part:
     """The metrics that need no pretrained network."""
+    gauss = {"dtype": dtype, "compile": compile}
     makers = {
-        "ssim_patn": lambda: ssim_variants.SSIMPatn(dtype=dtype),
-        "ssim_patn_padded": lambda: ssim_variants.SSIMPatnPadded(dtype=dtype),
+        "ssim_patn": lambda: ssim_variants.SSIMPatn(**gauss),
+        "ssim_256_gfla": lambda: ssim_variants.SSIM256Gfla(**gauss),
+        "ssim_patn_padded": lambda: ssim_variants.SSIMPatnPadded(**gauss),
         "ssim_gfla": lambda: ssim_variants.SSIMGfla(dtype=dtype),
-        "mask_ssim": lambda: ssim_variants.MaskSSIM(dtype=dtype),
-        "pssim": lambda: PartSSIM(missing_parts),
+        "mask_ssim": lambda: ssim_variants.MaskSSIM(**gauss),
+        "pssim": lambda: PartSSIM(missing_parts, compile=compile),
         "psnr": pixel.PSNR,
         "l1": pixel.L1,
         "gt_part_l1": gt_part.GtPartL1,

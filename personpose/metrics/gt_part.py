@@ -5,10 +5,11 @@
 - ``gt_part_l1``: per image, for every label k >= 1 present in ``label2``, the mean of
   |pred - target| over that region's pixels and the 3 channels; the mean over those labels
   (each part weighs the same, whatever its size); then the mean over images. Images in [0, 1].
-- ``gt_fg_ssim``: per image, the full-size SSIM map of ``ssim_patn`` (skimage's, Gaussian
-  sigma 1.5, population covariance, data range of the generated image, ``reflect`` border)
-  averaged over channels and over the true person region ``label2 > 0``; then the mean over
-  images. Images with no person pixel are left out.
+- ``gt_fg_ssim``: per image, the full-size SSIM map of ``ssim_256_gfla`` (today's skimage
+  ``full=True``: Gaussian sigma 1.5, 11 taps, population covariance, data range of the
+  generated image, ``reflect`` border) averaged over channels and over the true person region
+  ``label2 > 0``; then the mean over images. Images with no person pixel, or a constant
+  generated image (SSIM 0/0), are left out.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import torch
 from torch import Tensor
 
 from personpose.metrics.base import PerImageMetric
-from personpose.metrics.ssim_variants import ssim_patn_map
+from personpose.metrics.ssim_variants import ssim_256_gfla_map
 
 
 def _check_labels(label2: Tensor, pred: Tensor, name: str) -> Tensor:
@@ -50,13 +51,13 @@ def gt_part_l1(pred: Tensor, target: Tensor, label2: Tensor) -> tuple[Tensor, Te
 def gt_fg_ssim(
     pred: Tensor, target: Tensor, label2: Tensor, dtype: torch.dtype = torch.float64
 ) -> tuple[Tensor, Tensor]:
-    """Per-image mean of the ``ssim_patn`` map over ``label2 > 0``; ``(values, valid)``."""
+    """Per-image mean of the ``ssim_256_gfla`` map over ``label2 > 0``; ``(values, valid)``."""
     label2 = _check_labels(label2, pred, "gt_fg_ssim")
     fg = (label2 > 0).to(torch.float64)  # (N, H, W)
-    s = ssim_patn_map(pred, target, dtype=dtype).to(torch.float64).mean(1)  # (N, H, W)
+    s = ssim_256_gfla_map(pred, target, dtype=dtype).to(torch.float64).mean(1)  # (N, H, W)
     area = fg.flatten(1).sum(1)
     values = (s * fg).flatten(1).sum(1) / area.clamp(min=1)
-    return values, area > 0
+    return values, (area > 0) & ~values.isnan()
 
 
 class GtPartL1(PerImageMetric):

@@ -15,12 +15,14 @@ Layouts in circulation (names embed the image names with their extensions):
 
 The ground truth of a strip is its target panel; panels are used at their stored size.
 A file whose name does not parse raises :class:`LayoutError` naming the file.
+:func:`match_pairs` checks the files against the expected pairs (a pairs CSV, or the pairs the
+files name): missing and duplicate predictions are errors unless allowed, and counted.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -190,6 +192,97 @@ def scan(
                 source_path = _find(src, a)
         out.append(PairFile(p, a, b, layout, gt_path, source_path))
     return out
+
+
+def _key(name: str) -> str:
+    """An image name without its image extension (files may drop or change it)."""
+    suffix = Path(name).suffix
+    return name[: -len(suffix)] if suffix.lower() in IMAGE_EXTS else name
+
+
+def _listing(items: Sequence, n: int = 3) -> str:
+    shown = ", ".join(str(x) for x in items[:n])
+    return shown + (f", ... ({len(items)} in all)" if len(items) > n else "")
+
+
+def match_pairs(
+    files: list[PairFile],
+    pairs=None,
+    *,
+    allow_missing: bool = False,
+    allow_duplicates: bool = False,
+) -> tuple[list[PairFile], dict]:
+    """One file per expected pair, in the order of the expected set, and the counts.
+
+    ``pairs``: a :class:`personpose.data.annotations.PairList` (the pairs CSV), or None: the
+    expected set is then the pairs the files name. Names match with or without an image
+    extension; a file naming only its target matches the one pair with that target.
+    A pair with several files (or a pairs CSV with a repeated row) is a LayoutError unless
+    ``allow_duplicates`` (the first file in name order is scored); an expected pair without
+    a file is a LayoutError unless ``allow_missing``. Files of pairs outside ``pairs`` are not
+    scored. Returns ``(files, counts)``, counts: ``expected``, ``missing``, ``duplicates``
+    (files or rows not scored because their pair came earlier), ``unexpected`` (files
+    outside ``pairs``) and ``expected_from``.
+    """
+    if pairs is None:
+        rows = [(f.source_name, f.target_name) for f in files]
+        expected_from, row_where = "the prediction files (no pairs CSV)", [f.path for f in files]
+    else:
+        rows, expected_from = list(pairs.pairs), str(pairs.path)
+        row_where = [f"{pairs.path}:{line}" for line in pairs.lines]
+    order: dict[tuple, int] = {}
+    dup_rows = []
+    for (a, b), where in zip(rows, row_where):
+        k = (None if a is None else _key(a), _key(b))
+        if k in order:
+            dup_rows.append(f"{where} ({a} -> {b})")
+        else:
+            order[k] = len(order)
+    by_target: dict[str, list[tuple]] = {}
+    for k in order:
+        by_target.setdefault(k[1], []).append(k)
+    found: dict[tuple, list[PairFile]] = {}
+    unexpected = 0
+    for f in files:
+        k = (None if f.source_name is None else _key(f.source_name), _key(f.target_name))
+        if pairs is not None and f.source_name is None:
+            candidates = by_target.get(k[1], [])
+            if len(candidates) > 1:
+                raise LayoutError(
+                    f"{f.path}: names only its target {f.target_name!r}, which "
+                    f"{len(candidates)} pairs of {pairs.path} share; name the file "
+                    "'<from>___<to>.png'"
+                )
+            k = candidates[0] if candidates else k
+        if k in order:
+            found.setdefault(k, []).append(f)
+        else:
+            unexpected += 1
+    dup_files = [str(fs[i].path) for fs in found.values() for i in range(1, len(fs))]
+    if pairs is not None:  # files of one pair: already counted as duplicate rows without CSV
+        dup_rows += dup_files
+    if dup_rows and not allow_duplicates:
+        raise LayoutError(
+            f"{len(dup_rows)} duplicate predictions or pair rows (a pair scored once only): "
+            f"{_listing(dup_rows)}; give allow_duplicates=true to score the first of each pair"
+        )
+    missing = [k for k in order if k not in found]
+    if missing and not allow_missing:
+        shown = [f"{a} -> {b}" for a, b in missing]
+        raise LayoutError(
+            f"{len(missing)} of the {len(order)} pairs of {expected_from} have no prediction "
+            f"file ({_listing(shown)}); give allow_missing=true to score the "
+            f"{len(order) - len(missing)} present (the missing count is recorded)"
+        )
+    chosen = [found[k][0] for k in sorted(found, key=order.__getitem__)]
+    counts = {
+        "expected": len(order),
+        "missing": len(missing),
+        "duplicates": len(dup_rows),
+        "unexpected": unexpected,
+        "expected_from": expected_from,
+    }
+    return chosen, counts
 
 
 def strip_panels(width: int, height: int, panels: int | None, path: Path) -> int:

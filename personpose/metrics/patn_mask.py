@@ -1,31 +1,30 @@
 """PATN's person mask for mask-SSIM and mask-IS, rasterised in torch (batched, no Python loop
 over images, limbs or joints).
 
-From the target keypoints (docs/protocols.md#patn-mask): for each of ``PATN_MASK_LIMBS`` whose two
-joints are present, the rectangle ``f + n, f - n, t - n, t + n`` where ``n`` is the limb's
+From the target keypoints (PATN's ``produce_ma_mask``): for each of the 23 ``PATN_MASK_LIMBS``
+whose two joints are present, the rectangle ``f + n, f - n, t - n, t + n`` where ``n`` is the limb's
 normal scaled to 4 px; a disk of radius 4 px at every present joint; then a closing with a
-5x5 square (dilation, then erosion). Pixel inclusion is scikit-image's, exactly:
+5x5 square (dilation, then erosion). Pixel inclusion is that of scikit-image 0.14.2, which
+PATN pins:
 
-- ``skimage.draw.polygon``: O'Rourke's point-in-polygon test at the pixel centre, which counts
-  pixels on an edge or a vertex as inside (a closed polygon). Each rectangle is convex, so its
-  pixels in a row form one interval, bounded by the edges' crossings of that row; a pixel
-  within 1e-6 px of a crossing is decided by the test itself in float64 (what skimage does),
-  so floating-point ties come out as in skimage. Rows are then filled by a difference array.
-- ``skimage.draw.disk``: ``((r - r0) / 4)^2 + ((c - c0) / 4)^2 < 1`` (exact for integer
+- ``skimage.draw.polygon``: the crossing-number test at the pixel centre ``(x, y)``: edge
+  ``(j, i)`` crosses when ``y_i <= y < y_j`` or ``y_j <= y < y_i`` and
+  ``x < (x_j - x_i) (y - y_i) / (y_j - y_i) + x_i`` (float64, in that order); odd crossings
+  are inside. The rule is half-open: pixels on a left or top edge are in, on a right or
+  bottom edge out (scikit-image 0.18 switched to a closed rule). In a row a convex polygon
+  has two crossing edges, at ``lo <= hi``, and its pixels are ``lo <= x < hi``; rows are
+  filled by a difference array.
+- ``skimage.draw.circle``: ``((r - r0) / 4)^2 + ((c - c0) / 4)^2 < 1`` (exact for integer
   keypoints), evaluated on a 10x10 window about each joint.
 - ``skimage.morphology.dilation`` / ``erosion`` with ``reflect`` borders: a max / min over the
   5x5 window clipped to the image.
 
 A limb whose joints coincide draws nothing (its normal is 0/0), as in PATN. A joint is missing
-when either coordinate is -1. On CPU, where personpose's native kernels build, the same
-arithmetic runs in C (:func:`personpose.kernels.native.patn_mask`, one image per thread;
-0.06 against 0.5 ms per 256x176 image in the evaluation); the tests hold the two to
-pixel-for-pixel equality.
+when either coordinate is -1.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
@@ -33,13 +32,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from personpose.data.keypoints import MISSING, NUM_JOINTS, PATN_MASK_LIMBS, PATN_MASK_RADIUS
-from personpose.kernels import fused, native
 
 __all__ = ["patn_mask"]
 
 CLOSING_SIZE = 5  # px: side of the square structuring element
-TIE_TOL = 1e-6  # px: crossings this close to a pixel centre are decided by the exact test
-VERTEX_EPS = 1e-12  # skimage's vertex tolerance
 
 
 def patn_mask(
@@ -55,9 +51,6 @@ def patn_mask(
     h, w = (int(s) for s in size)
     lead = kp.shape[:-2]
     kp = kp.reshape(-1, NUM_JOINTS, 2).to(torch.float64)
-    if native.usable(kp, dtypes=(torch.float64,)):  # the same arithmetic in C
-        mask = native.patn_mask(kp, h, w, PATN_MASK_LIMBS, radius, closing)
-        return mask.reshape(*lead, h, w)
     present = (kp != MISSING).all(-1)  # (N, 18)
 
     limbs = torch.tensor(PATN_MASK_LIMBS, device=kp.device)
@@ -88,8 +81,7 @@ def patn_mask(
 
 
 def _closing(mask: Tensor, size: int) -> Tensor:
-    """Binary closing with a ``size x size`` square: dilation, then erosion. (Eager: compiled,
-    inductor would recompute each dilated pixel for all 25 erosion reads.)"""
+    """Binary closing with a ``size x size`` square: dilation, then erosion."""
     return _erode(_dilate(mask, size), size)
 
 
@@ -117,77 +109,6 @@ def _erode(mask: Tensor, size: int) -> Tensor:
     return _window_reduce(mask, size, 1, torch.minimum)
 
 
-def _inside_exact(yv: list[Tensor], xv: list[Tensor], y: Tensor, x: Tensor) -> Tensor:
-    """skimage's point_in_polygon != OUTSIDE, elementwise: polygons given by their vertices'
-    rows ``yv`` and columns ``xv`` (lists of V tensors), points ``(y, x)``, all broadcastable.
-
-    O'Rourke: with vertices shifted to the point, edge (i-1, i) counts as a right crossing
-    when it straddles the row from above/below and ``(x0 y1 - x1 y0) / (y1 - y0) > 0``, as a
-    left crossing when straddling the other way and the value is < 0; a point within 1e-12
-    of a vertex, or with odd right or odd left crossings, is inside or on the boundary.
-    """
-    vertex = right = left = None
-    for i in range(len(yv)):
-        x0, y0 = xv[i] - x, yv[i] - y
-        x1, y1 = xv[i - 1] - x, yv[i - 1] - y
-        den = y1 - y0
-        val = (x0 * y1 - x1 * y0) / torch.where(den == 0, 1.0, den)  # used where den != 0
-        v_i = (x0.abs() < VERTEX_EPS) & (y0.abs() < VERTEX_EPS)
-        r_i = ((y0 > 0) != (y1 > 0)) & (val > 0)
-        l_i = ((y0 < 0) != (y1 < 0)) & (val < 0)
-        vertex = v_i if vertex is None else vertex | v_i
-        right = r_i if right is None else right ^ r_i  # parity of the crossings
-        left = l_i if left is None else left ^ l_i
-    return vertex | right | left
-
-
-def _row_bounds(
-    yv: list[Tensor], xv: list[Tensor], ok: Tensor, rows: Tensor, w: int
-) -> tuple[Tensor, Tensor, Tensor]:
-    """In each row ``y`` of ``rows`` (N, L, R) float64, the real bounds ``lo <= x <= hi`` of
-    the convex polygon (vertex lists ``yv``, ``xv`` of (N, L, 1)), and whether the row can
-    hold any pixel of it (see :func:`_polygon_rows`). The loop over the V edges is unrolled:
-    every operation is elementwise over (N, L, R)."""
-    area2 = sum(xv[i - 1] * yv[i] - xv[i] * yv[i - 1] for i in range(len(yv)))  # shoelace
-    sigma = -torch.sign(area2)  # interior: sigma * cross >= 0
-    lo = hi = None
-    row_ok = ok
-    for i in range(len(yv)):  # edge (i - 1, i)
-        b = yv[i] - rows  # y0 of the point test
-        a = yv[i - 1] - rows  # y1
-        den = sigma * (a - b)
-        num = sigma * (xv[i] * a - xv[i - 1] * b)
-        flat = (a - b) == 0
-        tau = num / torch.where(flat, torch.ones_like(den), den)
-        lo_i = torch.where(~flat & (den < 0), tau, -math.inf)  # x >= tau
-        hi_i = torch.where(~flat & (den > 0), tau, math.inf)  # x <= tau
-        lo = lo_i if lo is None else torch.maximum(lo, lo_i)
-        hi = hi_i if hi is None else torch.minimum(hi, hi_i)
-        flat_sign = sigma * torch.sign(xv[i] - xv[i - 1]) * torch.sign(a)
-        row_ok = row_ok & ~(flat & (flat_sign < 0))
-    return lo.clamp(min=-1.0), hi.clamp(max=float(w)), row_ok
-
-
-@fused(min_elements=4 * len(PATN_MASK_LIMBS) * 8)  # 4 images and more
-def _row_intervals(verts: Tensor, ok: Tensor, rows: Tensor, w: int) -> tuple[Tensor, Tensor]:
-    """Inclusive pixel columns ``start``, ``end`` (N, L, R) float64 of each polygon's interval
-    in the rows ``rows`` (N, L, R) (``start = w``, ``end = -1``: none). A crossing within
-    ``TIE_TOL`` of a pixel centre is decided by the exact test at that pixel, as skimage does."""
-    nv = verts.shape[-2]
-    yv = [verts[..., i, 0:1] for i in range(nv)]  # (N, L, 1) each
-    xv = [verts[..., i, 1:2] for i in range(nv)]
-    lo, hi, row_ok = _row_bounds(yv, xv, ok[..., None], rows, w)
-    empty = ~row_ok | torch.isnan(lo) | torch.isnan(hi)
-    start = torch.where(empty, float(w), torch.ceil(lo + TIE_TOL).clamp(min=0))
-    end = torch.where(empty, -1.0, torch.floor(hi - TIE_TOL).clamp(max=w - 1))
-    out = []
-    for bound, value in ((lo, start), (hi, end)):
-        px = torch.round(bound)
-        tie = ~empty & ((bound - px).abs() <= TIE_TOL) & (px >= 0) & (px <= w - 1)
-        out.append(torch.where(tie & _inside_exact(yv, xv, rows, px), px, value))
-    return out[0], out[1]
-
-
 def _polygon_rows(verts: Tensor, ok: Tensor, h: int, w: int) -> tuple[Tensor, Tensor, Tensor]:
     """The rows that each convex polygon can touch and, in each, its first and last pixel
     column: ``rows``, ``start``, ``end`` (N, L, R) long (start > end: none in that row).
@@ -195,19 +116,32 @@ def _polygon_rows(verts: Tensor, ok: Tensor, h: int, w: int) -> tuple[Tensor, Te
     ``verts`` (N, L, V, 2) (row, col), ``ok`` (N, L) which polygons to draw. Each polygon gets
     the same number R of rows, from one above its top vertex to one below its bottom one
     (clamped to the image; R the largest such span in the batch), instead of all H rows.
-    The closed polygon is the intersection of its edges' half-planes; in row ``y`` an edge
-    with end points i, j (rows shifted by -y: ``b = y_i - y``, ``a = y_j - y``) bounds the row
-    at the crossing ``x = (x_i a - x_j b) / (a - b)``; horizontal edges (``a == b``) keep or
-    drop the whole row by the sign of ``(x_i - x_j) a``.
+    In row ``y`` the edges that cross it (half-open, module docstring) cross at ``lo <= hi``;
+    the pixels ``x`` with ``lo <= x < hi`` are inside: ``start = ceil(lo)``,
+    ``end = ceil(hi) - 1``.
     """
     ys = torch.where(ok[..., None], verts[..., 0], 0.0)  # (N, L, V); undrawn: row 0
     top = (torch.floor(ys.amin(-1)) - 1).clamp(0, h - 1)
     bottom = (torch.ceil(ys.amax(-1)) + 1).clamp(0, h - 1)
     span = int((bottom - top).amax()) + 1 if ys.numel() else 1
     first = top.clamp(max=h - span)  # (N, L): R = span rows from here stay in the image
-    rows = first[..., None] + torch.arange(span, dtype=verts.dtype, device=verts.device)
-    start, end = _row_intervals(verts, ok, rows, w)
-    return rows.long(), start.long(), end.long()
+    y = first[..., None] + torch.arange(span, dtype=verts.dtype, device=verts.device)
+
+    lo = torch.full_like(y, torch.inf)
+    hi = torch.full_like(y, -torch.inf)
+    nv = verts.shape[-2]
+    for i in range(nv):  # edge (j, i), j = i - 1: the order of scikit-image's loop
+        yi, xi = verts[..., i, 0:1], verts[..., i, 1:2]  # (N, L, 1)
+        yj, xj = verts[..., i - 1, 0:1], verts[..., i - 1, 1:2]
+        crosses = ((yi <= y) & (y < yj)) | ((yj <= y) & (y < yi))
+        den = torch.where(yj == yi, 1.0, yj - yi)  # used only where the edge crosses
+        x = (xj - xi) * (y - yi) / den + xi
+        lo = torch.where(crosses, torch.minimum(lo, x), lo)
+        hi = torch.where(crosses, torch.maximum(hi, x), hi)
+    drawn = ok[..., None] & (lo < hi)
+    start = torch.where(drawn, torch.ceil(lo).clamp(min=0), float(w))
+    end = torch.where(drawn, (torch.ceil(hi) - 1).clamp(max=w - 1), -1.0)
+    return y.long(), start.long(), end.long()
 
 
 def _draw_disks(mask: Tensor, kp: Tensor, present: Tensor, radius: float) -> None:

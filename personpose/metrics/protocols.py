@@ -12,10 +12,19 @@ from collections.abc import Iterable, Sequence
 
 DEFINITIONS: dict[str, str] = {
     "ssim_patn": (
-        "PATN / GFLA 'SSIM_256': skimage structural_similarity(target, generated, "
-        "gaussian_weights=True, sigma=1.5 (11-tap window, truncate 3.5), "
+        "PATN's SSIM, as scikit-image 0.14.2 (PATN's pinned version) computes "
+        "compare_ssim(target, generated, gaussian_weights=True, sigma=1.5, "
         "use_sample_covariance=False, data_range=generated.max()-generated.min(), "
-        "channel_axis=-1), at the images' stored size; mean over images"
+        "multichannel=True): scipy gaussian_filter at its default truncate 4.0 (13 taps, "
+        "reflect border), map cropped by 5 px; at the images' stored size; mean over images "
+        "(a constant generated image, SSIM 0/0, left out and counted)"
+    ),
+    "ssim_256_gfla": (
+        "GFLA metrics.py 'SSIM_256': scikit-image >= 0.15 structural_similarity(target, "
+        "generated, gaussian_weights=True, sigma=1.5 (truncate 3.5: 11 taps), "
+        "use_sample_covariance=False, data_range=generated.max()-generated.min(), "
+        "channel_axis=-1), at the images' stored size; ssim_patn's formula with the shorter "
+        "filter; mean over images (a constant generated image left out and counted)"
     ),
     "ssim_patn_padded": (
         "PATN's DeepFashion protocol: ssim_patn after padding both 256x176 images with 40 px "
@@ -27,9 +36,12 @@ DEFINITIONS: dict[str, str] = {
         "on images in [0, 1]; mean over images"
     ),
     "mask_ssim": (
-        "PATN's mask-SSIM: ssim_patn of generated*mask and target*mask, mask from the target "
-        "keypoints: rectangles of half-width 4 px along the 23 PATN limbs, disks of radius 4 px "
-        "at the joints (skimage.draw polygon/disk rules), closed with a 5x5 square"
+        "PATN's Market mask-SSIM: ssim_patn (13 taps) of generated*mask and target*mask, mask "
+        "from the target keypoints: rectangles of half-width 4 px along the 23 PATN limbs "
+        "(scikit-image 0.14.2's half-open polygon rule: left and top edges in, right and "
+        "bottom out), disks of radius 4 px at the joints, closed with a 5x5 square; images "
+        "with an empty mask (every keypoint missing) left out and counted. On DeepFashion this "
+        "is not a PATN protocol (PATN's DeepFashion script computes only ssim_patn_padded)"
     ),
     "pssim": (
         "part-based SSIM (the study's PSSIM) as a metric: (f + b) / 2, f = mean over 10 body "
@@ -42,15 +54,19 @@ DEFINITIONS: dict[str, str] = {
         "10 log10(1 / MSE) dB per image, images in [0, 1] (data range 1), skimage "
         "peak_signal_noise_ratio; mean over images (images identical to the target left out)"
     ),
-    "l1": "mean |generated - target| over pixels and channels, images in [0, 1]; mean over images",
+    "l1": (
+        "GFLA's L1: mean |generated - target| over pixels and channels, images in [0, 1]; "
+        "mean over images (PATN's l1_score works on [-1, 1] and reads twice as large)"
+    ),
     "gt_part_l1": (
         "mean over the body-part labels present in the ground-truth label map (label > 0) of "
         "the mean |generated - target| inside that label's region (images in [0, 1], "
         "3 channels); mean over images (synthetic data only)"
     ),
     "gt_fg_ssim": (
-        "the full-size ssim_patn map (scipy 'reflect' border) averaged over channels and over "
-        "the true person region (ground-truth label > 0); mean over images (synthetic data only)"
+        "the full-size ssim_256_gfla map (scikit-image full=True, scipy 'reflect' border) "
+        "averaged over channels and over the true person region (ground-truth label > 0); mean "
+        "over images (synthetic data only)"
     ),
     "lpips_alex": (
         "LPIPS v0.1 (lpips package 0.1.4 linear weights), AlexNet trunk with torchvision "
@@ -71,7 +87,7 @@ DEFINITIONS: dict[str, str] = {
     ),
     "mask_is_tv": (
         "is_tv of the generated images multiplied by PATN's mask of the target keypoints "
-        "(as mask_ssim)"
+        "(as mask_ssim; an empty mask gives a black image, which is scored)"
     ),
     "pck_movenet": (
         "MoveNet SinglePose Lightning int8 on the generated image (black square padding, "
@@ -88,19 +104,20 @@ DEFINITIONS: dict[str, str] = {
 # Which metrics each protocol reports. "all" is every metric.
 PROTOCOLS: dict[str, tuple[str, ...]] = {
     "patn": ("ssim_patn", "ssim_patn_padded", "mask_ssim", "is_tv", "mask_is_tv", "pckh_movenet"),
-    "gfla": ("ssim_gfla", "ssim_patn", "psnr", "l1", "lpips_alex_v00", "fid_tv"),
+    "gfla": ("ssim_gfla", "ssim_256_gfla", "psnr", "l1", "lpips_alex_v00", "fid_tv"),
     "all": tuple(DEFINITIONS),
 }
 
 # Short labels for tables.
 SHORT: dict[str, str] = {
-    "ssim_patn": "SSIM, Gaussian 1.5, pop. cov., range of generated (PATN, GFLA SSIM_256)",
+    "ssim_patn": "SSIM, Gaussian 1.5 (13 taps), pop. cov., range of generated (PATN)",
+    "ssim_256_gfla": "SSIM, Gaussian 1.5 (11 taps), pop. cov., range of generated (GFLA SSIM_256)",
     "ssim_patn_padded": "ssim_patn after 40 px white padding to 256x256 (PATN DeepFashion)",
     "ssim_gfla": "SSIM, 51 px uniform window, sample cov., range 1 (GFLA)",
-    "mask_ssim": "ssim_patn inside PATN's keypoint mask",
+    "mask_ssim": "ssim_patn inside PATN's keypoint mask (PATN's Market protocol)",
     "pssim": "part-based SSIM (the study's loss) as a metric",
     "psnr": "PSNR dB, range 1",
-    "l1": "mean absolute error, [0, 1]",
+    "l1": "mean absolute error, images in [0, 1] (GFLA; PATN's l1_score is 2x)",
     "gt_part_l1": "L1 per true body part, averaged over parts",
     "gt_fg_ssim": "SSIM map over the true person region",
     "lpips_alex": "LPIPS AlexNet v0.1",

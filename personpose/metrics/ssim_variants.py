@@ -1,20 +1,31 @@
 """The SSIM variants of the evaluation scripts in circulation, batched in torch.
 
-Each variant is defined by one scikit-image call (``skimage.metrics.structural_similarity``,
-written in each docstring; ``channel_axis=-1`` is the old ``multichannel=True``), which these
-functions reproduce to ~1e-12 on uint8-level images in float64 (~1e-5 in float32): the same
-filters (scipy's Gaussian of sigma 1.5 truncated at 3.5 sigma, i.e. 11 taps, or a uniform
-window), the same covariance factor, constants ``C1 = (0.01 R)^2``, ``C2 = (0.03 R)^2``,
-the map cropped by ``(win - 1) // 2`` px on every side before its mean, and the mean over the
-three channels.
-Because the crop removes exactly the pixels whose window reaches past the border, the mean
-needs only the "valid" filter; :func:`ssim_map` can also give the full-size map with scipy's
-``reflect`` (half-sample symmetric) border, as ``full=True`` does.
+Each variant is defined by one scikit-image call (``structural_similarity``, formerly
+``compare_ssim``, written in each docstring; ``channel_axis=-1`` is the old
+``multichannel=True``) in the scikit-image version its authors ran, reproduced with the loss's
+own filter and formula (:mod:`personpose.losses.ssim`): the covariance factor, constants
+``C1 = (0.01 R)^2``, ``C2 = (0.03 R)^2``, the map cropped by ``(win - 1) // 2`` px on every
+side before its mean, and the mean over the three channels. The Gaussian window (sigma 1.5)
+depends on the version:
+
+- PATN pins scikit-image 0.14.2, which filters with scipy's ``gaussian_filter`` at its default
+  ``truncate=4.0`` (radius ``int(4 * 1.5 + 0.5) = 6``: 13 taps, ``reflect`` border) but crops
+  the map by 5 px, its nominal 11-px window: the filter reaches 1 px into the border, so the
+  images get 1 px of scipy's ``reflect`` border (the edge pixel repeated) before the "valid"
+  13-tap filter (``ssim_patn``, ``ssim_patn_padded``, ``mask_ssim``).
+- scikit-image >= 0.15 truncates at 3.5 sigma: 11 taps, whose "valid" filter is exactly the
+  cropped map; GFLA's "SSIM_256" (``ssim_256_gfla``).
+
+Reproduced to ~1e-12 on uint8-level images in float64 (~1e-6 in float32).
+:func:`ssim_256_gfla_map` gives the full-size map with scipy's ``reflect`` border, as
+``full=True`` does. SSIM with ``R = 0`` (a constant generated image, e.g. masked by an empty
+mask) is 0/0: those images get NaN, and the metrics leave them out and count them.
 
 Images are ``(N, 3, H, W)`` in [0, 1]; SSIM is invariant to a common rescaling of images and
 data range, so [0, 1] images with ``R = (max - min)`` of the generated image give exactly the
 value of the uint8 images with ``R`` in uint8 units. All functions return per-image values
-``(N,)`` float64.
+``(N,)`` float64. ``compile=True`` runs the Gaussian variants through ``torch.compile``
+(about 3x faster on CPU once compiled; the first call of each shape compiles for seconds).
 """
 
 from __future__ import annotations
@@ -23,42 +34,41 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from personpose.kernels import native
-from personpose.kernels import ssim as kernels
+from personpose.losses.ssim import (
+    K1,
+    K2,
+    check_images,
+    moment_planes,
+    ssim_formula,
+    ssim_map,
+    ssim_per_sample,
+)
 from personpose.metrics.base import PerImageMetric
+from personpose.metrics.patn_mask import patn_mask
 
 __all__ = [
-    "gaussian_window",
-    "ssim_map",
     "ssim_patn",
-    "ssim_patn_map",
+    "ssim_256_gfla",
+    "ssim_256_gfla_map",
     "ssim_patn_padded",
     "ssim_gfla",
     "mask_ssim",
     "pad_white",
     "SSIMPatn",
+    "SSIM256Gfla",
     "SSIMPatnPadded",
     "SSIMGfla",
     "MaskSSIM",
 ]
 
-K1, K2 = 0.01, 0.03
-PATN_SIGMA, PATN_TRUNCATE = 1.5, 3.5  # skimage gaussian_weights=True -> 11-tap window
+SIGMA = 1.5  # px: the Gaussian window of every Gaussian variant
+WIN = 11  # px: the nominal window (the crop is (WIN - 1) // 2 = 5 px); also 0.15+'s taps
+PATN_TAPS = 13  # scikit-image 0.14.2: scipy's truncate 4.0, 2 int(4 sigma + 0.5) + 1 taps
+GFLA_256_TAPS = 11  # scikit-image >= 0.15: truncate 3.5, 2 int(3.5 sigma + 0.5) + 1 taps
 CHUNK_ELEMENTS = 1 << 18  # image elements per internal slice (CPU cache-friendly)
-FUSED_CHUNK_ELEMENTS = 1 << 19  # the same for the fused kernels (3 images of 3x256x176)
 GFLA_WIN = 51  # GFLA metrics.py: uniform window of 51 px
 PATN_PAD = 40  # PATN pads DeepFashion 256x176 with 40 px of white left and right
 PATN_PADDED_SIZE = (256, 176)
-
-
-def gaussian_window(
-    sigma: float = PATN_SIGMA, truncate: float = PATN_TRUNCATE, device=None
-) -> Tensor:
-    """scipy's 1-D Gaussian taps: radius ``int(truncate * sigma + 0.5)``, normalised, float64."""
-    r = int(truncate * sigma + 0.5)
-    x = torch.arange(-r, r + 1, dtype=torch.float64, device=device)
-    w = torch.exp(-0.5 / (sigma * sigma) * x**2)
-    return w / w.sum()
 
 
 def _pad_reflect(x: Tensor, r: int) -> Tensor:
@@ -75,92 +85,13 @@ def _pad_reflect(x: Tensor, r: int) -> Tensor:
     return x.index_select(-2, index(x.shape[-2])).index_select(-1, index(x.shape[-1]))
 
 
-def _correlate_valid(x: Tensor, taps: Tensor) -> Tensor:
-    """Separable 'valid' correlation of the last two dims of ``x`` with 1-D ``taps``.
-
-    Shifted multiply-adds in place (on CPU faster than a grouped convolution, and exact
-    float64 where ``conv2d`` has no fast float64 path).
-    """
-    k = taps.numel()
-    h, w = x.shape[-2] - k + 1, x.shape[-1] - k + 1
-    if h < 1 or w < 1:
-        raise ValueError(f"window of {k} px exceeds the image ({x.shape[-2]}x{x.shape[-1]})")
-    t = [float(v) for v in taps]
-    rows = x[..., 0:h, :] * t[0]
-    for i in range(1, k):
-        rows.add_(x[..., i : i + h, :], alpha=t[i])
-    out = rows[..., 0:w] * t[0]
-    for i in range(1, k):
-        out.add_(rows[..., i : i + w], alpha=t[i])
-    return out
-
-
 def _box_valid(x: Tensor, k: int) -> Tensor:
     """'Valid' mean over k x k windows (scipy's uniform_filter, cropped), via cumulative sums
     taken in float64 (exact enough for either precision), returned in ``x.dtype``."""
-    if x.shape[-2] < k or x.shape[-1] < k:
-        raise ValueError(f"window of {k} px exceeds the image ({x.shape[-2]}x{x.shape[-1]})")
     c = F.pad(x.to(torch.float64).cumsum(-2), (0, 0, 1, 0))
     rows = c[..., k:, :] - c[..., :-k, :]
     c = F.pad(rows.cumsum(-1), (1, 0))
     return ((c[..., k:] - c[..., :-k]) / (k * k)).to(x.dtype)
-
-
-def ssim_map(
-    x: Tensor,
-    y: Tensor,
-    data_range: Tensor | float,
-    *,
-    taps: Tensor | None = None,
-    uniform: int | None = None,
-    sample_covariance: bool = False,
-    full: bool = False,
-    dtype: torch.dtype = torch.float64,
-) -> Tensor:
-    """SSIM map of images ``(N, C, H, W)``, as skimage computes it.
-
-    Args:
-        data_range: ``R``, a float or per-image ``(N,)`` tensor.
-        taps: 1-D Gaussian taps (``gaussian_window()``), or
-        uniform: the side (px) of a uniform window.
-        sample_covariance: scale the (co)variances by ``NP / (NP - 1)``, ``NP = win^2``.
-        full: the full ``H x W`` map with scipy's 'reflect' border; otherwise the map of the
-            pixels whose window lies inside the image (skimage's crop), ``(H - win + 1)`` x
-            ``(W - win + 1)``.
-        dtype: computation precision: float64 (skimage's for uint8 images, ~1e-12 from it)
-            or float32 (faster on CPU; ~1e-6 from it on [0, 1] images).
-    """
-    if (taps is None) == (uniform is None):
-        raise ValueError("ssim_map: give exactly one of taps (Gaussian) and uniform (window px)")
-    win = taps.numel() if taps is not None else int(uniform)
-    x, y = x.to(dtype), y.to(dtype)
-    n, c, h, w = x.shape
-    stack = torch.empty((n, 5 * c, h, w), dtype=dtype, device=x.device)
-    stack[:, :c], stack[:, c : 2 * c] = x, y
-    torch.mul(x, x, out=stack[:, 2 * c : 3 * c])
-    torch.mul(y, y, out=stack[:, 3 * c : 4 * c])
-    torch.mul(x, y, out=stack[:, 4 * c :])
-    if full:
-        stack = _pad_reflect(stack, (win - 1) // 2)
-    filtered = _correlate_valid(stack, taps) if taps is not None else _box_valid(stack, win)
-    del stack
-    ux, uy, uxx, uyy, uxy = filtered.split(c, dim=1)
-    cov_norm = win * win / (win * win - 1) if sample_covariance else 1.0
-    r = torch.as_tensor(data_range, dtype=dtype, device=x.device).reshape(-1, 1, 1, 1)
-    c1, c2 = (K1 * r) ** 2, (K2 * r) ** 2
-    # skimage: vx = cov_norm (uxx - ux^2), vy likewise, vxy = cov_norm (uxy - ux uy);
-    # S = (2 ux uy + C1)(2 vxy + C2) / ((ux^2 + uy^2 + C1)(vx + vy + C2)). In place below.
-    uxuy = ux * uy
-    ux.square_()
-    uy.square_()
-    uxx.sub_(ux).add_(uyy.sub_(uy)).mul_(cov_norm).add_(c2)  # B2 = vx + vy + C2
-    uxy.sub_(uxuy).mul_(2 * cov_norm).add_(c2)  # A2 = 2 vxy + C2
-    ux.add_(uy).add_(c1).mul_(uxx)  # B1 * B2
-    return uxuy.mul_(2).add_(c1).mul_(uxy).div_(ux)  # A1 * A2 / (B1 * B2)
-
-
-def _per_image(s: Tensor) -> Tensor:
-    return s.mean(dim=(2, 3)).mean(dim=1).to(torch.float64)
 
 
 def chunked(fn, *tensors: Tensor, budget: int = CHUNK_ELEMENTS) -> Tensor:
@@ -175,8 +106,8 @@ def chunked(fn, *tensors: Tensor, budget: int = CHUNK_ELEMENTS) -> Tensor:
     if step >= n:
         return fn(*tensors)
     # slices of one size where a divisor of the batch gives at least half the budget: 16
-    # images in budgets of 15 -> 8 + 8, not 15 + 1 (one shape for the compiled kernels, no
-    # call for a lone image); else sizes that differ by at most one (13 in 4s -> 4, 3, 3, 3)
+    # images in budgets of 15 -> 8 + 8, not 15 + 1; else sizes that differ by at most one
+    # (13 in 4s -> 4, 3, 3, 3)
     pieces = next(p for p in range(-(-n // step), n + 1) if n % p == 0)
     if 2 * (n // pieces) < step:
         pieces = -(-n // step)
@@ -187,52 +118,70 @@ def chunked(fn, *tensors: Tensor, budget: int = CHUNK_ELEMENTS) -> Tensor:
 def generated_range(pred: Tensor) -> Tensor:
     """Per-image data range of the generated image, ``max - min`` over all pixels, ``(N,)``."""
     p = pred.flatten(1)
-    return (p.amax(1) - p.amin(1)).to(torch.float64)
+    return p.amax(1) - p.amin(1)
 
 
-def _patn_taps() -> tuple[float, ...]:
-    return tuple(float(v) for v in gaussian_window())
+def _gaussian_ssim(
+    pred: Tensor, target: Tensor, taps: int, dtype: torch.dtype, mask: Tensor | None, compile: bool
+) -> Tensor:
+    """Per-image Gaussian SSIM ``(N,)`` with ``taps`` taps, cropped by ``(WIN - 1) // 2``
+    px, ``R`` of the (masked) generated image; NaN where ``R = 0`` (module docstring)."""
+    check_images(pred, target, WIN, None, "ssim")
+    border = (taps - WIN) // 2  # px of scipy 'reflect' border the filter reaches past the crop
+
+    def one(p, t, *m):
+        p, t = p.to(dtype), t.to(dtype)
+        if m:
+            p, t = p * m[0].to(dtype), t * m[0].to(dtype)
+        r = generated_range(p)
+        if border:  # 1 px of scipy's reflect border is the edge pixel repeated
+            p, t = (F.pad(x, (border,) * 4, mode="replicate") for x in (p, t))
+        s = ssim_per_sample(p, t, taps, SIGMA, r, check_range=False, compile=compile)
+        return torch.where(r > 0, s.to(torch.float64), torch.nan)
+
+    return chunked(one, pred, target, *(() if mask is None else (mask,)))
 
 
 def ssim_patn(
-    pred: Tensor, target: Tensor, dtype: torch.dtype = torch.float64, mask: Tensor | None = None
+    pred: Tensor,
+    target: Tensor,
+    dtype: torch.dtype = torch.float64,
+    mask: Tensor | None = None,
+    compile: bool = False,
 ) -> Tensor:
-    """PATN's SSIM (also GFLA's "SSIM_256"), per image ``(N,)``.
+    """PATN's SSIM, per image ``(N,)``: scikit-image 0.14.2's
+
+    ``compare_ssim(target, pred, gaussian_weights=True, sigma=1.5,
+    use_sample_covariance=False, multichannel=True, data_range=pred.max() - pred.min())``
+    (13 taps, 5 px crop); with ``mask`` (N, 1, H, W) of both images times the mask (the data
+    range then that of the masked ``pred``). ``dtype``: computation precision.
+    """
+    return _gaussian_ssim(pred, target, PATN_TAPS, dtype, mask, compile)
+
+
+def ssim_256_gfla(
+    pred: Tensor, target: Tensor, dtype: torch.dtype = torch.float64, compile: bool = False
+) -> Tensor:
+    """GFLA's "SSIM_256", per image ``(N,)``: scikit-image >= 0.15's
 
     ``structural_similarity(target, pred, gaussian_weights=True, sigma=1.5,
-    use_sample_covariance=False, channel_axis=-1, data_range=pred.max() - pred.min())``;
-    with ``mask`` (N, 1, H, W) of both images times the mask (the data range then that of the
-    masked ``pred``). On CPU (float32 or float64): personpose's native kernel
-    (:func:`personpose.kernels.native.ssim_mean`); otherwise, or where it is unavailable, one
-    fused kernel (:func:`personpose.kernels.ssim.ssim_range_per_image`) per slice of
-    :data:`FUSED_CHUNK_ELEMENTS`.
+    use_sample_covariance=False, channel_axis=-1, data_range=pred.max() - pred.min())``
+    (11 taps): :func:`ssim_patn`'s formula with today's shorter filter.
     """
-    taps = _patn_taps()
-    k = len(taps)
-    if pred.shape[-2] < k or pred.shape[-1] < k:
-        raise ValueError(f"window of {k} px exceeds the image ({pred.shape[-2]}x{pred.shape[-1]})")
-
-    on_cpu = pred.device.type == "cpu" and target.device.type == "cpu"
-    if on_cpu and dtype in (torch.float32, torch.float64) and k <= native.MAX_WINDOW:
-        p, t = pred.to(dtype), target.to(dtype)  # elsewhere the slices are converted one by one
-        if native.usable(p, t, dtypes=(dtype,)):  # one cache-blocked pass per plane, no slices
-            return native.ssim_mean(p, t, mask, taps, K1, K2)
-
-    def one(p, t, *m):
-        m = m[0].to(dtype) if m else None
-        s = kernels.ssim_range_per_image(p.to(dtype), t.to(dtype), m, taps, K1, K2)
-        return s.to(torch.float64)
-
-    extra = () if mask is None else (mask,)
-    return chunked(one, pred, target, *extra, budget=FUSED_CHUNK_ELEMENTS)
+    return _gaussian_ssim(pred, target, GFLA_256_TAPS, dtype, None, compile)
 
 
-def ssim_patn_map(pred: Tensor, target: Tensor, dtype: torch.dtype = torch.float64) -> Tensor:
-    """The full-size ``(N, 3, H, W)`` map of :func:`ssim_patn` (skimage ``full=True``)."""
-    taps = gaussian_window(device=pred.device)
+def ssim_256_gfla_map(pred: Tensor, target: Tensor, dtype: torch.dtype = torch.float64) -> Tensor:
+    """The full-size ``(N, 3, H, W)`` map of :func:`ssim_256_gfla` (``full=True``): the valid
+    map of the images padded by scipy's reflect border; NaN where ``R = 0``."""
+    r = GFLA_256_TAPS // 2
 
     def one(p, t):
-        return ssim_map(p, t, generated_range(p), taps=taps, full=True, dtype=dtype)
+        p, t = p.to(dtype), t.to(dtype)
+        pad_p, pad_t = _pad_reflect(p, r), _pad_reflect(t, r)
+        rng = generated_range(p)
+        s = ssim_map(pad_p, pad_t, GFLA_256_TAPS, SIGMA, rng, check_range=False)
+        return torch.where(rng.view(-1, 1, 1, 1) > 0, s, torch.nan)
 
     return chunked(one, pred, target)
 
@@ -243,10 +192,14 @@ def pad_white(x: Tensor, pad: int = PATN_PAD) -> Tensor:
 
 
 def ssim_patn_padded(
-    pred: Tensor, target: Tensor, pad: int = PATN_PAD, dtype: torch.dtype = torch.float64
+    pred: Tensor,
+    target: Tensor,
+    pad: int = PATN_PAD,
+    dtype: torch.dtype = torch.float64,
+    compile: bool = False,
 ) -> Tensor:
     """PATN's DeepFashion protocol: :func:`ssim_patn` after :func:`pad_white` on both images."""
-    return ssim_patn(pad_white(pred, pad), pad_white(target, pad), dtype=dtype)
+    return ssim_patn(pad_white(pred, pad), pad_white(target, pad), dtype, compile=compile)
 
 
 def ssim_gfla(pred: Tensor, target: Tensor, dtype: torch.dtype = torch.float64) -> Tensor:
@@ -255,54 +208,80 @@ def ssim_gfla(pred: Tensor, target: Tensor, dtype: torch.dtype = torch.float64) 
     ``structural_similarity(target, pred, win_size=51, data_range=1, channel_axis=-1)``
     (uniform window, skimage's default sample covariance) on images in [0, 1].
     """
+    n = GFLA_WIN * GFLA_WIN
+    c2 = K2**2 * (n - 1) / n  # sample covariance: C2 over the factor n / (n - 1)
 
     def one(p, t):
-        s = ssim_map(p, t, 1.0, uniform=GFLA_WIN, sample_covariance=True, dtype=dtype)
-        return _per_image(s)
+        p, t = p.to(dtype), t.to(dtype)
+        check_images(p, t, GFLA_WIN, None, "ssim_gfla")
+        mu_x, mu_y, e_sq, e_xy = _box_valid(moment_planes(p, t), GFLA_WIN).split(p.shape[1], 1)
+        s = ssim_formula(mu_x, mu_y, e_sq, e_xy, K1**2, c2)
+        return s.mean((1, 2, 3), dtype=torch.float64)
 
     return chunked(one, pred, target)
 
 
 def mask_ssim(
-    pred: Tensor, target: Tensor, kp2: Tensor, dtype: torch.dtype = torch.float64
+    pred: Tensor,
+    target: Tensor,
+    kp2: Tensor,
+    dtype: torch.dtype = torch.float64,
+    compile: bool = False,
 ) -> Tensor:
     """PATN's mask-SSIM: :func:`ssim_patn` of both images times the PATN mask of ``kp2``.
 
     The images are uint8-level, the mask 0/1, so the products are exact (PATN multiplies
     the uint8 arrays).
     """
-    from personpose.metrics.patn_mask import patn_mask
-
     mask = patn_mask(kp2, pred.shape[-2:]).unsqueeze(1)
-    return ssim_patn(pred, target, dtype=dtype, mask=mask)
+    return ssim_patn(pred, target, dtype, mask, compile)
 
 
 class _SSIMMetric(PerImageMetric):
-    """An SSIM variant as a metric; ``dtype`` is the computation precision."""
+    """An SSIM variant as a metric; ``dtype`` is the computation precision, ``compile`` runs
+    it through ``torch.compile`` (Gaussian variants). Images whose SSIM is undefined (NaN:
+    the generated image, masked for ``mask_ssim``, is constant) are left out and counted in
+    ``excluded``."""
 
-    def __init__(self, dtype: torch.dtype = torch.float64, **kwargs) -> None:
+    min_size = WIN
+
+    def __init__(self, dtype: torch.dtype = torch.float64, compile: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.compute_dtype = dtype
+        self.compute_dtype, self.use_compile = dtype, compile
+
+    def score(self, preds, target, **extras) -> tuple[Tensor, Tensor]:
+        values = self.ssim(preds, target, **extras)
+        return values, ~values.isnan()
+
+    def ssim(self, preds: Tensor, target: Tensor, **extras) -> Tensor:
+        raise NotImplementedError
 
 
 class SSIMPatn(_SSIMMetric):
     """Mean :func:`ssim_patn` over images."""
 
     name = "ssim_patn"
-    min_size = 11
 
-    def score(self, preds, target):
-        return ssim_patn(preds, target, dtype=self.compute_dtype)
+    def ssim(self, preds, target):
+        return ssim_patn(preds, target, self.compute_dtype, compile=self.use_compile)
+
+
+class SSIM256Gfla(_SSIMMetric):
+    """Mean :func:`ssim_256_gfla` over images."""
+
+    name = "ssim_256_gfla"
+
+    def ssim(self, preds, target):
+        return ssim_256_gfla(preds, target, self.compute_dtype, self.use_compile)
 
 
 class SSIMPatnPadded(_SSIMMetric):
     """Mean :func:`ssim_patn_padded`; defined for 256x176 (DeepFashion) images only."""
 
     name = "ssim_patn_padded"
-    min_size = 11
 
     def __init__(self, dtype: torch.dtype = torch.float64, **kwargs) -> None:
-        super().__init__(dtype=dtype, **kwargs)
+        super().__init__(dtype, **kwargs)
         self.add_state("wrong_size", torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
 
     def update(self, preds, target, kp2=None, label2=None, source=None) -> None:
@@ -311,8 +290,8 @@ class SSIMPatnPadded(_SSIMMetric):
             return
         super().update(preds, target)
 
-    def score(self, preds, target):
-        return ssim_patn_padded(preds, target, dtype=self.compute_dtype)
+    def ssim(self, preds, target):
+        return ssim_patn_padded(preds, target, dtype=self.compute_dtype, compile=self.use_compile)
 
     def compute(self):
         if int(self.wrong_size) > 0:
@@ -325,21 +304,22 @@ class SSIMPatnPadded(_SSIMMetric):
 
 
 class SSIMGfla(_SSIMMetric):
-    """Mean :func:`ssim_gfla` over images."""
+    """Mean :func:`ssim_gfla` over images (data range 1: always defined)."""
 
     name = "ssim_gfla"
     min_size = GFLA_WIN
 
-    def score(self, preds, target):
+    def ssim(self, preds, target):
         return ssim_gfla(preds, target, dtype=self.compute_dtype)
 
 
 class MaskSSIM(_SSIMMetric):
-    """Mean :func:`mask_ssim` over images (needs ``kp2``)."""
+    """Mean :func:`mask_ssim` over images (needs ``kp2``). An image whose mask is empty (every
+    target keypoint missing) has no pixel to compare (its masked generated image is constant):
+    left out and counted in ``excluded``, as any image with ``R = 0``."""
 
     name = "mask_ssim"
     requires = ("kp2",)
-    min_size = 11
 
-    def score(self, preds, target, kp2):
-        return mask_ssim(preds, target, kp2, dtype=self.compute_dtype)
+    def ssim(self, preds, target, kp2):
+        return mask_ssim(preds, target, kp2, self.compute_dtype, self.use_compile)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from personpose.models.init import init_weights
+from personpose.models.init import apply_init
 from personpose.models.layers import check_padding, conv_stream, encoder, resolve_bias
 
 HEADS = ("faithful", "1ch")
@@ -46,7 +46,9 @@ class PATNDiscriminator(nn.Module):
         norm: "batch" | "instance" (no affine) | "none".
         dropout: Dropout(0.5) inside each residual block (on in PATN).
         head: "faithful" (no final conv) | "1ch" (3x3 conv to one channel).
-        padding, use_bias, n_down, init: as in :class:`~personpose.models.patn.PATNGenerator`.
+        init: "default" (PyTorch's own init, as in the study's code, which never passes its
+            discriminators to the initialiser) | "normal" (PATN's, as for the generator).
+        padding, use_bias, n_down: as in :class:`~personpose.models.patn.PATNGenerator`.
     """
 
     def __init__(
@@ -60,7 +62,7 @@ class PATNDiscriminator(nn.Module):
         padding: str = "reflect",
         use_bias: bool | None = None,
         n_down: int = 2,
-        init: bool = True,
+        init: str = "default",
     ) -> None:
         super().__init__()
         if head not in HEADS:
@@ -80,8 +82,7 @@ class PATNDiscriminator(nn.Module):
             layers.append(nn.Conv2d(c, 1, kernel_size=3, padding=1, bias=True))
         self.model = nn.Sequential(*layers)
         self.out_channels = 1 if head == "1ch" else c
-        if init:
-            init_weights(self)
+        apply_init(self, init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (N, in_channels, H, W) -> logits (N, out_channels, H/4, W/4)."""

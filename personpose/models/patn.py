@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from personpose.models.init import init_weights
+from personpose.models.init import apply_init
 from personpose.models.layers import (
     check_generator_inputs,
     check_padding,
@@ -70,8 +70,9 @@ class PATNGenerator(nn.Module):
             7x7 conv always has a bias.
         image_channels, pose_channels: channels of P1 (3) and of each pose map (18).
         n_down: stride-2 stages (2: H and W must be divisible by 4).
-        init: apply :func:`init_weights` (N(0, 0.02) convs, N(1, 0.02) BN scales, zero
-            biases) from the global RNG; call ``init_weights(g, generator=...)`` to redo it.
+        init: "normal" (PATN: N(0, 0.02) conv weights, N(1, 0.02) BN scales, conv biases at
+            PyTorch's default; :func:`~personpose.models.init.init_weights`, from the global
+            RNG) | "default" (PyTorch's own init).
     """
 
     def __init__(
@@ -85,7 +86,7 @@ class PATNGenerator(nn.Module):
         image_channels: int = 3,
         pose_channels: int = 18,
         n_down: int = 2,
-        init: bool = True,
+        init: str = "normal",
     ) -> None:
         super().__init__()
         if n_blocks < 1 or ngf < 1 or n_down < 0:
@@ -108,8 +109,7 @@ class PATNGenerator(nn.Module):
         up += padded_conv(ngf, image_channels, 7, padding, bias=True)
         up.append(nn.Tanh())
         self.decoder = nn.Sequential(*up)
-        if init:
-            init_weights(self)
+        apply_init(self, init)
 
     def forward(self, P1: torch.Tensor, BP1: torch.Tensor, BP2: torch.Tensor) -> torch.Tensor:
         """P1 (N, 3, H, W) in [-1, 1], BP1 and BP2 (N, 18, H, W) -> (N, 3, H, W) in [-1, 1]."""

@@ -56,7 +56,12 @@ def build_loggers(cfg: DictConfig, run_dir: Path, name: str, group: str | None) 
 
 
 def read_csv_logs(run_dir: Path) -> list[dict[str, str]]:
-    """Rows of every CSV log session of a run, in session order (``step`` column included)."""
+    """Rows of a run's CSV log sessions joined, one history with the last rows of each step.
+
+    A session resumed from a checkpoint logs again the steps between that checkpoint and the
+    end of the session before it (a kill): from its first logged step on, its rows replace
+    the earlier sessions'. Sorted by ``step`` (stable within a step).
+    """
     import csv
 
     rows: list[dict[str, str]] = []
@@ -66,8 +71,15 @@ def read_csv_logs(run_dir: Path) -> list[dict[str, str]]:
     )
     for path in sessions:
         with path.open() as f:
-            rows.extend(csv.DictReader(f))
-    return rows
+            session = list(csv.DictReader(f))
+        if session:
+            first = min(_step(r) for r in session)
+            rows = [r for r in rows if _step(r) < first] + session
+    return sorted(rows, key=_step)
+
+
+def _step(row: dict[str, str]) -> int:
+    return int(float(row["step"]))
 
 
 def finish_wandb() -> None:

@@ -14,7 +14,8 @@ def test_protocols_name_defined_metrics():
     assert set(PROTOCOLS["all"]) == set(DEFINITIONS) == set(SHORT)
     for members in PROTOCOLS.values():
         assert set(members) <= set(DEFINITIONS)
-    assert resolve_names("gfla")[:2] == ["ssim_gfla", "ssim_patn"]
+    assert resolve_names("gfla")[:2] == ["ssim_gfla", "ssim_256_gfla"]
+    assert "ssim_patn" not in resolve_names("gfla")  # PATN's 13 taps are not GFLA's SSIM_256
     assert resolve_names(["patn", "l1"])[-1] == "l1"
     with pytest.raises(ValueError, match="unknown protocol or metric 'ssim'"):
         resolve_names("ssim")
@@ -104,3 +105,38 @@ def test_skipped_reason_is_an_attribute_not_a_value(market_pairs):
     assert suite.skipped == metric.skipped
     suite.reset()
     assert metric.skipped == {} and suite.skipped == {}
+
+
+def test_target_without_keypoints_is_excluded_and_counted(market_pairs):
+    """Item: a target whose every keypoint is -1 (allowed by the format) has an empty PATN
+    mask; mask_ssim leaves it out and counts it instead of turning the mean into NaN."""
+    from personpose.metrics.ssim_variants import mask_ssim
+    from tests.metrics.helpers import to01
+
+    src, tgt, kp2 = market_pairs
+    kp = torch.from_numpy(kp2).clone()
+    kp[3] = -1
+    x, y = to01(src).float(), to01(tgt).float()
+    suite = build_metrics(["ssim_patn", "mask_ssim", "pssim", "l1", "psnr"])
+    suite.update(x, y, kp2=kp)
+    values, skipped = results_of(suite)
+    assert skipped == {} and all(v == v for v in values.values())  # no NaN
+    assert suite.excluded == {"mask_ssim": 1}
+    assert int(suite["mask_ssim"].count) == len(kp) - 1
+    rest = torch.cat([torch.arange(3), torch.arange(4, len(kp))])
+    expected = mask_ssim(x[rest], y[rest], kp[rest]).mean()
+    assert values["mask_ssim"] == pytest.approx(float(expected), abs=1e-9)
+
+
+def test_a_value_that_is_not_finite_is_skipped_not_reported(market_pairs):
+    """No metric hands a results file NaN: a non-finite value becomes a skip with its reason."""
+    from tests.metrics.helpers import to01
+
+    src, tgt, _ = market_pairs
+    suite = build_metrics(["l1", "psnr"])
+    x = to01(src).float()
+    suite.update(x, x)  # every image equals its target: PSNR has no image to average
+    suite["l1"].total += float("nan")  # as a metric without a rule for undefined scores would
+    values, skipped = results_of(suite)
+    assert values == {} and "not finite" in skipped["l1"]
+    assert "no image could be scored" in skipped["psnr"] and suite.excluded == {"psnr": len(x)}

@@ -1,4 +1,6 @@
-"""Every SSIM variant equals its scikit-image definition on real image pairs."""
+"""Every SSIM variant equals its scikit-image definition, in the version its authors ran, on
+real image pairs: PATN's (scikit-image 0.14.2: scipy's 13-tap Gaussian, ported in
+tests/metrics/helpers.py) and GFLA's (today's scikit-image)."""
 
 from __future__ import annotations
 
@@ -10,16 +12,17 @@ from skimage.metrics import structural_similarity
 from personpose.metrics.ssim_variants import (
     SSIMPatnPadded,
     mask_ssim,
+    ssim_256_gfla,
+    ssim_256_gfla_map,
     ssim_gfla,
     ssim_patn,
-    ssim_patn_map,
     ssim_patn_padded,
 )
-from tests.metrics.helpers import reference_mask, to01
+from tests.metrics.helpers import load_pairs, reference_mask, ssim_0142, to01
 
 
-def skimage_patn(target: np.ndarray, generated: np.ndarray, full: bool = False):
-    """PATN's SSIM: the call of its evaluation scripts (uint8 images)."""
+def skimage_256(target: np.ndarray, generated: np.ndarray, full: bool = False):
+    """GFLA's SSIM_256 with today's scikit-image (11 taps; uint8 images)."""
     return structural_similarity(
         target,
         generated,
@@ -49,25 +52,35 @@ def pairs(request, fashion_pairs, market_pairs):
 
 
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-10), (torch.float32, 1e-4)])
-def test_ssim_patn_equals_skimage(pairs, dtype, tol):
+def test_ssim_patn_equals_skimage_0142(pairs, dtype, tol):
     src, tgt, _ = pairs
     ours = ssim_patn(to01(src), to01(tgt), dtype=dtype).numpy()
-    ref = np.array([skimage_patn(t, g) for g, t in zip(src, tgt)])
+    ref = np.array([ssim_0142(t, g) for g, t in zip(src, tgt)])
+    np.testing.assert_allclose(ours, ref, rtol=0, atol=tol)
+    # the 13-tap filter of scikit-image 0.14.2 is not today's 11-tap one
+    assert np.abs(ours - ssim_256_gfla(to01(src), to01(tgt)).numpy()).max() > 1e-6
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-10), (torch.float32, 1e-4)])
+def test_ssim_256_gfla_equals_skimage(pairs, dtype, tol):
+    src, tgt, _ = pairs
+    ours = ssim_256_gfla(to01(src), to01(tgt), dtype=dtype).numpy()
+    ref = np.array([skimage_256(t, g) for g, t in zip(src, tgt)])
     np.testing.assert_allclose(ours, ref, rtol=0, atol=tol)
 
 
-def test_ssim_patn_float32_images_within_1e4(pairs):
-    """The metric contract: float32 images in [0, 1] (uint8 levels) -> within 1e-4."""
+def test_ssim_patn_float32_images_within_1e6(pairs):
+    """The metric contract: float32 images in [0, 1] (uint8 levels) -> within 1e-6."""
     src, tgt, _ = pairs
     ours = ssim_patn(to01(src, torch.float32), to01(tgt, torch.float32)).numpy()
-    ref = np.array([skimage_patn(t, g) for g, t in zip(src, tgt)])
+    ref = np.array([ssim_0142(t, g) for g, t in zip(src, tgt)])
     np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-6)
 
 
-def test_ssim_patn_padded_equals_skimage(fashion_pairs):
+def test_ssim_patn_padded_equals_skimage_0142(fashion_pairs):
     src, tgt, _ = fashion_pairs
     ours = ssim_patn_padded(to01(src), to01(tgt)).numpy()
-    ref = np.array([skimage_patn(pad40(t), pad40(g)) for g, t in zip(src, tgt)])
+    ref = np.array([ssim_0142(pad40(t), pad40(g)) for g, t in zip(src, tgt)])
     np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-10)
     # the padding inflates SSIM, as documented
     assert (ours > ssim_patn(to01(src), to01(tgt)).numpy()).all()
@@ -92,25 +105,44 @@ def test_ssim_gfla_equals_skimage(pairs, dtype, tol):
 
 def test_full_map_equals_skimage_full(market_pairs):
     src, tgt, _ = market_pairs
-    ours = ssim_patn_map(to01(src[:2]), to01(tgt[:2])).permute(0, 2, 3, 1).numpy()
+    ours = ssim_256_gfla_map(to01(src[:2]), to01(tgt[:2])).permute(0, 2, 3, 1).numpy()
     for i in range(2):
-        _, s = skimage_patn(tgt[i], src[i], full=True)
+        _, s = skimage_256(tgt[i], src[i], full=True)
         np.testing.assert_allclose(ours[i], s, rtol=0, atol=1e-10)
 
 
-def test_mask_ssim_equals_skimage_on_masked_uint8(pairs):
+def test_mask_ssim_equals_skimage_0142_on_masked_uint8(pairs):
     src, tgt, kp2 = pairs
     ours = mask_ssim(to01(src), to01(tgt), torch.from_numpy(kp2)).numpy()
-    ref = []
-    for g, t, kp in zip(src, tgt, kp2):
-        m = reference_mask(kp, g.shape[:2])[..., None]
-        ref.append(skimage_patn(t * m, g * m))  # PATN: uint8 image * bool mask
+    # PATN: uint8 image * bool mask, mask by scikit-image 0.14.2's polygon rule
+    ref = [ssim_0142(t, g, reference_mask(kp, g.shape[:2])) for g, t, kp in zip(src, tgt, kp2)]
     np.testing.assert_allclose(ours, np.array(ref), rtol=0, atol=1e-10)
+
+
+def test_copy_source_market_mask_ssim_under_patn_protocol(real_data):
+    """The 100 real Market test pairs, the source image as the generated one: 0.7163 with
+    PATN's protocol (13 taps, half-open polygons); today's scikit-image gives 0.7143."""
+    src, tgt, kp2 = load_pairs(real_data, "market", 100)
+    assert len(src) == 100
+    values = mask_ssim(to01(src), to01(tgt), torch.from_numpy(kp2)).numpy()
+    assert round(float(values.mean()), 4) == 0.7163
+
+
+def test_constant_generated_image_is_undefined_not_a_number():
+    """R = 0 (a constant generated image, or an empty mask): NaN per image, never a value."""
+    x = torch.rand(2, 3, 16, 16)
+    pred = x.clone()
+    pred[1] = 0.5
+    for values in (ssim_patn(pred, x), ssim_256_gfla(pred, x)):
+        assert torch.isfinite(values[0]) and values[1].isnan()
+    empty = torch.full((2, 18, 2), -1)
+    assert mask_ssim(x, x, empty).isnan().all()
 
 
 def test_identical_images_score_one(market_pairs):
     x = to01(market_pairs[0])
     np.testing.assert_allclose(ssim_patn(x, x).numpy(), 1.0, atol=1e-12)
+    np.testing.assert_allclose(ssim_256_gfla(x, x).numpy(), 1.0, atol=1e-12)
     np.testing.assert_allclose(ssim_gfla(x, x).numpy(), 1.0, atol=1e-12)
 
 
@@ -122,13 +154,13 @@ def test_padded_metric_is_skipped_for_other_sizes(market_pairs, fashion_pairs):
     src, tgt, _ = fashion_pairs
     metric.update(to01(src).float(), to01(tgt).float())
     value = float(metric.compute())
-    ref = np.mean([skimage_patn(pad40(t), pad40(g)) for g, t in zip(src, tgt)])
+    ref = np.mean([ssim_0142(pad40(t), pad40(g)) for g, t in zip(src, tgt)])
     assert value == pytest.approx(ref, abs=1e-6)
 
 
 def test_window_larger_than_image_is_an_error():
     x = torch.rand(1, 3, 8, 8)
-    with pytest.raises(ValueError, match="exceeds the image"):
+    with pytest.raises(ValueError, match="smaller than the 11x11 window"):
         ssim_patn(x, x)
 
 

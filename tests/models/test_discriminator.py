@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from personpose.models import PATNDiscriminator
-from tests.models.conftest import build, n_params
+from tests.models.conftest import build, load_model_conf, n_params
 
 
 def test_paper_size_discriminator_parameter_counts():
@@ -61,3 +61,33 @@ def test_bad_input_and_head_are_named():
         d(torch.zeros(1, 6, 16, 8))
     with pytest.raises(ValueError, match="head='linear'"):
         PATNDiscriminator(21, head="linear")
+
+
+def _big_conv(d: PATNDiscriminator) -> nn.Conv2d:
+    return d.model[1].body[1]  # a residual block's first 3x3 conv at 4 * ndf channels
+
+
+def test_default_init_is_pytorchs_as_in_the_study():
+    """The study's code never initialises its discriminators: PyTorch's kaiming-uniform
+    (a = sqrt(5)) weights, std 1 / sqrt(3 fan_in), not PATN's N(0, 0.02)."""
+    torch.manual_seed(0)
+    conv = _big_conv(PATNDiscriminator(21, ndf=8, n_blocks=1))  # 32 -> 32, 3x3
+    fan_in = conv.weight[0].numel()
+    std = conv.weight.std().item()  # 0.034 for fan_in 288
+    assert abs(std - 1 / (3 * fan_in) ** 0.5) < 1e-3 and abs(std - 0.02) > 1e-2
+    assert conv.weight.abs().max() <= 1 / fan_in**0.5
+
+
+def test_normal_init_is_patns():
+    torch.manual_seed(0)
+    d = PATNDiscriminator(21, ndf=32, n_blocks=1, norm="instance", init="normal")
+    conv = _big_conv(d)
+    assert abs(conv.weight.std().item() - 0.02) < 5e-4
+    bound = 1 / conv.weight[0].numel() ** 0.5  # biases (instance norm) keep PyTorch's default
+    assert (conv.bias != 0).all() and conv.bias.abs().max() <= bound
+
+
+def test_model_configs_default_to_the_studys_init():
+    for name in ("patn", "patn_small", "patn_tiny"):
+        cfg = load_model_conf(name)
+        assert cfg.generator.init == "normal" and cfg.discriminator.init == "default", name

@@ -44,7 +44,7 @@ def test_block_channel_counts_follow_patn():
 
 
 def test_instance_norm_has_no_affine_parameters_and_uses_biases():
-    g = PATNGenerator(norm="instance", init=False)
+    g = PATNGenerator(norm="instance", init="default")
     norms = [m for m in g.modules() if isinstance(m, nn.InstanceNorm2d)]
     assert norms and all(m.weight is None and m.running_mean is None for m in norms)
     assert not any(isinstance(m, nn.BatchNorm2d) for m in g.modules())
@@ -120,11 +120,12 @@ def test_init_is_deterministic_given_a_generator():
     a = init_weights(PATNGenerator(ngf=8, n_blocks=2), generator=torch.Generator().manual_seed(3))
     b = init_weights(PATNGenerator(ngf=8, n_blocks=2), generator=torch.Generator().manual_seed(3))
     c = init_weights(PATNGenerator(ngf=8, n_blocks=2), generator=torch.Generator().manual_seed(4))
+    # what init_weights sets: every weight (conv biases keep the construction's default init)
     for (k, va), vb, vc in zip(
         a.state_dict().items(), b.state_dict().values(), c.state_dict().values()
     ):
-        torch.testing.assert_close(va, vb, rtol=0, atol=0, msg=k)
         if k.endswith("weight"):
+            torch.testing.assert_close(va, vb, rtol=0, atol=0, msg=k)
             assert not torch.equal(va, vc), k
 
 
@@ -145,8 +146,26 @@ def test_init_statistics_follow_patn():
     scales = torch.cat([m.weight.detach() for m in bns])
     assert abs(scales.mean().item() - 1) < 3e-3 and abs(scales.std().item() - 0.02) < 3e-3
     assert all((m.bias == 0).all() for m in bns)
+    # conv biases stay at PyTorch's default U(-1/sqrt(fan_in), 1/sqrt(fan_in)), as in PATN
     out_conv = g.decoder[-2]
-    assert isinstance(out_conv, nn.Conv2d) and (out_conv.bias == 0).all()
+    bound = 1 / (out_conv.weight[0].numel() ** 0.5)
+    assert isinstance(out_conv, nn.Conv2d) and (out_conv.bias != 0).all()
+    assert out_conv.bias.abs().max() <= bound
+
+
+def test_instance_norm_conv_biases_keep_pytorch_default():
+    torch.manual_seed(0)
+    g = PATNGenerator(ngf=16, n_blocks=2, norm="instance")
+    conv = g.blocks[1].pose_stream[1]  # 128 -> 128, 3x3, with bias under instance norm
+    bound = 1 / (conv.weight[0].numel() ** 0.5)
+    assert conv.bias is not None and (conv.bias != 0).all()
+    assert conv.bias.abs().max() <= bound
+    assert abs(conv.bias.std().item() - bound / 3**0.5) < 0.25 * bound / 3**0.5
+
+
+def test_unknown_init_is_named():
+    with pytest.raises(ValueError, match=r"init='xavier'.*\('normal', 'default'\)"):
+        PATNGenerator(ngf=8, n_blocks=1, init="xavier")
 
 
 def test_state_dict_round_trip():

@@ -64,10 +64,8 @@ def test_results_json_contents_and_outputs(tmp_path, data_cache):
         "skipped",
         "pretrained",
         "count",
-        "kernels",
     ):
         assert key in on_disk, key
-    assert on_disk["kernels"]["mode"] in ("auto", "always", "never")
     assert set(on_disk["baselines"]["copy_source"]) == set(on_disk["metrics"])
     assert on_disk["versions"]["torch"] == torch.__version__.split("+")[0] or on_disk["versions"][
         "torch"
@@ -172,9 +170,6 @@ def test_default_command_end_to_end_tiny(tmp_path, data_cache):
     assert len(results) == 1
     assert "model=patn_tiny" in results[0].parent.name
     assert "| mask_ssim |" in out.stdout
-    allocator = json.loads(results[0].read_text())["kernels"]["allocator"]
-    assert allocator["policy"] == "retain"  # the command applies it and the results say so
-    assert allocator["applied"] or allocator["reason"]
 
 
 def test_failed_sweep_job_does_not_stop_the_others(tmp_path, data_cache):
@@ -223,7 +218,9 @@ def test_evaluate_run_dir_rescores_the_same_numbers(tmp_path, data_cache, capsys
 
     results, run_dir = _run(tmp_path, ["trainer.max_steps=2"])
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose("evaluate", overrides=[f"run_dir={run_dir}", f"out={tmp_path / 'e.json'}"])
+        # one precision (float32) in both; compiled metrics agree to ~1e-6, so eager here
+        overrides = [f"run_dir={run_dir}", f"out={tmp_path / 'e.json'}", "compile=false"]
+        cfg = compose("evaluate", overrides=overrides)
     doc = evaluate(cfg)
     assert doc["count"] == results["count"]
     for name, value in results["metrics"].items():
