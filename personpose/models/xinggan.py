@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from personpose.models.init import init_weights
+from personpose.models.init import apply_init
 from personpose.models.layers import (
     check_generator_inputs,
     check_padding,
@@ -48,6 +48,8 @@ class CrossingBlock(nn.Module):
         bias: bool = False,
     ) -> None:
         super().__init__()
+        if channels < 8:
+            raise ValueError(f"CrossingBlock: channels={channels}; need >= 8 (query/key: C/8)")
         kw = dict(norm=norm, padding=padding, bias=bias, dropout=dropout)
         self.image_stream = conv_stream(channels, channels, channels, **kw)
         self.pose_stream = conv_stream(
@@ -65,8 +67,11 @@ class CrossingBlock(nn.Module):
         q = self.query(h).flatten(2).transpose(1, 2)  # (N, HW, C/8): one row per query
         k = self.key(other).flatten(2).transpose(1, 2)  # (N, HW, C/8)
         v = self.value(h).flatten(2).transpose(1, 2)  # (N, HW, C)
-        # memory-efficient kernel; the same as softmax(q @ k^T) @ v to 1e-5 (tests)
-        out = F.scaled_dot_product_attention(q, k, v, scale=1.0)  # (N, HW, C)
+        # A fused kernel (flash attention on CPU) never stores the (HW x HW) matrix but needs
+        # one width for q, k and v: zero channels added to q and k leave Q^T K unchanged.
+        # The same as softmax(q @ k^T) @ v to 1e-5 (tests); docs/models.md#xinggan.
+        pad = (0, v.shape[-1] - q.shape[-1])
+        out = F.scaled_dot_product_attention(F.pad(q, pad), F.pad(k, pad), v, scale=1.0)
         return out.transpose(1, 2).reshape(n, c, height, width)
 
     def forward(self, img: torch.Tensor, pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -87,8 +92,9 @@ class XingGANGenerator(nn.Module):
 
     Args: as :class:`personpose.models.patn.PATNGenerator` (``ngf``, ``n_blocks``, ``norm``,
     ``dropout``, ``padding``, ``use_bias``: conv biases, ``None`` = none before batch norm;
-    the 7x7 candidate convs and the attention's 1x1 convs always have one), plus
-    ``n_candidates`` per stream (10 in the paper).
+    the 7x7 candidate convs and the attention's 1x1 convs always have one), ``init``
+    ("normal": PATN's N(0, 0.02) conv weights, q/k/v included, and N(1, 0.02) BN scales;
+    "default": PyTorch's), plus ``n_candidates`` per stream (10 in the paper).
     """
 
     def __init__(
@@ -103,7 +109,7 @@ class XingGANGenerator(nn.Module):
         pose_channels: int = 18,
         n_down: int = 2,
         n_candidates: int = 10,
-        init: bool = True,
+        init: str = "normal",
     ) -> None:
         super().__init__()
         if n_blocks < 1 or ngf < 1 or n_down < 1 or n_candidates < 1:
@@ -127,7 +133,10 @@ class XingGANGenerator(nn.Module):
 
         def candidates() -> list[nn.Module]:
             out = n_candidates * image_channels
-            return [*upsampler(widths, norm=norm, bias=bias), *padded_conv(ngf, out, 7, padding, True)]
+            return [
+                *upsampler(widths, norm=norm, bias=bias),
+                *padded_conv(ngf, out, 7, padding, True),
+            ]
 
         self.image_decoder = nn.Sequential(*candidates(), nn.Tanh())
         self.pose_decoder = nn.Sequential(
@@ -142,8 +151,7 @@ class XingGANGenerator(nn.Module):
             nn.ConvTranspose2d(widths[-2], 2 * n_candidates + 1, 1, bias=bias),
             nn.Softmax(dim=1),
         )
-        if init:
-            init_weights(self)
+        apply_init(self, init)
 
     def forward(self, P1: torch.Tensor, BP1: torch.Tensor, BP2: torch.Tensor) -> torch.Tensor:
         """P1 (N, 3, H, W) in [-1, 1], BP1 and BP2 (N, 18, H, W) -> (N, 3, H, W) in [-1, 1]."""

@@ -45,6 +45,12 @@ def test_paper_size_parameter_counts(norm, g_count, d_counts):
     assert (n_params(g), n_params(d_shape), n_params(d_app)) == (g_count, *d_counts)
 
 
+def test_small_preset_parameter_counts():
+    g, d_shape, d_app = build("xinggan_small")  # the sizes conf/model/xinggan_small.yaml states
+    assert (n_params(g), n_params(d_shape), n_params(d_app)) == (1_363_600, 113_712, 101_952)
+    assert (len(g.blocks), g.blocks[0].query.out_channels) == (4, 8)
+
+
 def test_paper_size_layout():
     with torch.device("meta"):
         g = instantiate(load_model_conf("xinggan").generator)
@@ -76,7 +82,7 @@ def test_paper_size_layout():
 
 @pytest.mark.parametrize("norm", ["batch", "instance"])
 def test_conv_biases_follow_the_norm_except_heads_and_attention(norm):
-    g = XingGANGenerator(ngf=8, n_blocks=2, norm=norm, init=False)
+    g = XingGANGenerator(ngf=8, n_blocks=2, norm=norm, init="default")
     always = {id(g.image_decoder[-2]), id(g.pose_decoder[-2])}
     always |= {id(m) for b in g.blocks for m in (b.query, b.key, b.value)}
     for name, m in g.named_modules():
@@ -206,7 +212,9 @@ def test_map_20_at_one_returns_the_source_image():
     torch.testing.assert_close(out, store[0][:, :3], rtol=0, atol=0)
 
 
-@pytest.mark.parametrize(("n", "size", "norm"), [(2, (128, 64), "batch"), (1, (256, 176), "instance")])
+@pytest.mark.parametrize(
+    ("n", "size", "norm"), [(2, (128, 64), "batch"), (1, (256, 176), "instance")]
+)
 def test_small_preset_shapes(n, size, norm):
     g, _, _ = build("xinggan_small", norm=norm)
     assert isinstance(g, XingGANGenerator)
@@ -217,12 +225,19 @@ def test_small_preset_shapes(n, size, norm):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("n", "size", "norm"), [(2, (128, 64), "batch"), (1, (256, 176), "instance")])
+@pytest.mark.parametrize(
+    ("n", "size", "norm"), [(2, (128, 64), "batch"), (1, (256, 176), "instance")]
+)
 def test_paper_size_shapes(n, size, norm):
     g, _, _ = build("xinggan", norm=norm)
     with torch.no_grad():
         out = g.train()(*_inputs(n, *size))
     assert out.shape == (n, 3, *size) and out.min() >= -1 and out.max() <= 1
+
+
+def test_too_narrow_blocks_are_an_error():
+    with pytest.raises(ValueError, match="channels=4; need >= 8"):
+        XingGANGenerator(ngf=1, n_blocks=1)
 
 
 def test_bad_inputs_name_the_generator():
