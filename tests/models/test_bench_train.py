@@ -34,6 +34,19 @@ def test_bench_train_quick_tiny(tmp_path):
     assert bench.parse_args([]).sizes == [(128, 64, 8), (256, 176, 4)]
 
 
+def test_bench_train_runs_xinggan(tmp_path):
+    bench = _load()
+    argv = ["--quick", "--sections", "speed", "--model", "xinggan_small", "--sizes", "32x16x2"]
+    argv += ["--threads", "1", "--out", str(tmp_path / "b.json")]
+    threads = torch.get_num_threads()
+    try:
+        (row,) = bench.main(argv)["sections"]["speed"]
+    finally:
+        torch.set_num_threads(threads)
+    assert (row["model"], row["size"], row["batch"]) == ("xinggan_small", "32x16", 2)
+    assert row["peak_rss_mb"] >= row["peak_rss_above_imports_mb"] > 0 and row["gflop_per_iter"] > 0
+
+
 def test_gan_step_updates_all_three_networks():
     bench = _load()
     torch.manual_seed(0)
