@@ -1,11 +1,13 @@
 """Training-speed benchmarks: prints a Markdown table per section, writes JSON.
 
 Sections (a registry: add one with ``@section("name")``, a function ``args -> list[dict]``):
-- ``speed``: seconds per training iteration of the paper-size PATN on CPU (generator
-  forward + backward + Adam step with the ``--loss`` combination (default ``part_ssim``:
-  perceptual + PSSIM, plus the adversarial terms), then the appearance and shape
-  discriminators' forward + backward + Adam steps), at 128x64 batch 8 and 256x176 batch 4.
-  The study authors' code takes 10.6 s and 29.3 s per iteration on this machine.
+- ``speed``: seconds per training iteration of ``--model`` (default the paper-size PATN;
+  ``xinggan`` for XingGAN) on CPU (generator forward + backward + Adam step with the
+  ``--loss`` combination (default ``part_ssim``: perceptual + PSSIM, plus the adversarial
+  terms), then the appearance and shape discriminators' forward + backward + Adam steps), at
+  128x64 batch 8 and 256x176 batch 4, and the peak memory (max RSS) of each row, measured in
+  a fresh subprocess per row. The study authors' code takes 10.6 s and 29.3 s per iteration
+  on this machine.
 - ``overhead``: milliseconds per training step of the Lightning module (``trainer.fit``)
   against the same computation in a plain PyTorch loop, tiny model, interleaved runs.
 - ``parts``: milliseconds per part of one training iteration of the default synthetic run
@@ -14,7 +16,7 @@ Sections (a registry: add one with ``@section("name")``, a function ``args -> li
   validation only listed apart; the whole iteration is timed too, as a check of the sum.
 
 Usage:
-    python experiments/bench_train.py [--quick] [--sections speed parts] [--model patn]
+    python experiments/bench_train.py [--quick] [--sections speed parts] [--model patn|xinggan]
         [--parts-overrides loss=l1_perceptual]
         [--memory-format channels_last|contiguous] [--bf16] [--sizes 128x64x8 256x176x4]
         [--out experiments/results/bench_train.json]
@@ -23,9 +25,12 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
+import resource
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -219,44 +224,90 @@ def time_calls(fn: Callable[[], object], warmup: int, repeats: int) -> list[floa
 
 @section("speed")
 def bench_speed(args: argparse.Namespace) -> list[dict]:
-    """Seconds per training iteration of ``--model`` at the paper's two sizes."""
-    warmup, repeats = (1, 1) if args.quick else (1, 3)
-    fmt = MEMORY_FORMATS[args.memory_format]
+    """Seconds per training iteration and peak memory of ``--model`` at the paper's two sizes,
+    each size in a fresh subprocess (:func:`speed_row`) so that its peak RSS is its own."""
     rows = []
     for h, w, n in args.sizes:
-        torch.manual_seed(0)
-        g, discriminators = load_models(args.model)
-        for m in (g, *discriminators.values()):
-            m.to(memory_format=fmt).train()
-        batch = {k: v.contiguous(memory_format=fmt) for k, v in synthetic_batch(n, h, w).items()}
-        batch = with_masks(batch)
-        recon = l1_loss if args.loss == "l1_standin" else project_loss(args.loss)
-        step = GANStep(g, discriminators, recon_loss=recon, bf16=args.bf16)
-        load_before = os.getloadavg()[0]
-        times = time_calls(lambda step=step, batch=batch: step(batch), warmup, repeats)
-        med = statistics.median(times)
-        ref = REFERENCE_S.get((h, w, n))
-        gflop = iteration_gflop(args.model, h, w, n)
-        rows.append(
-            {
-                "model": args.model,
-                "loss": args.loss,
-                "size": f"{h}x{w}",
-                "batch": n,
-                "precision": "bf16-autocast" if args.bf16 else "fp32",
-                "memory_format": args.memory_format,
-                "repeats": repeats,
-                "s_per_iter_median": round(med, 3),
-                "gflop_per_iter": round(gflop, 1),
-                "gflops_achieved": round(gflop / med, 1),
-                "s_per_iter_all": [round(t, 3) for t in times],
-                "load_1min_before": round(load_before, 2),  # other processes skew timings
-                "reference_s": ref,
-                "ratio_to_reference": round(med / ref, 3) if ref else None,
-            }
+        cmd = [sys.executable, __file__, "--speed-row", f"{h}x{w}x{n}", *_row_argv(args)]
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(
+                f"bench_train.py: the speed row {h}x{w}x{n} failed:\n{done.stderr[-3000:]}"
+            )
+        row = json.loads(done.stdout.strip().splitlines()[-1])
+        print(
+            f"  {args.model} {h}x{w} batch {n}: {row['s_per_iter_median']:.2f} s/iter, "
+            f"peak RSS {row['peak_rss_mb']} MB",
+            flush=True,
         )
-        print(f"  {args.model} {h}x{w} batch {n}: {med:.2f} s/iter", flush=True)
+        rows.append(row)
     return rows
+
+
+def _row_argv(args: argparse.Namespace) -> list[str]:
+    """The options a speed-row subprocess needs to repeat this run's settings."""
+    argv = ["--model", args.model, "--loss", args.loss, "--threads", str(args.threads)]
+    argv += ["--memory-format", args.memory_format]
+    return argv + (["--quick"] if args.quick else []) + (["--bf16"] if args.bf16 else [])
+
+
+def _max_rss_mb() -> float:
+    """Peak resident set size of this process so far, MiB: ``VmHWM`` of /proc/self/status
+    (Linux), which starts afresh at exec; getrusage's ``ru_maxrss`` (the fallback) carries the
+    parent's peak over into a subprocess."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def speed_row(args: argparse.Namespace, h: int, w: int, n: int) -> dict:
+    """One row of the speed table, measured in this (fresh) process."""
+    rss_start = _max_rss_mb()  # torch, hydra and the project imported; nothing built yet
+    warmup, repeats = (1, 1) if args.quick else (1, 3)
+    fmt = MEMORY_FORMATS[args.memory_format]
+    torch.manual_seed(0)
+    g, discriminators = load_models(args.model)
+    for m in (g, *discriminators.values()):
+        m.to(memory_format=fmt).train()
+    batch = {k: v.contiguous(memory_format=fmt) for k, v in synthetic_batch(n, h, w).items()}
+    batch = with_masks(batch)
+    recon = l1_loss if args.loss == "l1_standin" else project_loss(args.loss)
+    step = GANStep(g, discriminators, recon_loss=recon, bf16=args.bf16)
+    load_before = os.getloadavg()[0]
+    times = time_calls(lambda: step(batch), warmup, repeats)
+    peak = _max_rss_mb()
+    med = statistics.median(times)
+    ref = REFERENCE_S.get((h, w, n))
+    gflop = iteration_gflop(args.model, h, w, n)
+    return {
+        "model": args.model,
+        "loss": args.loss,
+        "size": f"{h}x{w}",
+        "batch": n,
+        "precision": "bf16-autocast" if args.bf16 else "fp32",
+        "memory_format": args.memory_format,
+        "repeats": repeats,
+        "s_per_iter_median": round(med, 3),
+        "gflop_per_iter": round(gflop, 1),
+        "gflops_achieved": round(gflop / med, 1),
+        "peak_rss_mb": round(peak),
+        "peak_rss_above_imports_mb": round(peak - rss_start),
+        "s_per_iter_all": [round(t, 3) for t in times],
+        "load_1min_before": round(load_before, 2),  # other processes skew timings
+        "reference_s": ref,
+        "ratio_to_reference": round(med / ref, 3) if ref else None,
+    }
+
+
+MEMORY_MEASURE = (
+    "peak resident set size (VmHWM, MiB) of a fresh process that imports torch and "
+    "the project, builds G and both Ds, and runs the warm-up and timed iterations; "
+    "peak_rss_above_imports_mb subtracts the peak before the models were built"
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -599,12 +650,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    p.add_argument("--speed-row", type=_size, help=argparse.SUPPRESS)  # internal: one row, JSON
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.speed_row is not None:  # a subprocess of bench_speed: one row as JSON on stdout
+        row = speed_row(args, *args.speed_row)
+        print(json.dumps(row))
+        return row
     results = {
         "machine": {
             "cpu": platform.processor() or platform.machine(),
@@ -614,6 +670,7 @@ def main(argv: list[str] | None = None) -> dict:
             "python": platform.python_version(),
         },
         "quick": args.quick,
+        "memory_measure": MEMORY_MEASURE,  # how peak_rss_mb is measured (speed rows)
         "sections": {},
     }
     for name in args.sections:

@@ -1,4 +1,5 @@
-"""Building blocks shared by the PATN generator and discriminators: norms, padded convs.
+"""Building blocks shared by the generators (PATN, XingGAN) and the PATN discriminators: norms,
+padded convs, encoders, upsamplers, the generators' input check.
 
 PATN conventions (Zhu et al., CVPR 2019):
 - norm "batch" (Market) or "instance" without affine parameters or running statistics
@@ -11,6 +12,7 @@ PATN conventions (Zhu et al., CVPR 2019):
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 NORMS = ("batch", "instance", "none")
@@ -96,3 +98,44 @@ def encoder(
             nn.ReLU(inplace=True),
         ]
     return nn.Sequential(*layers)
+
+
+def upsampler(widths: list[int], *, norm: str, bias: bool) -> list[nn.Module]:
+    """3x3 stride-2 transposed convs (padding 1, output padding 1) between consecutive
+    ``widths``, each with norm + ReLU: (N, widths[0], h, w) -> (N, widths[-1], h * 2**k, w * 2**k)
+    for ``k = len(widths) - 1``."""
+    layers: list[nn.Module] = []
+    for c_in, c_out in zip(widths[:-1], widths[1:]):
+        layers += [
+            nn.ConvTranspose2d(c_in, c_out, 3, stride=2, padding=1, output_padding=1, bias=bias),
+            norm_layer(norm, c_out),
+            nn.ReLU(inplace=True),
+        ]
+    return layers
+
+
+def check_generator_inputs(
+    generator: nn.Module, P1: torch.Tensor, BP1: torch.Tensor, BP2: torch.Tensor
+) -> None:
+    """Raise naming the generator's class and the tensor unless P1 is (N, image_channels, H, W),
+    BP1 and BP2 are (N, pose_channels, H, W), and H and W are divisible by ``2**n_down`` (the
+    generator's attributes of those names)."""
+    owner, k = type(generator).__name__, 2**generator.n_down
+    expected = {"P1": generator.image_channels, "BP1": generator.pose_channels}
+    expected["BP2"] = generator.pose_channels
+    for name, t in zip(expected, (P1, BP1, BP2)):
+        if t.dim() != 4 or t.shape[1] != expected[name]:
+            raise ValueError(
+                f"{owner}.forward: {name} has shape {tuple(t.shape)}; expected "
+                f"(N, {expected[name]}, H, W)"
+            )
+        if t.shape[0] != P1.shape[0] or t.shape[2:] != P1.shape[2:]:
+            raise ValueError(
+                f"{owner}.forward: {name} shape {tuple(t.shape)} does not match "
+                f"P1 {tuple(P1.shape)} in N, H, W"
+            )
+    if P1.shape[2] % k or P1.shape[3] % k:
+        raise ValueError(
+            f"{owner}.forward: H x W = {P1.shape[2]}x{P1.shape[3]} px; expected both "
+            f"divisible by {k} (n_down={generator.n_down})"
+        )

@@ -12,12 +12,13 @@ from torch import nn
 
 from personpose.models.init import apply_init
 from personpose.models.layers import (
+    check_generator_inputs,
     check_padding,
     conv_stream,
     encoder,
-    norm_layer,
     padded_conv,
     resolve_bias,
+    upsampler,
 )
 
 
@@ -104,16 +105,7 @@ class PATNGenerator(nn.Module):
             PATBlock(c, pose_in_channels=c if i == 0 else 2 * c, dropout=dropout, **kw)
             for i in range(n_blocks)
         )
-        up: list[nn.Module] = []
-        for i in range(n_down):
-            ch = c // 2**i
-            up += [
-                nn.ConvTranspose2d(
-                    ch, ch // 2, 3, stride=2, padding=1, output_padding=1, bias=bias
-                ),
-                norm_layer(norm, ch // 2),
-                nn.ReLU(inplace=True),
-            ]
+        up = upsampler([c // 2**i for i in range(n_down + 1)], norm=norm, bias=bias)
         up += padded_conv(ngf, image_channels, 7, padding, bias=True)
         up.append(nn.Tanh())
         self.decoder = nn.Sequential(*up)
@@ -121,29 +113,9 @@ class PATNGenerator(nn.Module):
 
     def forward(self, P1: torch.Tensor, BP1: torch.Tensor, BP2: torch.Tensor) -> torch.Tensor:
         """P1 (N, 3, H, W) in [-1, 1], BP1 and BP2 (N, 18, H, W) -> (N, 3, H, W) in [-1, 1]."""
-        self._check_inputs(P1, BP1, BP2)
+        check_generator_inputs(self, P1, BP1, BP2)
         img = self.image_encoder(P1)
         pose = self.pose_encoder(torch.cat((BP1, BP2), dim=1))
         for block in self.blocks:
             img, pose = block(img, pose)
         return self.decoder(img)
-
-    def _check_inputs(self, P1: torch.Tensor, BP1: torch.Tensor, BP2: torch.Tensor) -> None:
-        k = 2**self.n_down
-        expected = {"P1": self.image_channels, "BP1": self.pose_channels, "BP2": self.pose_channels}
-        for name, t in zip(expected, (P1, BP1, BP2)):
-            if t.dim() != 4 or t.shape[1] != expected[name]:
-                raise ValueError(
-                    f"PATNGenerator.forward: {name} has shape {tuple(t.shape)}; expected "
-                    f"(N, {expected[name]}, H, W)"
-                )
-            if t.shape[0] != P1.shape[0] or t.shape[2:] != P1.shape[2:]:
-                raise ValueError(
-                    f"PATNGenerator.forward: {name} shape {tuple(t.shape)} does not match "
-                    f"P1 {tuple(P1.shape)} in N, H, W"
-                )
-        if P1.shape[2] % k or P1.shape[3] % k:
-            raise ValueError(
-                f"PATNGenerator.forward: H x W = {P1.shape[2]}x{P1.shape[3]} px; expected both "
-                f"divisible by {k} (n_down={self.n_down})"
-            )

@@ -26,6 +26,7 @@ def test_bench_train_quick_tiny(tmp_path):
         ("128x64", 8, 10.6),
     ]
     assert all(r["s_per_iter_median"] > 0 and r["memory_format"] == "channels_last" for r in rows)
+    assert all(r["peak_rss_mb"] >= r["peak_rss_above_imports_mb"] > 0 for r in rows)
     assert bench.parse_args([]).sizes == [(128, 64, 8), (256, 176, 4)]
 
 
@@ -39,6 +40,19 @@ def test_overhead_section_compares_lightning_with_a_plain_loop(tmp_path):
         for r in rows["sections"]["overhead"]
         for v in r.values()
     )
+
+
+def test_bench_train_runs_xinggan(tmp_path):
+    bench = load_experiment("bench_train")
+    argv = ["--quick", "--sections", "speed", "--model", "xinggan_small", "--sizes", "32x16x2"]
+    argv += ["--threads", "1", "--out", str(tmp_path / "b.json")]
+    threads = torch.get_num_threads()
+    try:
+        (row,) = bench.main(argv)["sections"]["speed"]
+    finally:
+        torch.set_num_threads(threads)
+    assert (row["model"], row["size"], row["batch"]) == ("xinggan_small", "32x16", 2)
+    assert row["peak_rss_mb"] >= row["peak_rss_above_imports_mb"] > 0 and row["gflop_per_iter"] > 0
 
 
 def test_gan_step_updates_all_three_networks():

@@ -11,7 +11,14 @@ from tests.models.conftest import MODEL_CONF, build, n_params
 
 
 def test_every_model_config_is_tested():
-    assert sorted(p.stem for p in MODEL_CONF.glob("*.yaml")) == ["patn", "patn_small", "patn_tiny"]
+    # the XingGAN presets are tested in test_xinggan.py
+    assert sorted(p.stem for p in MODEL_CONF.glob("*.yaml")) == [
+        "patn",
+        "patn_small",
+        "patn_tiny",
+        "xinggan",
+        "xinggan_small",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -28,7 +35,7 @@ def test_presets_build_with_documented_sizes(name, counts):
     assert (n_params(g), n_params(d_shape), n_params(d_app)) == counts
 
 
-@pytest.mark.parametrize("name", ["patn_small", "patn_tiny"])
+@pytest.mark.parametrize("name", ["patn_small", "patn_tiny", "xinggan_small"])
 def test_model_norm_override_reaches_every_network(name):
     nets = build(name, norm="instance")
     for net in nets:

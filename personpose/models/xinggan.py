@@ -1,0 +1,170 @@
+"""XingGAN generator (Tang et al., "XingGAN for Person Image Generation", ECCV 2020),
+docs/models.md#xinggan.
+
+PATN's two encoders (image P1; pose cat(BP1, BP2)), ``n_blocks`` crossing blocks in which the
+image and pose streams attend to each other, then 10 RGB candidates decoded from each stream
+and 21 soft attention maps that blend the 20 candidates and P1. Paper size (ngf 64, 9 blocks):
+44,853,189 parameters with batch norm, 44,844,634 with instance norm.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from personpose.models.init import apply_init
+from personpose.models.layers import (
+    check_generator_inputs,
+    check_padding,
+    conv_stream,
+    encoder,
+    norm_layer,
+    padded_conv,
+    resolve_bias,
+    upsampler,
+)
+
+
+class CrossingBlock(nn.Module):
+    """One crossing block at ``channels`` (C) feature maps; no residual from the block input.
+
+    image stream: conv3x3-norm-ReLU-(dropout)-conv3x3-norm, C -> C -> C.
+    pose stream: conv3x3-norm-ReLU-(dropout)-conv3x3 (no norm), Cp -> Cp -> C (Cp = C in the
+    first block, 2C after it).
+    Attention (one set of 1x1 convs with bias, shared by both directions): a stream's output
+    is ``h + gamma * attend(h, other)``, queries and values from ``h``, keys from the other
+    stream's ``h``; ``gamma`` (one scalar) starts at 0. Returns ``(img', cat(img', pose'))``.
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        *,
+        pose_in_channels: int,
+        norm: str = "batch",
+        dropout: bool = False,
+        padding: str = "reflect",
+        bias: bool = False,
+    ) -> None:
+        super().__init__()
+        if channels < 8:
+            raise ValueError(f"CrossingBlock: channels={channels}; need >= 8 (query/key: C/8)")
+        kw = dict(norm=norm, padding=padding, bias=bias, dropout=dropout)
+        self.image_stream = conv_stream(channels, channels, channels, **kw)
+        self.pose_stream = conv_stream(
+            pose_in_channels, pose_in_channels, channels, last_norm=False, **kw
+        )
+        self.query = nn.Conv2d(channels, channels // 8, 1)
+        self.key = nn.Conv2d(channels, channels // 8, 1)
+        self.value = nn.Conv2d(channels, channels, 1)
+        self.gamma = nn.Parameter(torch.zeros(1))
+
+    def attend(self, h: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+        """``V A^T`` with ``A = softmax_keys(Q^T K)`` (no 1/sqrt(d) scaling): Q, V from ``h``,
+        K from ``other``, both (N, C, h, w); returns (N, C, h, w)."""
+        n, c, height, width = h.shape
+        q = self.query(h).flatten(2).transpose(1, 2)  # (N, HW, C/8): one row per query
+        k = self.key(other).flatten(2).transpose(1, 2)  # (N, HW, C/8)
+        v = self.value(h).flatten(2).transpose(1, 2)  # (N, HW, C)
+        # A fused kernel (flash attention on CPU) never stores the (HW x HW) matrix but needs
+        # one width for q, k and v: zero channels added to q and k leave Q^T K unchanged.
+        # The same as softmax(q @ k^T) @ v to 1e-5 (tests); docs/models.md#xinggan.
+        pad = (0, v.shape[-1] - q.shape[-1])
+        out = F.scaled_dot_product_attention(F.pad(q, pad), F.pad(k, pad), v, scale=1.0)
+        return out.transpose(1, 2).reshape(n, c, height, width)
+
+    def forward(self, img: torch.Tensor, pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """img (N, C, h, w), pose (N, Cp, h, w) -> (img' (N, C, h, w), pose' (N, 2C, h, w))."""
+        img_h, pose_h = self.image_stream(img), self.pose_stream(pose)
+        img = img_h + self.gamma * self.attend(img_h, pose_h)
+        pose = pose_h + self.gamma * self.attend(pose_h, img_h)
+        return img, torch.cat((img, pose), dim=1)
+
+
+class XingGANGenerator(nn.Module):
+    """XingGAN generator: ``forward(P1, BP1, BP2)`` -> generated image (N, 3, H, W) in [-1, 1].
+
+    ``output = sum_i maps[i] * image_candidate[i] + sum_i maps[10 + i] * pose_candidate[i]
+    + maps[20] * P1`` (i < 10; no final tanh): the maps (softmax over 21 channels) come from
+    cat(image features, pose features) after the last block, the candidates (tanh) from each
+    stream's decoder; the pose decoder starts with a 1x1 transposed conv 2C -> C.
+
+    Args: as :class:`personpose.models.patn.PATNGenerator` (``ngf``, ``n_blocks``, ``norm``,
+    ``dropout``, ``padding``, ``use_bias``: conv biases, ``None`` = none before batch norm;
+    the 7x7 candidate convs and the attention's 1x1 convs always have one), ``init``
+    ("normal": PATN's N(0, 0.02) conv weights, q/k/v included, and N(1, 0.02) BN scales;
+    "default": PyTorch's), plus ``n_candidates`` per stream (10 in the paper).
+    """
+
+    def __init__(
+        self,
+        ngf: int = 64,
+        n_blocks: int = 9,
+        norm: str = "batch",
+        dropout: bool = False,
+        padding: str = "reflect",
+        use_bias: bool | None = None,
+        image_channels: int = 3,
+        pose_channels: int = 18,
+        n_down: int = 2,
+        n_candidates: int = 10,
+        init: str = "normal",
+    ) -> None:
+        super().__init__()
+        if n_blocks < 1 or ngf < 1 or n_down < 1 or n_candidates < 1:
+            raise ValueError(
+                f"XingGANGenerator: need n_blocks, ngf, n_down, n_candidates >= 1; got "
+                f"n_blocks={n_blocks}, ngf={ngf}, n_down={n_down}, n_candidates={n_candidates}"
+            )
+        check_padding(padding)
+        bias = resolve_bias(norm, use_bias)
+        self.image_channels, self.pose_channels, self.n_down = image_channels, pose_channels, n_down
+        self.n_candidates = n_candidates
+        c = ngf * 2**n_down
+        kw = dict(norm=norm, padding=padding, bias=bias)
+        self.image_encoder = encoder(image_channels, ngf, n_down, **kw)
+        self.pose_encoder = encoder(2 * pose_channels, ngf, n_down, **kw)
+        self.blocks = nn.ModuleList(
+            CrossingBlock(c, pose_in_channels=c if i == 0 else 2 * c, dropout=dropout, **kw)
+            for i in range(n_blocks)
+        )
+        widths = [c // 2**i for i in range(n_down + 1)]  # 256, 128, 64
+
+        def candidates() -> list[nn.Module]:
+            out = n_candidates * image_channels
+            return [
+                *upsampler(widths, norm=norm, bias=bias),
+                *padded_conv(ngf, out, 7, padding, True),
+            ]
+
+        self.image_decoder = nn.Sequential(*candidates(), nn.Tanh())
+        self.pose_decoder = nn.Sequential(
+            nn.ConvTranspose2d(2 * c, c, 1, bias=bias),
+            norm_layer(norm, c),
+            nn.ReLU(inplace=True),
+            *candidates(),
+            nn.Tanh(),
+        )
+        self.map_head = nn.Sequential(
+            *upsampler([3 * c, *widths[:-1]], norm=norm, bias=bias),  # 768, 256, 128
+            nn.ConvTranspose2d(widths[-2], 2 * n_candidates + 1, 1, bias=bias),
+            nn.Softmax(dim=1),
+        )
+        apply_init(self, init)
+
+    def forward(self, P1: torch.Tensor, BP1: torch.Tensor, BP2: torch.Tensor) -> torch.Tensor:
+        """P1 (N, 3, H, W) in [-1, 1], BP1 and BP2 (N, 18, H, W) -> (N, 3, H, W) in [-1, 1]."""
+        check_generator_inputs(self, P1, BP1, BP2)
+        img = self.image_encoder(P1)
+        pose = self.pose_encoder(torch.cat((BP1, BP2), dim=1))
+        for block in self.blocks:
+            img, pose = block(img, pose)
+        maps = self.map_head(torch.cat((img, pose), dim=1))  # (N, 2K + 1, H, W), sums to 1
+        n, _, height, width = P1.shape
+        shape = (n, self.n_candidates, self.image_channels, height, width)
+        candidates = torch.cat(
+            (self.image_decoder(img).reshape(shape), self.pose_decoder(pose).reshape(shape)), dim=1
+        )  # (N, 2K, 3, H, W)
+        blend = (maps[:, :-1, None] * candidates).sum(1)
+        return blend + maps[:, -1:] * P1
