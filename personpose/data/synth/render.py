@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image, ImageFilter
+from scipy.spatial import ConvexHull
 
 from personpose.data.synth.appearance import Appearance, garment_rgb, print_mask
 from personpose.data.synth.background import street_background, studio_background
@@ -152,6 +153,11 @@ class PersonPainter:
         self.z = {k: float(v[2]) for k, v in fig.points.items()}
         self.s = cam.scale
         self.radii = {k: v * cam.scale for k, v in fig.body.radii.items()}
+        # torso axis neck -> mid-hip (px), its length and unit normal
+        self.neck, self.hip = self.px["neck"], 0.5 * (self.px["rhip"] + self.px["lhip"])
+        self.axis = self.hip - self.neck
+        self.al = float(np.hypot(*self.axis)) + 1e-6
+        self.perp = np.array([-self.axis[1], self.axis[0]]) / self.al
         self.layers: list[tuple[float, int, Callable[[Canvas], None]]] = []
 
     def add(self, depth: float, fn: Callable[[Canvas], None]) -> None:
@@ -205,26 +211,18 @@ class PersonPainter:
         self.add(depth, draw)
 
     # -- body parts ---------------------------------------------------------------------------
-    def torso(self, v_lo: float, v_hi: float, upper: bool) -> Callable[[Canvas], None]:
+    def torso(self, depth: float, v_lo: float, v_hi: float, upper: bool) -> None:
         """Torso band between axis positions v_lo..v_hi (0 neck, 1 mid-hip): the upper garment
         (with neckline and front print) or the lower garment."""
         fig, app, style, s = self.fig, self.app, self.style, self.s
-        neck = self.px["neck"]
-        hip = 0.5 * (self.px["rhip"] + self.px["lhip"])
-        axis = hip - neck
-        al = float(np.hypot(*axis)) + 1e-6
-        perp = np.array([-axis[1], axis[0]]) / al
+        neck, axis, al, perp = self.neck, self.axis, self.al, self.perp
         cv, cw, cd = fig.body.torso_profile()
         hw_max = float(torso_half_width(fig, np.linspace(v_lo, v_hi, 8)).max()) * s + 1
         corners = np.array([neck + axis * v for v in (v_lo, v_hi)])
+        lo, hi = corners.min(0) - hw_max, corners.max(0) + hw_max
 
         def draw(canvas: Canvas) -> None:
-            g = canvas.grid(
-                corners[:, 0].min() - hw_max,
-                corners[:, 0].max() + hw_max,
-                corners[:, 1].min() - hw_max,
-                corners[:, 1].max() + hw_max,
-            )
+            g = canvas.grid(lo[0], hi[0], lo[1], hi[1])
             if g is None:
                 return
             sl, ys, xs = g
@@ -261,21 +259,18 @@ class PersonPainter:
                 label = LABEL["lower_clothes"]
             canvas.paint(sl, mask, rgb * _shade(style, u, perp), label)
 
-        return draw
+        self.add(depth, draw)
 
-    def head(self) -> Callable[[Canvas], None]:
-        fig, app, style, s = self.fig, self.app, self.style, self.s
+    def head(self, depth: float) -> None:
+        fig, app, style, s, P = self.fig, self.app, self.style, self.s, self.fig.points
         a, b, c = fig.body.head_radii
         psi = facing(fig.head)
         rx = np.sqrt((a * np.cos(psi)) ** 2 + (c * np.sin(psi)) ** 2) * s
         ry = b * s
         cy, cx = self.px["head"]
-        cam_dir = np.array([0.0, 0.0, 1.0])
-        eyes = [
-            (self.px[k], float(((fig.points[k] - fig.points["head"]) / 0.2) @ cam_dir))
-            for k in ("reye", "leye")
-        ]
-        mouth = self.px["mouth"], float(fig.head[:, 2] @ cam_dir)
+        # eyes and mouth: image position and how far each faces the camera
+        eyes = [(self.px[k], (P[k][2] - P["head"][2]) / 0.2) for k in ("reye", "leye")]
+        mouth = self.px["mouth"], fig.head[2, 2]
 
         def draw(canvas: Canvas) -> None:
             g = canvas.grid(cy - ry, cy + ry, cx - rx, cx + rx)
@@ -290,11 +285,8 @@ class PersonPainter:
             hair = (n[..., 1] > app.hair_top) | (
                 (n[..., 2] < app.hair_side) & (n[..., 1] > app.hair_low)
             )
-            rgb = np.where(
-                hair[..., None],
-                app.hair * (1 + 0.15 * np.sin(xs * 3.1 + ys * 0.7))[..., None],
-                app.skin,
-            )
+            streaks = (1 + 0.15 * np.sin(xs * 3.1 + ys * 0.7))[..., None]
+            rgb = np.where(hair[..., None], app.hair * streaks, app.skin)
             label = np.where(hair, LABEL["hair"], LABEL["face"]).astype(np.uint8)
             feat = np.zeros(mask.shape, bool)
             fr = max(0.028 * s, 0.45)
@@ -309,7 +301,7 @@ class PersonPainter:
             shade = style.ambient + style.diffuse * np.clip(n @ (fig.head.T @ style.light), 0, 1)
             canvas.paint(sl, mask, rgb * shade[..., None], label)
 
-        return draw
+        self.add(depth, draw)
 
     # -- assembly -----------------------------------------------------------------------------
     def build(self) -> None:
@@ -326,10 +318,10 @@ class PersonPainter:
                 z[side + "ank"] + 0.02, heel, toe, R["shoe"], R["shoe"] * 0.9, app.shoes, "shoes"
             )
         # torso: pelvis (lower garment) behind, shirt in front of the thigh tops
-        self.add(z["root"] - 0.005, self.torso(app.hem, 1.16, upper=False))
-        self.add(shirt_z, self.torso(-0.13, app.hem, upper=True))
+        self.torso(z["root"] - 0.005, app.hem, 1.16, upper=False)
+        self.torso(shirt_z, -0.13, app.hem, upper=True)
         if app.lower_kind == "skirt":
-            self.add(shirt_z - 0.005, self.skirt())
+            self.skirt(shirt_z - 0.005)
         for side in "rl":
             arm_z = 0.5 * (z[side + "sho"] + z[side + "elb"]) + 0.03
             self.limb(arm_z, side, "sho", "elb", "upper_arm", "elbow", app.sleeve, True, 0.35)
@@ -339,7 +331,7 @@ class PersonPainter:
             self.blob(z[side + "hand"] + 0.035, wri, hand, R["wrist"], R["hand"], app.skin, "arms")
         # neck, head, long hair
         self.blob(shirt_z - 0.002, P["neck"], P["chin"], R["neck"], R["neck"], app.skin, "face")
-        self.add(max(z["head"], shirt_z + 0.01), self.head())
+        self.head(max(z["head"], shirt_z + 0.01))
         if app.hair_long > 0:
             hd = fig.head
             top = P["head"] - 0.08 * hd[:, 2]
@@ -356,12 +348,10 @@ class PersonPainter:
             top, bot = bag_c + [0, 0.02, 0], bag_c - [0, 0.1, 0]
             self.blob(z[wri] + 0.025, top, bot, 0.15 * s, 0.16 * s, colour, "bag")
 
-    def skirt(self) -> Callable[[Canvas], None]:
+    def skirt(self, depth: float) -> None:
         """The skirt: the convex hull of the hem's ends at the waist and at the knees."""
         fig, app, px, s, style = self.fig, self.app, self.px, self.s, self.style
-        neck, hip = px["neck"], 0.5 * (px["rhip"] + px["lhip"])
-        axis = hip - neck
-        perp = np.array([-axis[1], axis[0]]) / (np.hypot(*axis) + 1e-6)
+        neck, hip, axis, perp = self.neck, self.hip, self.axis, self.perp
         v_top = min(app.hem, 0.9)
         hw = float(torso_half_width(fig, np.array(v_top))) * s
         top = neck + axis * v_top
@@ -371,7 +361,8 @@ class PersonPainter:
             p = px[side + "hip"] + (px[side + "kne"] - px[side + "hip"]) * f
             out = np.sign((p - hip) @ perp) or (1.0 if side == "l" else -1.0)
             pts.append(p + perp * out * self.radii["thigh"] * app.flare)
-        hull = _convex_hull(np.array(pts))
+        pts = np.array(pts)
+        hull = pts[ConvexHull(pts[:, ::-1]).vertices]  # counter-clockwise in (col, row)
         length = app.lower_len * s
 
         def draw(canvas: Canvas) -> None:
@@ -385,14 +376,14 @@ class PersonPainter:
             if not mask.any():
                 return
             lat = (ys - top[0]) * perp[0] + (xs - top[1]) * perp[1]
-            v = ((ys - top[0]) * axis[0] + (xs - top[1]) * axis[1]) / (np.hypot(*axis) + 1e-6)
+            v = ((ys - top[0]) * axis[0] + (xs - top[1]) * axis[1]) / self.al
             rgb = garment_rgb(app.lower, lat / s, v / s)
             shade = style.ambient + style.diffuse * style.light[2] * (
                 1 - 0.2 * (v / max(length, 1))
             )
             canvas.paint(sl, mask, rgb * shade[..., None], LABEL["lower_clothes"])
 
-        return draw
+        self.add(depth, draw)
 
     def backpack(self, shirt_z: float) -> None:
         fig, app, s, chest = self.fig, self.app, self.s, self.fig.chest
@@ -408,26 +399,6 @@ class PersonPainter:
                 b = neck3 + 0.55 * (hip3 - neck3) + sign * 0.26 * chest[:, 0] + 0.15 * chest[:, 2]
                 r = 0.035 * s
                 self.blob(shirt_z + 0.004, a, b, r, r, app.bag_colour * 0.8, "bag")
-
-
-def _convex_hull(pts: np.ndarray) -> np.ndarray:
-    """Convex hull (counter-clockwise in (col, row) = x, y-down terms) of (N, 2) (row, col)."""
-    p = sorted(map(tuple, np.asarray(pts, float)), key=lambda q: (q[1], q[0]))
-
-    def cross(o, a, b):
-        return (a[1] - o[1]) * (b[0] - o[0]) - (a[0] - o[0]) * (b[1] - o[1])
-
-    lower: list = []
-    for q in p:
-        while len(lower) >= 2 and cross(lower[-2], lower[-1], q) <= 0:
-            lower.pop()
-        lower.append(q)
-    upper: list = []
-    for q in reversed(p):
-        while len(upper) >= 2 and cross(upper[-2], upper[-1], q) <= 0:
-            upper.pop()
-        upper.append(q)
-    return np.array(lower[:-1] + upper[:-1])
 
 
 def _ground_shadow(canvas: Canvas, painter: PersonPainter, strength: float) -> None:
