@@ -27,18 +27,20 @@ from personpose.data.synth.skeleton import (
 
 SS = 2  # supersampling factor
 
-LABEL_NAMES: tuple[str, ...] = (
-    "background",
-    "hair",
-    "face",  # head and neck skin
-    "upper_clothes",  # torso garment and sleeves
-    "arms",  # bare arm skin and hands
-    "lower_clothes",  # trousers, shorts, skirt
-    "legs",  # bare leg skin
-    "shoes",
-    "print",  # the logo on the front of the upper garment
-    "bag",  # backpack, handbag and straps
-)
+# Part labels of the label maps, in value order (0 = background).
+LABEL_DESCRIPTIONS = {
+    "background": "everything that is not the person",
+    "hair": "hair on the head and long hair",
+    "face": "head and neck skin (incl. the neckline opening)",
+    "upper_clothes": "torso garment and sleeves",
+    "arms": "bare arm skin and hands",
+    "lower_clothes": "trousers, shorts, skirt (incl. the pelvis)",
+    "legs": "bare leg skin",
+    "shoes": "shoes",
+    "print": "logo on the FRONT of the upper garment (never visible from behind)",
+    "bag": "backpack, handbag and straps",
+}
+LABEL_NAMES: tuple[str, ...] = tuple(LABEL_DESCRIPTIONS)
 LABEL = {name: i for i, name in enumerate(LABEL_NAMES)}
 
 
