@@ -11,12 +11,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from personpose.data.keypoints import MISSING, NUM_JOINTS
+from personpose.data.keypoints import KEYPOINT_NAMES, MISSING, NUM_JOINTS
 
-# Keypoint indices (personpose.data.keypoints order).
-NOSE, NECK, RSHO, RELB, RWRI, LSHO, LELB, LWRI = 0, 1, 2, 3, 4, 5, 6, 7
-RHIP, RKNE, RANK, LHIP, LKNE, LANK, REYE, LEYE, REAR, LEAR = range(8, 18)
-FACE_JOINTS = (NOSE, REYE, LEYE, REAR, LEAR)
+# Names of the 18 joints in ``Figure.points`` (keypoints order): "r_shoulder" -> "rsho".
+JOINT_KEYS = tuple(name.replace("_", "")[:4] for name in KEYPOINT_NAMES)
+J = {k: i for i, k in enumerate(JOINT_KEYS)}
 
 
 @dataclass(frozen=True)
@@ -133,9 +132,7 @@ def sample_pose(rng: np.random.Generator, preset: str) -> Pose:
     activity = "walk" if u < 0.55 else ("stand" if u < 0.8 else "move")
     if preset == "fashion" and activity == "walk" and rng.random() < 0.5:
         activity = "stand"
-    z2 = np.zeros(2)
-    hip_flex, hip_abd, knee = z2.copy(), z2.copy(), z2.copy()
-    sho_flex, sho_abd, elbow, elbow_in = z2.copy(), z2.copy(), z2.copy(), z2.copy()
+    elbow_in = np.zeros(2)
     lean_fwd = rng.normal(d(3), d(3))
     if activity == "walk":
         phase = rng.uniform(0, 2 * np.pi)
@@ -235,28 +232,6 @@ class Figure:
     hips: np.ndarray
     chest: np.ndarray
     head: np.ndarray
-
-
-JOINT_KEYS = (
-    "nose",
-    "neck",
-    "rsho",
-    "relb",
-    "rwri",
-    "lsho",
-    "lelb",
-    "lwri",
-    "rhip",
-    "rkne",
-    "rank",
-    "lhip",
-    "lkne",
-    "lank",
-    "reye",
-    "leye",
-    "rear",
-    "lear",
-)
 
 
 def pose_figure(body: Body, pose: Pose) -> Figure:
@@ -397,24 +372,24 @@ def visible_joints(fig: Figure, rng: np.random.Generator, preset: str) -> np.nda
     fwd, left = head[:, 2], head[:, 0]
     c30, s30 = np.cos(np.deg2rad(30)), np.sin(np.deg2rad(30))
     ear_thr = rng.normal(-0.3, 0.12)
-    vis[NOSE] = fwd @ cam > rng.normal(-0.3, 0.1)
-    vis[REYE] = (c30 * fwd - s30 * left) @ cam > 0.02
-    vis[LEYE] = (c30 * fwd + s30 * left) @ cam > 0.02
+    vis[J["nose"]] = fwd @ cam > rng.normal(-0.3, 0.1)
+    vis[J["reye"]] = (c30 * fwd - s30 * left) @ cam > 0.02
+    vis[J["leye"]] = (c30 * fwd + s30 * left) @ cam > 0.02
     c15, s15 = np.cos(np.deg2rad(15)), np.sin(np.deg2rad(15))
-    vis[REAR] = (-c15 * left - s15 * fwd) @ cam > ear_thr
-    vis[LEAR] = (c15 * left - s15 * fwd) @ cam > ear_thr
+    vis[J["rear"]] = (-c15 * left - s15 * fwd) @ cam > ear_thr
+    vis[J["lear"]] = (c15 * left - s15 * fwd) @ cam > ear_thr
     # elbows / wrists occluded by the torso
     neck, hipm = p["neck"], 0.5 * (p["rhip"] + p["lhip"])
     axis = hipm[:2] - neck[:2]
     al = float(np.hypot(*axis)) + 1e-9
-    for j, key in ((RELB, "relb"), (RWRI, "rwri"), (LELB, "lelb"), (LWRI, "lwri")):
+    for key in ("relb", "rwri", "lelb", "lwri"):
         q = p[key]
         rel = q[:2] - neck[:2]
         v = (rel @ axis) / al**2
         lat = abs(rel[0] * axis[1] - rel[1] * axis[0]) / al
         z_torso = neck[2] + v * (hipm[2] - neck[2])
         if 0.05 < v < 1.1 and lat < 0.85 * torso_half_width(fig, np.array(v)) and q[2] < z_torso:
-            vis[j] = False
+            vis[J[key]] = False
     # detector misses: per-joint dropout (wrists and ankles most often), whole-face misses
     drop = np.array(
         [0.06, 0.01, 0.02, 0.18, 0.3, 0.02, 0.18, 0.3, 0.02, 0.08, 0.2, 0.02, 0.08, 0.2]
@@ -424,7 +399,7 @@ def visible_joints(fig: Figure, rng: np.random.Generator, preset: str) -> np.nda
         drop = drop * 0.5
     vis &= rng.random(NUM_JOINTS) >= drop
     if rng.random() < (0.08 if preset == "market" else 0.02):
-        vis[list(FACE_JOINTS)] = False
+        vis[[J[k] for k in ("nose", "reye", "leye", "rear", "lear")]] = False
     return vis
 
 
