@@ -114,12 +114,8 @@ def _capsule(canvas: Canvas, p0, p1, r0: float, r1: float, grow: float = 0.0):
     """
     p0, p1 = np.asarray(p0, np.float32), np.asarray(p1, np.float32)
     rm = max(r0, r1) * (1 + (grow if np.isscalar(grow) else 0.5))
-    g = canvas.grid(
-        min(p0[0], p1[0]) - rm,
-        max(p0[0], p1[0]) + rm,
-        min(p0[1], p1[1]) - rm,
-        max(p0[1], p1[1]) + rm,
-    )
+    lo, hi = np.minimum(p0, p1) - rm, np.maximum(p0, p1) + rm
+    g = canvas.grid(lo[0], hi[0], lo[1], hi[1])
     if g is None:
         return None
     sl, ys, xs = g

@@ -244,8 +244,7 @@ def pose_figure(body: Body, pose: Pose) -> Figure:
     p["root"] = root
     up_t = chest[:, 1]
     p["neck"] = root + up_t
-    for side, sign in (("r", -1.0), ("l", 1.0)):
-        i = 0 if side == "r" else 1
+    for i, (side, sign) in enumerate((("r", -1.0), ("l", 1.0))):
         sho = p["neck"] + sign * body.shoulder_half * chest[:, 0]
         ua = _limb_dir(chest, sign, pose.sho_flex[i], pose.sho_abd[i])
         elb = sho + body.upper_arm * ua
@@ -267,20 +266,16 @@ def pose_figure(body: Body, pose: Pose) -> Figure:
         p[side + "heel"] = ank - 0.05 * foot_fwd - 0.055 * sh
         p[side + "toe"] = ank + 0.2 * foot_fwd - 0.07 * sh
     # head: centre of the skull ellipsoid, features on its surface
-    hs = body.head_scale
-    hc = p["neck"] + 0.46 * hs * head[:, 1] + 0.02 * head[:, 2]
+    hs, (left, up, fwd) = body.head_scale, head.T
+    hc = p["neck"] + 0.46 * hs * up + 0.02 * fwd
     p["head"] = hc
-    p["nose"] = hc + hs * (0.19 * head[:, 2] - 0.03 * head[:, 1])
+    p["nose"] = hc + hs * (0.19 * fwd - 0.03 * up)
     for side, sign in (("r", -1.0), ("l", 1.0)):
-        p[side + "eye"] = hc + hs * (
-            0.14 * head[:, 2] + 0.03 * head[:, 1] + sign * 0.07 * head[:, 0]
-        )
-        p[side + "ear"] = hc + hs * (
-            -0.02 * head[:, 2] - 0.02 * head[:, 1] + sign * 0.155 * head[:, 0]
-        )
-    p["mouth"] = hc + hs * (0.17 * head[:, 2] - 0.12 * head[:, 1])
-    p["chin"] = hc + hs * (0.10 * head[:, 2] - 0.20 * head[:, 1])
-    p["crown"] = hc + hs * 0.21 * head[:, 1]
+        p[side + "eye"] = hc + hs * (0.14 * fwd + 0.03 * up + sign * 0.07 * left)
+        p[side + "ear"] = hc + hs * (-0.02 * fwd - 0.02 * up + sign * 0.155 * left)
+    p["mouth"] = hc + hs * (0.17 * fwd - 0.12 * up)
+    p["chin"] = hc + hs * (0.10 * fwd - 0.20 * up)
+    p["crown"] = hc + hs * 0.21 * up
     # view: body yaw, then the camera pitch (looking down)
     view = _rot(0, pose.pitch) @ _rot(1, pose.yaw)
     pts = {k: view @ v for k, v in p.items()}
