@@ -360,19 +360,16 @@ def visible_joints(fig: Figure, rng: np.random.Generator, preset: str) -> np.nda
     and nose vanish from behind, the ears stay), elbows and wrists behind the torso are
     hidden, and a few joints drop out at random as in OpenPose annotations.
     """
-    p = fig.points
-    cam = np.array([0.0, 0.0, 1.0])
-    head = fig.head
-    vis = np.ones(NUM_JOINTS, dtype=bool)
-    fwd, left = head[:, 2], head[:, 0]
+    p, vis = fig.points, np.ones(NUM_JOINTS, dtype=bool)
+    fwd, left = fig.head[2, 2], fig.head[2, 0]  # toward the camera: the head's forward, left
     c30, s30 = np.cos(np.deg2rad(30)), np.sin(np.deg2rad(30))
     ear_thr = rng.normal(-0.3, 0.12)
-    vis[J["nose"]] = fwd @ cam > rng.normal(-0.3, 0.1)
-    vis[J["reye"]] = (c30 * fwd - s30 * left) @ cam > 0.02
-    vis[J["leye"]] = (c30 * fwd + s30 * left) @ cam > 0.02
+    vis[J["nose"]] = fwd > rng.normal(-0.3, 0.1)
+    vis[J["reye"]] = c30 * fwd - s30 * left > 0.02
+    vis[J["leye"]] = c30 * fwd + s30 * left > 0.02
     c15, s15 = np.cos(np.deg2rad(15)), np.sin(np.deg2rad(15))
-    vis[J["rear"]] = (-c15 * left - s15 * fwd) @ cam > ear_thr
-    vis[J["lear"]] = (c15 * left - s15 * fwd) @ cam > ear_thr
+    vis[J["rear"]] = -c15 * left - s15 * fwd > ear_thr
+    vis[J["lear"]] = c15 * left - s15 * fwd > ear_thr
     # elbows / wrists occluded by the torso
     neck, hipm = p["neck"], 0.5 * (p["rhip"] + p["lhip"])
     axis = hipm[:2] - neck[:2]

@@ -117,8 +117,7 @@ def generate_dataset(
     summary = {}
     for split in SPLITS:
         rows = [r for job, res in zip(jobs, results) if job[1] == split for r in res]
-        names = [r[0] for r in rows]
-        kps = [r[1] for r in rows]
+        names, kps = [r[0] for r in rows], [r[1] for r in rows]
         with open(out / f"synth-annotation-{split}.csv", "w", newline="") as f:
             f.write("name:keypoints_y:keypoints_x\n")
             for name, kp in zip(names, kps):
