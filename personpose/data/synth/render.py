@@ -157,11 +157,22 @@ class PersonPainter:
         self.al = float(np.hypot(*self.axis)) + 1e-6
         self.perp = np.array([-self.axis[1], self.axis[0]]) / self.al
         self.layers: list[tuple[float, int, Callable[[Canvas], None]]] = []
+        self.build()
 
     def add(self, depth: float, fn: Callable[[Canvas], None]) -> None:
         self.layers.append((depth, len(self.layers), fn))
 
-    def paint(self, canvas: Canvas) -> None:
+    def paint(self, canvas: Canvas, shadow: float) -> None:
+        """Darken the ground under the feet by ``shadow`` (a soft ellipse), then paint the
+        layers far-to-near."""
+        s, feet = self.s, np.array([self.px[k] for k in ("rheel", "rtoe", "lheel", "ltoe")])
+        cy, c0, c1 = feet[:, 0].max() + 0.03 * s, feet[:, 1].min(), feet[:, 1].max()
+        cx, rx, ry = 0.5 * (c0 + c1), 0.5 * (c1 - c0) + 0.3 * s, 0.08 * s
+        g = canvas.grid(cy - ry, cy + ry, cx - rx, cx + rx)
+        if g is not None:
+            sl, ys, xs = g
+            e = ((ys - cy) / ry) ** 2 + ((xs - cx) / rx) ** 2
+            canvas.rgb[sl] *= (1 - shadow * np.clip(1 - e, 0, 1))[..., None]
         for *_, fn in sorted(self.layers):  # by depth, then insertion order
             fn(canvas)
 
@@ -399,20 +410,6 @@ class PersonPainter:
                 self.blob(shirt_z + 0.004, a, b, r, r, app.bag_colour * 0.8, "bag")
 
 
-def _ground_shadow(canvas: Canvas, painter: PersonPainter, strength: float) -> None:
-    """Darken the ground under the feet with a soft ellipse."""
-    s = painter.s
-    feet = np.array([painter.px[k] for k in ("rheel", "rtoe", "lheel", "ltoe")])
-    cy, c0, c1 = feet[:, 0].max() + 0.03 * s, feet[:, 1].min(), feet[:, 1].max()
-    cx, rx, ry = 0.5 * (c0 + c1), 0.5 * (c1 - c0) + 0.3 * s, 0.08 * s
-    g = canvas.grid(cy - ry, cy + ry, cx - rx, cx + rx)
-    if g is None:
-        return
-    sl, ys, xs = g
-    e = ((ys - cy) / ry) ** 2 + ((xs - cx) / rx) ** 2
-    canvas.rgb[sl] *= (1 - strength * np.clip(1 - e, 0, 1))[..., None]
-
-
 def degrade(rgb: np.ndarray, style: Style, rng: np.random.Generator) -> np.ndarray:
     """Supersampled float image -> uint8 (H, W, 3): downsample, relight, blur, noise, JPEG."""
     h, w = rgb.shape[0] // SS, rgb.shape[1] // SS
@@ -452,10 +449,7 @@ def render(
     canvas = Canvas(bg)
     if not draw_print and app.print is not None:
         app = replace(app, print=None)
-    painter = PersonPainter(fig, cam, app, style)
-    _ground_shadow(canvas, painter, float(rng.uniform(0.1, 0.45)))
-    painter.build()
-    painter.paint(canvas)
+    PersonPainter(fig, cam, app, style).paint(canvas, shadow=float(rng.uniform(0.1, 0.45)))
     image = degrade(canvas.rgb, style, rng)
     labels = canvas.label[SS // 2 :: SS, SS // 2 :: SS]
     return image, np.ascontiguousarray(labels)

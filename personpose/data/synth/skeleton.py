@@ -349,8 +349,7 @@ def torso_facing(fig: Figure, v: np.ndarray) -> np.ndarray:
 
 def facing(frame: np.ndarray) -> float:
     """Yaw of a frame's forward axis relative to the camera (0 = facing it)."""
-    f = frame[:, 2]
-    return float(np.arctan2(f[0], f[2]))
+    return float(np.arctan2(frame[0, 2], frame[2, 2]))
 
 
 def visible_joints(fig: Figure, rng: np.random.Generator, preset: str) -> np.ndarray:
