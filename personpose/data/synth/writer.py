@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from personpose.data.annotations import write_annotations, write_pairs
 from personpose.data.keypoints import KEYPOINT_NAMES
 from personpose.data.make_pairs import has_torso
 from personpose.data.synth.render import LABEL, LABEL_DESCRIPTIONS, LABEL_NAMES
@@ -118,17 +119,9 @@ def generate_dataset(
     for split in SPLITS:
         rows = [r for job, res in zip(jobs, results) if job[1] == split for r in res]
         names, kps = [r[0] for r in rows], [r[1] for r in rows]
-        with open(out / f"synth-annotation-{split}.csv", "w", newline="") as f:
-            f.write("name:keypoints_y:keypoints_x\n")
-            for name, kp in zip(names, kps):
-                f.write(
-                    f"{name}: {json.dumps(kp[:, 0].tolist())}: {json.dumps(kp[:, 1].tolist())}\n"
-                )
+        write_annotations(out / f"synth-annotation-{split}.csv", names, kps)
         pairs = make_pairs(names, kps, settings)
-        with open(out / f"synth-pairs-{split}.csv", "w", newline="") as f:
-            w = csv.writer(f, lineterminator="\n")
-            w.writerow(["from", "to"])
-            w.writerows(pairs)
+        write_pairs(out / f"synth-pairs-{split}.csv", pairs)
         with open(out / f"synth-info-{split}.csv", "w", newline="") as f:
             w = csv.writer(f, lineterminator="\n")
             w.writerow(["name", "person", "view", "yaw_deg", "activity", "print_visible"])
