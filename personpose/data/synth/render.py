@@ -184,8 +184,7 @@ class PersonPainter:
         app, style, s = self.app, self.style, self.s
         pa, pb, ra, rb = self.px[side + a], self.px[side + b], self.radii[ra], self.radii[rb]
         garment, loose = (app.upper, app.loose_upper) if upper else (app.lower, app.loose_lower)
-        skin_label = LABEL["arms" if upper else "legs"]
-        cloth_label = LABEL["upper_clothes" if upper else "lower_clothes"]
+        skin, cloth = ("arms", "upper_clothes") if upper else ("legs", "lower_clothes")
         length = float(np.hypot(*(pb - pa))) / s
 
         def grow(t):
@@ -196,11 +195,11 @@ class PersonPainter:
             if c is None:
                 return
             sl, mask, t, u, perp = c
-            cloth = t < covered
+            worn = t < covered
             r_t = (ra + t * (rb - ra)) / s * (1 + grow(t))
             rgb = garment_rgb(garment, np.arcsin(u) * r_t, t * length)
-            rgb = np.where(cloth[..., None], rgb, app.skin)
-            label = np.where(cloth, cloth_label, skin_label)
+            rgb = np.where(worn[..., None], rgb, app.skin)
+            label = np.where(worn, LABEL[cloth], LABEL[skin])
             canvas.paint(sl, mask, rgb * _shade(style, u, perp), label)
 
         self.add(depth, draw)

@@ -239,11 +239,8 @@ def pose_figure(body: Body, pose: Pose) -> Figure:
     hips = _rot(1, -pose.twist / 2)
     chest = _rot(2, pose.lean_side) @ _rot(0, -pose.lean_fwd) @ _rot(1, pose.twist / 2)
     head = chest @ _rot(1, pose.head_yaw) @ _rot(0, pose.head_pitch)
-    p: dict[str, np.ndarray] = {}
     root = np.zeros(3)
-    p["root"] = root
-    up_t = chest[:, 1]
-    p["neck"] = root + up_t
+    p: dict[str, np.ndarray] = {"root": root, "neck": root + chest[:, 1]}
     for i, (side, sign) in enumerate((("r", -1.0), ("l", 1.0))):
         sho = p["neck"] + sign * body.shoulder_half * chest[:, 0]
         ua = _limb_dir(chest, sign, pose.sho_flex[i], pose.sho_abd[i])
