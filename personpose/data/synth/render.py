@@ -321,10 +321,8 @@ class PersonPainter:
             self.limb(z[side + "hip"], side, "hip", "kne", "thigh", "knee", leg_cover, False)
             shin_z = 0.5 * (z[side + "kne"] + z[side + "ank"])
             self.limb(shin_z, side, "kne", "ank", "knee", "ankle", leg_cover - 1, False)
-            heel, toe = P[side + "heel"], P[side + "toe"]
-            self.blob(
-                z[side + "ank"] + 0.02, heel, toe, R["shoe"], R["shoe"] * 0.9, app.shoes, "shoes"
-            )
+            heel, toe, shoe = P[side + "heel"], P[side + "toe"], R["shoe"]
+            self.blob(z[side + "ank"] + 0.02, heel, toe, shoe, shoe * 0.9, app.shoes, "shoes")
         # torso: pelvis (lower garment) behind, shirt in front of the thigh tops
         self.torso(z["root"] - 0.005, app.hem, 1.16, upper=False)
         self.torso(shirt_z, -0.13, app.hem, upper=True)

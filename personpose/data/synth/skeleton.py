@@ -15,7 +15,7 @@ from personpose.data.keypoints import KEYPOINT_NAMES, MISSING, NUM_JOINTS
 
 # Names of the 18 joints in ``Figure.points`` (keypoints order): "r_shoulder" -> "rsho".
 JOINT_KEYS = tuple(name.replace("_", "")[:4] for name in KEYPOINT_NAMES)
-J = {k: i for i, k in enumerate(JOINT_KEYS)}
+_JOINT = {k: i for i, k in enumerate(JOINT_KEYS)}
 
 
 @dataclass(frozen=True)
@@ -360,12 +360,12 @@ def visible_joints(fig: Figure, rng: np.random.Generator, preset: str) -> np.nda
     fwd, left = fig.head[2, 2], fig.head[2, 0]  # toward the camera: the head's forward, left
     c30, s30 = np.cos(np.deg2rad(30)), np.sin(np.deg2rad(30))
     ear_thr = rng.normal(-0.3, 0.12)
-    vis[J["nose"]] = fwd > rng.normal(-0.3, 0.1)
-    vis[J["reye"]] = c30 * fwd - s30 * left > 0.02
-    vis[J["leye"]] = c30 * fwd + s30 * left > 0.02
+    vis[_JOINT["nose"]] = fwd > rng.normal(-0.3, 0.1)
+    vis[_JOINT["reye"]] = c30 * fwd - s30 * left > 0.02
+    vis[_JOINT["leye"]] = c30 * fwd + s30 * left > 0.02
     c15, s15 = np.cos(np.deg2rad(15)), np.sin(np.deg2rad(15))
-    vis[J["rear"]] = -c15 * left - s15 * fwd > ear_thr
-    vis[J["lear"]] = c15 * left - s15 * fwd > ear_thr
+    vis[_JOINT["rear"]] = -c15 * left - s15 * fwd > ear_thr
+    vis[_JOINT["lear"]] = c15 * left - s15 * fwd > ear_thr
     # elbows / wrists occluded by the torso
     neck, hipm = p["neck"], 0.5 * (p["rhip"] + p["lhip"])
     axis = hipm[:2] - neck[:2]
@@ -377,7 +377,7 @@ def visible_joints(fig: Figure, rng: np.random.Generator, preset: str) -> np.nda
         lat = abs(rel[0] * axis[1] - rel[1] * axis[0]) / al
         z_torso = neck[2] + v * (hipm[2] - neck[2])
         if 0.05 < v < 1.1 and lat < 0.85 * torso_half_width(fig, np.array(v)) and q[2] < z_torso:
-            vis[J[key]] = False
+            vis[_JOINT[key]] = False
     # detector misses: per-joint dropout (wrists and ankles most often), whole-face misses
     drop = np.array(
         [0.06, 0.01, 0.02, 0.18, 0.3, 0.02, 0.18, 0.3, 0.02, 0.08, 0.2, 0.02, 0.08, 0.2]
@@ -387,7 +387,7 @@ def visible_joints(fig: Figure, rng: np.random.Generator, preset: str) -> np.nda
         drop = drop * 0.5
     vis &= rng.random(NUM_JOINTS) >= drop
     if rng.random() < (0.08 if preset == "market" else 0.02):
-        vis[[J[k] for k in ("nose", "reye", "leye", "rear", "lear")]] = False
+        vis[[_JOINT[k] for k in ("nose", "reye", "leye", "rear", "lear")]] = False
     return vis
 
 
