@@ -5,7 +5,7 @@
 """
 
 from personpose.data.synth.cache import ensure_dataset, is_complete
-from personpose.data.synth.render import LABEL, LABEL_NAMES
+from personpose.data.synth.render import LABEL, LABEL_DESCRIPTIONS, LABEL_NAMES
 from personpose.data.synth.scene import sample_keypoints
 from personpose.data.synth.settings import (
     DEFAULT_IDS,
@@ -14,7 +14,7 @@ from personpose.data.synth.settings import (
     PRESETS,
     SynthSettings,
 )
-from personpose.data.synth.writer import LABEL_DESCRIPTIONS, generate_dataset, split_ids
+from personpose.data.synth.writer import generate_dataset, split_ids
 
 __all__ = [
     "DEFAULT_IDS",

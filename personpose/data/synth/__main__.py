@@ -9,6 +9,7 @@ the data config uses) and prints its path.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -53,36 +54,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
-    options = dict(
-        images_per_id=a.images_per_id,
-        image_format=a.image_format,
-        size=a.size,
-        val_fraction=a.val_fraction,
-        test_fraction=a.test_fraction,
-        max_pairs_per_id=a.max_pairs_per_id,
-    )
+    fields = {f.name: getattr(a, f.name) for f in dataclasses.fields(SynthSettings)}
     try:
-        settings = SynthSettings(preset=a.preset, ids=a.ids, seed=a.seed, **options)
+        settings = SynthSettings(**fields)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if a.cache_root is not None:
-        path = ensure_dataset(
-            a.cache_root,
-            a.preset,
-            a.ids,
-            a.seed,
-            progress=not a.no_progress,
-            workers=a.workers,
-            **options,
-        )
-        print(path)
+        print(ensure_dataset(a.cache_root, **fields, progress=not a.no_progress, workers=a.workers))
         return 0
     out: Path = a.out
-    if out.exists() and any(out.iterdir()):
-        if not a.overwrite:
-            print(f"error: {out} exists and is not empty (use --overwrite)", file=sys.stderr)
-            return 2
+    if out.exists() and any(out.iterdir()) and not a.overwrite:
+        print(f"error: {out} exists and is not empty (use --overwrite)", file=sys.stderr)
+        return 2
     out.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(out.with_name(f".{out.name}.lock"))):
         build_into(out, settings, progress=not a.no_progress, workers=a.workers)

@@ -7,12 +7,13 @@ are RGB floats in [0, 1]; texture periods and sizes are in torso units T.
 from __future__ import annotations
 
 import colorsys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 PATTERNS = ("solid", "hstripes", "vstripes", "checks", "dots")
 PRINT_SHAPES = ("circle", "square", "triangle", "star", "ring", "bars", "cross")
+LOWER_LEN = {"pants": (1.8, 2.0), "shorts": (0.35, 1.05), "skirt": (0.45, 1.3)}  # lower_len range
 
 _SKIN = np.array(
     [
@@ -147,21 +148,9 @@ def sample_appearance(rng: np.random.Generator, curvy: float) -> Appearance:
     )
     lower = sample_garment(rng, (0.82, 0.04, 0.06, 0.05, 0.03))
     if rng.random() < 0.3 and lower_kind == "pants":  # denim
-        lower = Garment(
-            _hsv(rng.uniform(0.57, 0.63), rng.uniform(0.3, 0.6), rng.uniform(0.3, 0.65)),
-            lower.colour2,
-            "solid",
-            lower.period,
-            lower.duty,
-            lower.angle,
-            lower.folds + 0.04,
-        )
-    if lower_kind == "pants":
-        lower_len = float(rng.uniform(1.8, 2.0))
-    elif lower_kind == "shorts":
-        lower_len = float(rng.uniform(0.35, 1.05))
-    else:
-        lower_len = float(rng.uniform(0.45, 1.3))
+        denim = _hsv(rng.uniform(0.57, 0.63), rng.uniform(0.3, 0.6), rng.uniform(0.3, 0.65))
+        lower = replace(lower, colour=denim, pattern="solid", folds=lower.folds + 0.04)
+    lower_len = float(rng.uniform(*LOWER_LEN[lower_kind]))
     pr = None
     if rng.random() < 0.7:
         pr = Print(

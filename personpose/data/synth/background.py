@@ -42,11 +42,8 @@ def street_background(rng: np.random.Generator, size: tuple[int, int]) -> np.nda
     img = Image.new("RGB", (w, h), _rgb255(_muted(rng, 0.3, 0.75)))
     d = ImageDraw.Draw(img)
     top = rng.choice(["wall", "green", "building"])
-    top_c = (
-        _muted(rng, 0.2, 0.8)
-        if top != "green"
-        else np.array([0.2, 0.35, 0.15]) * rng.uniform(0.6, 1.4)
-    )
+    green = np.array([0.2, 0.35, 0.15])
+    top_c = green * rng.uniform(0.6, 1.4) if top == "green" else _muted(rng, 0.2, 0.8)
     d.rectangle([0, 0, w, horizon], fill=_rgb255(top_c))
     if top == "building":  # window grid
         wc = _rgb255(top_c * rng.uniform(0.4, 1.4))

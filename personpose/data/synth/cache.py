@@ -23,13 +23,11 @@ from personpose.data.synth.writer import META_NAME, generate_dataset
 
 def is_complete(folder: Path, settings: SynthSettings) -> bool:
     """True if ``folder`` holds a finished data set generated with ``settings``."""
-    meta = Path(folder) / META_NAME
-    if not meta.is_file():
-        return False
-    try:
-        return json.loads(meta.read_text()).get("digest") == settings.digest()
+    try:  # no (readable) meta file: not complete
+        meta = json.loads((Path(folder) / META_NAME).read_text())
     except (OSError, json.JSONDecodeError):
         return False
+    return meta.get("digest") == settings.digest()
 
 
 def ensure_dataset(

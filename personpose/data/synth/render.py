@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image, ImageFilter
+from scipy.spatial import ConvexHull
 
 from personpose.data.synth.appearance import Appearance, garment_rgb, print_mask
 from personpose.data.synth.background import street_background, studio_background
@@ -26,18 +27,20 @@ from personpose.data.synth.skeleton import (
 
 SS = 2  # supersampling factor
 
-LABEL_NAMES: tuple[str, ...] = (
-    "background",
-    "hair",
-    "face",  # head and neck skin
-    "upper_clothes",  # torso garment and sleeves
-    "arms",  # bare arm skin and hands
-    "lower_clothes",  # trousers, shorts, skirt
-    "legs",  # bare leg skin
-    "shoes",
-    "print",  # the logo on the front of the upper garment
-    "bag",  # backpack, handbag and straps
-)
+# Part labels of the label maps, in value order (0 = background).
+LABEL_DESCRIPTIONS = {
+    "background": "everything that is not the person",
+    "hair": "hair on the head and long hair",
+    "face": "head and neck skin (incl. the neckline opening)",
+    "upper_clothes": "torso garment and sleeves",
+    "arms": "bare arm skin and hands",
+    "lower_clothes": "trousers, shorts, skirt (incl. the pelvis)",
+    "legs": "bare leg skin",
+    "shoes": "shoes",
+    "print": "logo on the FRONT of the upper garment (never visible from behind)",
+    "bag": "backpack, handbag and straps",
+}
+LABEL_NAMES: tuple[str, ...] = tuple(LABEL_DESCRIPTIONS)
 LABEL = {name: i for i, name in enumerate(LABEL_NAMES)}
 
 
@@ -111,12 +114,8 @@ def _capsule(canvas: Canvas, p0, p1, r0: float, r1: float, grow: float = 0.0):
     """
     p0, p1 = np.asarray(p0, np.float32), np.asarray(p1, np.float32)
     rm = max(r0, r1) * (1 + (grow if np.isscalar(grow) else 0.5))
-    g = canvas.grid(
-        min(p0[0], p1[0]) - rm,
-        max(p0[0], p1[0]) + rm,
-        min(p0[1], p1[1]) - rm,
-        max(p0[1], p1[1]) + rm,
-    )
+    lo, hi = np.minimum(p0, p1) - rm, np.maximum(p0, p1) + rm
+    g = canvas.grid(lo[0], hi[0], lo[1], hi[1])
     if g is None:
         return None
     sl, ys, xs = g
@@ -144,7 +143,7 @@ def _shade(style: Style, u: np.ndarray, perp: np.ndarray) -> np.ndarray:
 
 
 class PersonPainter:
-    """Collects the layers of one figure and paints them far-to-near."""
+    """Collects the layers of one figure (``build``) and paints them far-to-near (``paint``)."""
 
     def __init__(self, fig: Figure, cam: Camera, app: Appearance, style: Style):
         self.fig, self.cam, self.app, self.style = fig, cam, app, style
@@ -152,86 +151,86 @@ class PersonPainter:
         self.z = {k: float(v[2]) for k, v in fig.points.items()}
         self.s = cam.scale
         self.radii = {k: v * cam.scale for k, v in fig.body.radii.items()}
+        # torso axis neck -> mid-hip (px), its length and unit normal
+        self.neck, self.hip = self.px["neck"], 0.5 * (self.px["rhip"] + self.px["lhip"])
+        self.axis = self.hip - self.neck
+        self.al = float(np.hypot(*self.axis)) + 1e-6
+        self.perp = np.array([-self.axis[1], self.axis[0]]) / self.al
         self.layers: list[tuple[float, int, Callable[[Canvas], None]]] = []
+        self.build()
 
     def add(self, depth: float, fn: Callable[[Canvas], None]) -> None:
         self.layers.append((depth, len(self.layers), fn))
 
-    def paint(self, canvas: Canvas) -> None:
-        for _, _, fn in sorted(self.layers, key=lambda x: (x[0], x[1])):
+    def paint(self, canvas: Canvas, shadow: float) -> None:
+        """Darken the ground under the feet by ``shadow`` (a soft ellipse), then paint the
+        layers far-to-near."""
+        s, feet = self.s, np.array([self.px[k] for k in ("rheel", "rtoe", "lheel", "ltoe")])
+        cy, c0, c1 = feet[:, 0].max() + 0.03 * s, feet[:, 1].min(), feet[:, 1].max()
+        cx, rx, ry = 0.5 * (c0 + c1), 0.5 * (c1 - c0) + 0.3 * s, 0.08 * s
+        g = canvas.grid(cy - ry, cy + ry, cx - rx, cx + rx)
+        if g is not None:
+            sl, ys, xs = g
+            e = ((ys - cy) / ry) ** 2 + ((xs - cx) / rx) ** 2
+            canvas.rgb[sl] *= (1 - shadow * np.clip(1 - e, 0, 1))[..., None]
+        for *_, fn in sorted(self.layers):  # by depth, then insertion order
             fn(canvas)
 
-    # -- primitives ---------------------------------------------------------------------------
-    def limb(
-        self,
-        a: str,
-        b: str,
-        ra: float,
-        rb: float,
-        covered: float,
-        garment,
-        skin_label: int,
-        cloth_label: int,
-        loose: float = 0.0,
-        ramp: float = 0.0,
-    ) -> Callable[[Canvas], None]:
-        """A limb segment a -> b; the part with t < ``covered`` wears ``garment``, ``loose``
-        widening it by that fraction (reached at t = ``ramp``)."""
+    # -- primitives: each adds one layer at ``depth`` -------------------------------------------
+    def limb(self, depth, side, a, b, ra, rb, covered, upper, ramp=0.0) -> None:
+        """Limb segment ``side + a`` -> ``side + b`` (joint names), radii ``radii[ra]`` ->
+        ``radii[rb]``; the part with t < ``covered`` wears the upper (``upper``) or lower
+        garment, widened by its looseness (reached at t = ``ramp``)."""
         app, style, s = self.app, self.style, self.s
-        length = float(np.hypot(*(self.px[b] - self.px[a]))) / s
+        pa, pb, ra, rb = self.px[side + a], self.px[side + b], self.radii[ra], self.radii[rb]
+        garment, loose = (app.upper, app.loose_upper) if upper else (app.lower, app.loose_lower)
+        skin, cloth = ("arms", "upper_clothes") if upper else ("legs", "lower_clothes")
+        length = float(np.hypot(*(pb - pa))) / s
 
         def grow(t):
             return loose * (t < covered) * (np.clip(t / ramp, 0, 1) if ramp > 0 else 1.0)
 
         def draw(canvas: Canvas) -> None:
-            c = _capsule(canvas, self.px[a], self.px[b], ra, rb, grow)
+            c = _capsule(canvas, pa, pb, ra, rb, grow)
             if c is None:
                 return
             sl, mask, t, u, perp = c
-            cloth = t < covered
+            worn = t < covered
             r_t = (ra + t * (rb - ra)) / s * (1 + grow(t))
-            rgb = garment_rgb(garment, np.arcsin(u) * r_t, t * length) if garment is not None else 0
-            rgb = np.where(cloth[..., None], rgb, app.skin)
-            label = np.where(cloth, cloth_label, skin_label)
+            rgb = garment_rgb(garment, np.arcsin(u) * r_t, t * length)
+            rgb = np.where(worn[..., None], rgb, app.skin)
+            label = np.where(worn, LABEL[cloth], LABEL[skin])
             canvas.paint(sl, mask, rgb * _shade(style, u, perp), label)
 
-        return draw
+        self.add(depth, draw)
 
-    def blob(self, a, b, ra: float, rb: float, colour: np.ndarray, label: int):
-        """A plain shaded capsule between two image points (row, col px)."""
-        style = self.style
+    def blob(self, depth: float, a, b, ra: float, rb: float, colour: np.ndarray, label: str):
+        """A plain shaded capsule between two camera-space points, radii ``ra`` -> ``rb`` px."""
+        style, pa, pb = self.style, self.cam.project(a), self.cam.project(b)
 
         def draw(canvas: Canvas) -> None:
-            c = _capsule(canvas, a, b, ra, rb)
+            c = _capsule(canvas, pa, pb, ra, rb)
             if c is None:
                 return
             sl, mask, _, u, perp = c
             rgb = np.broadcast_to(colour, u.shape + (3,)) * _shade(style, u, perp)
-            canvas.paint(sl, mask, rgb, label)
+            canvas.paint(sl, mask, rgb, LABEL[label])
 
-        return draw
+        self.add(depth, draw)
 
     # -- body parts ---------------------------------------------------------------------------
-    def torso(self, v_lo: float, v_hi: float, upper: bool) -> Callable[[Canvas], None]:
+    def torso(self, depth: float, v_lo: float, v_hi: float, upper: bool) -> None:
         """Torso band between axis positions v_lo..v_hi (0 neck, 1 mid-hip): the upper garment
         (with neckline and front print) or the lower garment."""
         fig, app, style, s = self.fig, self.app, self.style, self.s
-        neck = self.px["neck"]
-        hip = 0.5 * (self.px["rhip"] + self.px["lhip"])
-        axis = hip - neck
-        al = float(np.hypot(*axis)) + 1e-6
-        perp = np.array([-axis[1], axis[0]]) / al
+        neck, axis, al, perp = self.neck, self.axis, self.al, self.perp
         cv, cw, cd = fig.body.torso_profile()
         hw_max = float(torso_half_width(fig, np.linspace(v_lo, v_hi, 8)).max()) * s + 1
         corners = np.array([neck + axis * v for v in (v_lo, v_hi)])
+        lo, hi = corners.min(0) - hw_max, corners.max(0) + hw_max
 
         def draw(canvas: Canvas) -> None:
-            g = canvas.grid(
-                corners[:, 0].min() - hw_max,
-                corners[:, 0].max() + hw_max,
-                corners[:, 1].min() - hw_max,
-                corners[:, 1].max() + hw_max,
-            )
+            g = canvas.grid(lo[0], hi[0], lo[1], hi[1])
             if g is None:
                 return
             sl, ys, xs = g
@@ -268,21 +267,18 @@ class PersonPainter:
                 label = LABEL["lower_clothes"]
             canvas.paint(sl, mask, rgb * _shade(style, u, perp), label)
 
-        return draw
+        self.add(depth, draw)
 
-    def head(self) -> Callable[[Canvas], None]:
-        fig, app, style, s = self.fig, self.app, self.style, self.s
+    def head(self, depth: float) -> None:
+        fig, app, style, s, P = self.fig, self.app, self.style, self.s, self.fig.points
         a, b, c = fig.body.head_radii
         psi = facing(fig.head)
         rx = np.sqrt((a * np.cos(psi)) ** 2 + (c * np.sin(psi)) ** 2) * s
         ry = b * s
         cy, cx = self.px["head"]
-        cam_dir = np.array([0.0, 0.0, 1.0])
-        eyes = [
-            (self.px[k], float(((fig.points[k] - fig.points["head"]) / 0.2) @ cam_dir))
-            for k in ("reye", "leye")
-        ]
-        mouth = self.px["mouth"], float(fig.head[:, 2] @ cam_dir)
+        # eyes and mouth: image position and how far each faces the camera
+        eyes = [(self.px[k], (P[k][2] - P["head"][2]) / 0.2) for k in ("reye", "leye")]
+        mouth = self.px["mouth"], fig.head[2, 2]
 
         def draw(canvas: Canvas) -> None:
             g = canvas.grid(cy - ry, cy + ry, cx - rx, cx + rx)
@@ -297,11 +293,8 @@ class PersonPainter:
             hair = (n[..., 1] > app.hair_top) | (
                 (n[..., 2] < app.hair_side) & (n[..., 1] > app.hair_low)
             )
-            rgb = np.where(
-                hair[..., None],
-                app.hair * (1 + 0.15 * np.sin(xs * 3.1 + ys * 0.7))[..., None],
-                app.skin,
-            )
+            streaks = (1 + 0.15 * np.sin(xs * 3.1 + ys * 0.7))[..., None]
+            rgb = np.where(hair[..., None], app.hair * streaks, app.skin)
             label = np.where(hair, LABEL["hair"], LABEL["face"]).astype(np.uint8)
             feat = np.zeros(mask.shape, bool)
             fr = max(0.028 * s, 0.45)
@@ -316,177 +309,55 @@ class PersonPainter:
             shade = style.ambient + style.diffuse * np.clip(n @ (fig.head.T @ style.light), 0, 1)
             canvas.paint(sl, mask, rgb * shade[..., None], label)
 
-        return draw
-
-    def quad(self, pts: np.ndarray, colour_fn, label: int) -> Callable[[Canvas], None]:
-        """A convex polygon (N, 2) (row, col px); ``colour_fn(ys, xs) -> (h, w, 3)``."""
-        hull = _convex_hull(pts)
-
-        def draw(canvas: Canvas) -> None:
-            g = canvas.grid(hull[:, 0].min(), hull[:, 0].max(), hull[:, 1].min(), hull[:, 1].max())
-            if g is None:
-                return
-            sl, ys, xs = g
-            mask = np.ones(np.broadcast_shapes(ys.shape, xs.shape), bool)
-            n = len(hull)
-            for i in range(n):
-                p, q = hull[i], hull[(i + 1) % n]
-                mask &= (q[0] - p[0]) * (xs - p[1]) - (q[1] - p[1]) * (ys - p[0]) <= 0
-            if mask.any():
-                canvas.paint(sl, mask, colour_fn(ys, xs), label)
-
-        return draw
+        self.add(depth, draw)
 
     # -- assembly -----------------------------------------------------------------------------
     def build(self) -> None:
-        fig, app, px, z, R, s = self.fig, self.app, self.px, self.z, self.radii, self.s
+        fig, app, P, z, R, s = self.fig, self.app, self.fig.points, self.z, self.radii, self.s
         hip_z = max(z["rhip"], z["lhip"], z["root"])
         shirt_z = max(z["neck"], hip_z) + 0.01
-        # legs
         leg_cover = app.lower_len if app.lower_kind != "skirt" else 0.0
         for side in "rl":
-            self.add(
-                z[side + "hip"],
-                self.limb(
-                    side + "hip",
-                    side + "kne",
-                    R["thigh"],
-                    R["knee"],
-                    leg_cover,
-                    app.lower,
-                    LABEL["legs"],
-                    LABEL["lower_clothes"],
-                    app.loose_lower,
-                ),
-            )
-            self.add(
-                0.5 * (z[side + "kne"] + z[side + "ank"]),
-                self.limb(
-                    side + "kne",
-                    side + "ank",
-                    R["knee"],
-                    R["ankle"],
-                    leg_cover - 1,
-                    app.lower,
-                    LABEL["legs"],
-                    LABEL["lower_clothes"],
-                    app.loose_lower,
-                ),
-            )
-            self.add(
-                z[side + "ank"] + 0.02,
-                self.blob(
-                    px[side + "heel"],
-                    px[side + "toe"],
-                    R["shoe"],
-                    R["shoe"] * 0.9,
-                    app.shoes,
-                    LABEL["shoes"],
-                ),
-            )
+            self.limb(z[side + "hip"], side, "hip", "kne", "thigh", "knee", leg_cover, False)
+            shin_z = 0.5 * (z[side + "kne"] + z[side + "ank"])
+            self.limb(shin_z, side, "kne", "ank", "knee", "ankle", leg_cover - 1, False)
+            heel, toe, shoe = P[side + "heel"], P[side + "toe"], R["shoe"]
+            self.blob(z[side + "ank"] + 0.02, heel, toe, shoe, shoe * 0.9, app.shoes, "shoes")
         # torso: pelvis (lower garment) behind, shirt in front of the thigh tops
-        self.add(z["root"] - 0.005, self.torso(app.hem, 1.16, upper=False))
-        self.add(shirt_z, self.torso(-0.13, app.hem, upper=True))
+        self.torso(z["root"] - 0.005, app.hem, 1.16, upper=False)
+        self.torso(shirt_z, -0.13, app.hem, upper=True)
         if app.lower_kind == "skirt":
-            self.add(shirt_z - 0.005, self.skirt())
-        # arms
+            self.skirt(shirt_z - 0.005)
         for side in "rl":
-            self.add(
-                0.5 * (z[side + "sho"] + z[side + "elb"]) + 0.03,
-                self.limb(
-                    side + "sho",
-                    side + "elb",
-                    R["upper_arm"],
-                    R["elbow"],
-                    app.sleeve,
-                    app.upper,
-                    LABEL["arms"],
-                    LABEL["upper_clothes"],
-                    app.loose_upper,
-                    0.35,
-                ),
-            )
-            self.add(
-                0.5 * (z[side + "elb"] + z[side + "wri"]) + 0.03,
-                self.limb(
-                    side + "elb",
-                    side + "wri",
-                    R["elbow"],
-                    R["wrist"],
-                    app.sleeve - 1,
-                    app.upper,
-                    LABEL["arms"],
-                    LABEL["upper_clothes"],
-                    app.loose_upper,
-                ),
-            )
-            self.add(
-                z[side + "hand"] + 0.035,
-                self.blob(
-                    px[side + "wri"],
-                    px[side + "hand"],
-                    R["wrist"],
-                    R["hand"],
-                    app.skin,
-                    LABEL["arms"],
-                ),
-            )
+            arm_z = 0.5 * (z[side + "sho"] + z[side + "elb"]) + 0.03
+            self.limb(arm_z, side, "sho", "elb", "upper_arm", "elbow", app.sleeve, True, 0.35)
+            arm_z = 0.5 * (z[side + "elb"] + z[side + "wri"]) + 0.03
+            self.limb(arm_z, side, "elb", "wri", "elbow", "wrist", app.sleeve - 1, True)
+            wri, hand = P[side + "wri"], P[side + "hand"]
+            self.blob(z[side + "hand"] + 0.035, wri, hand, R["wrist"], R["hand"], app.skin, "arms")
         # neck, head, long hair
-        self.add(
-            shirt_z - 0.002,
-            self.blob(px["neck"], px["chin"], R["neck"], R["neck"], app.skin, LABEL["face"]),
-        )
-        self.add(max(z["head"], shirt_z + 0.01), self.head())
+        self.blob(shirt_z - 0.002, P["neck"], P["chin"], R["neck"], R["neck"], app.skin, "face")
+        self.head(max(z["head"], shirt_z + 0.01))
         if app.hair_long > 0:
             hd = fig.head
-            top = fig.points["head"] - 0.08 * hd[:, 2]
-            bot = fig.points["head"] - (0.12 + app.hair_long) * hd[:, 1] - 0.12 * hd[:, 2]
+            top = P["head"] - 0.08 * hd[:, 2]
+            bot = P["head"] - (0.12 + app.hair_long) * hd[:, 1] - 0.12 * hd[:, 2]
             rh = fig.body.head_radii[0] * s * 1.08
-            self.add(
-                float(0.5 * (top[2] + bot[2])),
-                self.blob(
-                    self.cam.project(top),
-                    self.cam.project(bot),
-                    rh,
-                    rh * 0.85,
-                    app.hair,
-                    LABEL["hair"],
-                ),
-            )
+            self.blob(float(0.5 * (top[2] + bot[2])), top, bot, rh, rh * 0.85, app.hair, "hair")
         if app.bag == "backpack":
             self.backpack(shirt_z)
         elif app.bag == "handbag":
-            side = "rl"[app.bag_side]
-            wri = fig.points[side + "wri"]
-            bag_c = wri - np.array([0, 0.3, 0]) + 0.05 * fig.hips[:, 2]
-            self.add(
-                z[side + "wri"] + 0.02,
-                self.blob(
-                    px[side + "wri"],
-                    self.cam.project(bag_c),
-                    0.025 * s,
-                    0.025 * s,
-                    app.bag_colour * 0.7,
-                    LABEL["bag"],
-                ),
-            )
-            self.add(
-                z[side + "wri"] + 0.025,
-                self.blob(
-                    self.cam.project(bag_c + [0, 0.02, 0]),
-                    self.cam.project(bag_c - [0, 0.1, 0]),
-                    0.15 * s,
-                    0.16 * s,
-                    app.bag_colour,
-                    LABEL["bag"],
-                ),
-            )
+            wri = "rl"[app.bag_side] + "wri"
+            bag_c = P[wri] - np.array([0, 0.3, 0]) + 0.05 * fig.hips[:, 2]
+            strap, colour = 0.025 * s, app.bag_colour
+            self.blob(z[wri] + 0.02, P[wri], bag_c, strap, strap, colour * 0.7, "bag")
+            top, bot = bag_c + [0, 0.02, 0], bag_c - [0, 0.1, 0]
+            self.blob(z[wri] + 0.025, top, bot, 0.15 * s, 0.16 * s, colour, "bag")
 
-    def skirt(self) -> Callable[[Canvas], None]:
-        fig, app, px, s = self.fig, self.app, self.px, self.s
-        neck, hip = px["neck"], 0.5 * (px["rhip"] + px["lhip"])
-        axis = hip - neck
-        perp = np.array([-axis[1], axis[0]]) / (np.hypot(*axis) + 1e-6)
+    def skirt(self, depth: float) -> None:
+        """The skirt: the convex hull of the hem's ends at the waist and at the knees."""
+        fig, app, px, s, style = self.fig, self.app, self.px, self.s, self.style
+        neck, hip, axis, perp = self.neck, self.hip, self.axis, self.perp
         v_top = min(app.hem, 0.9)
         hw = float(torso_half_width(fig, np.array(v_top))) * s
         top = neck + axis * v_top
@@ -496,88 +367,44 @@ class PersonPainter:
             p = px[side + "hip"] + (px[side + "kne"] - px[side + "hip"]) * f
             out = np.sign((p - hip) @ perp) or (1.0 if side == "l" else -1.0)
             pts.append(p + perp * out * self.radii["thigh"] * app.flare)
-        style = self.style
+        pts = np.array(pts)
+        hull = pts[ConvexHull(pts[:, ::-1]).vertices]  # counter-clockwise in (col, row)
         length = app.lower_len * s
 
-        def colour(ys, xs):
+        def draw(canvas: Canvas) -> None:
+            g = canvas.grid(hull[:, 0].min(), hull[:, 0].max(), hull[:, 1].min(), hull[:, 1].max())
+            if g is None:
+                return
+            sl, ys, xs = g
+            mask = np.ones(np.broadcast_shapes(ys.shape, xs.shape), bool)
+            for p, q in zip(hull, np.roll(hull, -1, axis=0)):
+                mask &= (q[0] - p[0]) * (xs - p[1]) - (q[1] - p[1]) * (ys - p[0]) <= 0
+            if not mask.any():
+                return
             lat = (ys - top[0]) * perp[0] + (xs - top[1]) * perp[1]
-            v = ((ys - top[0]) * axis[0] + (xs - top[1]) * axis[1]) / (np.hypot(*axis) + 1e-6)
+            v = ((ys - top[0]) * axis[0] + (xs - top[1]) * axis[1]) / self.al
             rgb = garment_rgb(app.lower, lat / s, v / s)
             shade = style.ambient + style.diffuse * style.light[2] * (
                 1 - 0.2 * (v / max(length, 1))
             )
-            return rgb * shade[..., None] if np.ndim(shade) else rgb * shade
+            canvas.paint(sl, mask, rgb * shade[..., None], LABEL["lower_clothes"])
 
-        return self.quad(np.array(pts), colour, LABEL["lower_clothes"])
+        self.add(depth, draw)
 
     def backpack(self, shirt_z: float) -> None:
-        fig, app, s = self.fig, self.app, self.s
-        chest = fig.chest
+        fig, app, s, chest = self.fig, self.app, self.s, self.fig.chest
         neck3, hip3 = fig.points["neck"], 0.5 * (fig.points["rhip"] + fig.points["lhip"])
         centre = neck3 + 0.4 * (hip3 - neck3) - chest[:, 2] * 0.3
         top, bot = centre + 0.22 * chest[:, 1], centre - 0.22 * chest[:, 1]
         psi = facing(chest)
         hw = np.sqrt((0.24 * np.cos(psi)) ** 2 + (0.13 * np.sin(psi)) ** 2) * s
-        self.add(
-            float(centre[2]),
-            self.blob(
-                self.cam.project(top),
-                self.cam.project(bot),
-                hw,
-                hw * 1.05,
-                app.bag_colour,
-                LABEL["bag"],
-            ),
-        )
+        self.blob(float(centre[2]), top, bot, hw, hw * 1.05, app.bag_colour, "bag")
         if np.cos(psi) > 0.25:  # straps over the chest
             for sign in (-1.0, 1.0):
                 a = neck3 + sign * 0.22 * chest[:, 0] + 0.1 * chest[:, 2]
                 b = neck3 + 0.55 * (hip3 - neck3) + sign * 0.26 * chest[:, 0] + 0.15 * chest[:, 2]
-                self.add(
-                    shirt_z + 0.004,
-                    self.blob(
-                        self.cam.project(a),
-                        self.cam.project(b),
-                        0.035 * s,
-                        0.035 * s,
-                        app.bag_colour * 0.8,
-                        LABEL["bag"],
-                    ),
-                )
-
-
-def _convex_hull(pts: np.ndarray) -> np.ndarray:
-    """Convex hull (counter-clockwise in (col, row) = x, y-down terms) of (N, 2) (row, col)."""
-    p = sorted(map(tuple, np.asarray(pts, float)), key=lambda q: (q[1], q[0]))
-
-    def cross(o, a, b):
-        return (a[1] - o[1]) * (b[0] - o[0]) - (a[0] - o[0]) * (b[1] - o[1])
-
-    lower: list = []
-    for q in p:
-        while len(lower) >= 2 and cross(lower[-2], lower[-1], q) <= 0:
-            lower.pop()
-        lower.append(q)
-    upper: list = []
-    for q in reversed(p):
-        while len(upper) >= 2 and cross(upper[-2], upper[-1], q) <= 0:
-            upper.pop()
-        upper.append(q)
-    return np.array(lower[:-1] + upper[:-1])
-
-
-def _ground_shadow(canvas: Canvas, painter: PersonPainter, strength: float) -> None:
-    """Darken the ground under the feet with a soft ellipse."""
-    s = painter.s
-    feet = np.array([painter.px[k] for k in ("rheel", "rtoe", "lheel", "ltoe")])
-    cy, c0, c1 = feet[:, 0].max() + 0.03 * s, feet[:, 1].min(), feet[:, 1].max()
-    cx, rx, ry = 0.5 * (c0 + c1), 0.5 * (c1 - c0) + 0.3 * s, 0.08 * s
-    g = canvas.grid(cy - ry, cy + ry, cx - rx, cx + rx)
-    if g is None:
-        return
-    sl, ys, xs = g
-    e = ((ys - cy) / ry) ** 2 + ((xs - cx) / rx) ** 2
-    canvas.rgb[sl] *= (1 - strength * np.clip(1 - e, 0, 1))[..., None]
+                r = 0.035 * s
+                self.blob(shirt_z + 0.004, a, b, r, r, app.bag_colour * 0.8, "bag")
 
 
 def degrade(rgb: np.ndarray, style: Style, rng: np.random.Generator) -> np.ndarray:
@@ -619,10 +446,7 @@ def render(
     canvas = Canvas(bg)
     if not draw_print and app.print is not None:
         app = replace(app, print=None)
-    painter = PersonPainter(fig, cam, app, style)
-    _ground_shadow(canvas, painter, float(rng.uniform(0.1, 0.45)))
-    painter.build()
-    painter.paint(canvas)
+    PersonPainter(fig, cam, app, style).paint(canvas, shadow=float(rng.uniform(0.1, 0.45)))
     image = degrade(canvas.rgb, style, rng)
     labels = canvas.label[SS // 2 :: SS, SS // 2 :: SS]
     return image, np.ascontiguousarray(labels)

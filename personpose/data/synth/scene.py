@@ -52,16 +52,14 @@ class Shot:
 def sample_identity(seed: int, pid: int) -> Identity:
     rng = _rng(seed, pid, _IDENTITY)
     curvy = float(rng.uniform(0.4, 1.0)) if rng.random() < 0.45 else 0.0
-    body = sample_body(rng, curvy)
-    return Identity(pid, body, sample_appearance(rng, curvy))
+    return Identity(pid, sample_body(rng, curvy), sample_appearance(rng, curvy))
 
 
 def sample_shot(seed: int, ident: Identity, index: int, preset: str, size: tuple[int, int]) -> Shot:
     rng = _rng(seed, ident.pid, index, _POSE)
     fig = pose_figure(ident.body, sample_pose(rng, preset))
     cam = place_camera(rng, fig, size, preset)
-    vis = visible_joints(fig, rng, preset)
-    return Shot(fig, cam, keypoints(fig, cam, vis, size))
+    return Shot(fig, cam, keypoints(fig, cam, visible_joints(fig, rng, preset), size))
 
 
 def render_shot(

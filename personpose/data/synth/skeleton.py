@@ -11,12 +11,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from personpose.data.keypoints import MISSING, NUM_JOINTS
+from personpose.data.keypoints import KEYPOINT_NAMES, MISSING, NUM_JOINTS
 
-# Keypoint indices (personpose.data.keypoints order).
-NOSE, NECK, RSHO, RELB, RWRI, LSHO, LELB, LWRI = 0, 1, 2, 3, 4, 5, 6, 7
-RHIP, RKNE, RANK, LHIP, LKNE, LANK, REYE, LEYE, REAR, LEAR = range(8, 18)
-FACE_JOINTS = (NOSE, REYE, LEYE, REAR, LEAR)
+# Names of the 18 joints in ``Figure.points`` (keypoints order): "r_shoulder" -> "rsho".
+JOINT_KEYS = tuple(name.replace("_", "")[:4] for name in KEYPOINT_NAMES)
+_JOINT = {k: i for i, k in enumerate(JOINT_KEYS)}
 
 
 @dataclass(frozen=True)
@@ -133,9 +132,7 @@ def sample_pose(rng: np.random.Generator, preset: str) -> Pose:
     activity = "walk" if u < 0.55 else ("stand" if u < 0.8 else "move")
     if preset == "fashion" and activity == "walk" and rng.random() < 0.5:
         activity = "stand"
-    z2 = np.zeros(2)
-    hip_flex, hip_abd, knee = z2.copy(), z2.copy(), z2.copy()
-    sho_flex, sho_abd, elbow, elbow_in = z2.copy(), z2.copy(), z2.copy(), z2.copy()
+    elbow_in = np.zeros(2)
     lean_fwd = rng.normal(d(3), d(3))
     if activity == "walk":
         phase = rng.uniform(0, 2 * np.pi)
@@ -237,40 +234,14 @@ class Figure:
     head: np.ndarray
 
 
-JOINT_KEYS = (
-    "nose",
-    "neck",
-    "rsho",
-    "relb",
-    "rwri",
-    "lsho",
-    "lelb",
-    "lwri",
-    "rhip",
-    "rkne",
-    "rank",
-    "lhip",
-    "lkne",
-    "lank",
-    "reye",
-    "leye",
-    "rear",
-    "lear",
-)
-
-
 def pose_figure(body: Body, pose: Pose) -> Figure:
     """Forward kinematics: joints and anchors of ``body`` in ``pose``, in camera space."""
     hips = _rot(1, -pose.twist / 2)
     chest = _rot(2, pose.lean_side) @ _rot(0, -pose.lean_fwd) @ _rot(1, pose.twist / 2)
     head = chest @ _rot(1, pose.head_yaw) @ _rot(0, pose.head_pitch)
-    p: dict[str, np.ndarray] = {}
     root = np.zeros(3)
-    p["root"] = root
-    up_t = chest[:, 1]
-    p["neck"] = root + up_t
-    for side, sign in (("r", -1.0), ("l", 1.0)):
-        i = 0 if side == "r" else 1
+    p: dict[str, np.ndarray] = {"root": root, "neck": root + chest[:, 1]}
+    for i, (side, sign) in enumerate((("r", -1.0), ("l", 1.0))):
         sho = p["neck"] + sign * body.shoulder_half * chest[:, 0]
         ua = _limb_dir(chest, sign, pose.sho_flex[i], pose.sho_abd[i])
         elb = sho + body.upper_arm * ua
@@ -292,20 +263,16 @@ def pose_figure(body: Body, pose: Pose) -> Figure:
         p[side + "heel"] = ank - 0.05 * foot_fwd - 0.055 * sh
         p[side + "toe"] = ank + 0.2 * foot_fwd - 0.07 * sh
     # head: centre of the skull ellipsoid, features on its surface
-    hs = body.head_scale
-    hc = p["neck"] + 0.46 * hs * head[:, 1] + 0.02 * head[:, 2]
+    hs, (left, up, fwd) = body.head_scale, head.T
+    hc = p["neck"] + 0.46 * hs * up + 0.02 * fwd
     p["head"] = hc
-    p["nose"] = hc + hs * (0.19 * head[:, 2] - 0.03 * head[:, 1])
+    p["nose"] = hc + hs * (0.19 * fwd - 0.03 * up)
     for side, sign in (("r", -1.0), ("l", 1.0)):
-        p[side + "eye"] = hc + hs * (
-            0.14 * head[:, 2] + 0.03 * head[:, 1] + sign * 0.07 * head[:, 0]
-        )
-        p[side + "ear"] = hc + hs * (
-            -0.02 * head[:, 2] - 0.02 * head[:, 1] + sign * 0.155 * head[:, 0]
-        )
-    p["mouth"] = hc + hs * (0.17 * head[:, 2] - 0.12 * head[:, 1])
-    p["chin"] = hc + hs * (0.10 * head[:, 2] - 0.20 * head[:, 1])
-    p["crown"] = hc + hs * 0.21 * head[:, 1]
+        p[side + "eye"] = hc + hs * (0.14 * fwd + 0.03 * up + sign * 0.07 * left)
+        p[side + "ear"] = hc + hs * (-0.02 * fwd - 0.02 * up + sign * 0.155 * left)
+    p["mouth"] = hc + hs * (0.17 * fwd - 0.12 * up)
+    p["chin"] = hc + hs * (0.10 * fwd - 0.20 * up)
+    p["crown"] = hc + hs * 0.21 * up
     # view: body yaw, then the camera pitch (looking down)
     view = _rot(0, pose.pitch) @ _rot(1, pose.yaw)
     pts = {k: view @ v for k, v in p.items()}
@@ -379,8 +346,7 @@ def torso_facing(fig: Figure, v: np.ndarray) -> np.ndarray:
 
 def facing(frame: np.ndarray) -> float:
     """Yaw of a frame's forward axis relative to the camera (0 = facing it)."""
-    f = frame[:, 2]
-    return float(np.arctan2(f[0], f[2]))
+    return float(np.arctan2(frame[0, 2], frame[2, 2]))
 
 
 def visible_joints(fig: Figure, rng: np.random.Generator, preset: str) -> np.ndarray:
@@ -390,31 +356,28 @@ def visible_joints(fig: Figure, rng: np.random.Generator, preset: str) -> np.nda
     and nose vanish from behind, the ears stay), elbows and wrists behind the torso are
     hidden, and a few joints drop out at random as in OpenPose annotations.
     """
-    p = fig.points
-    cam = np.array([0.0, 0.0, 1.0])
-    head = fig.head
-    vis = np.ones(NUM_JOINTS, dtype=bool)
-    fwd, left = head[:, 2], head[:, 0]
+    p, vis = fig.points, np.ones(NUM_JOINTS, dtype=bool)
+    fwd, left = fig.head[2, 2], fig.head[2, 0]  # toward the camera: the head's forward, left
     c30, s30 = np.cos(np.deg2rad(30)), np.sin(np.deg2rad(30))
     ear_thr = rng.normal(-0.3, 0.12)
-    vis[NOSE] = fwd @ cam > rng.normal(-0.3, 0.1)
-    vis[REYE] = (c30 * fwd - s30 * left) @ cam > 0.02
-    vis[LEYE] = (c30 * fwd + s30 * left) @ cam > 0.02
+    vis[_JOINT["nose"]] = fwd > rng.normal(-0.3, 0.1)
+    vis[_JOINT["reye"]] = c30 * fwd - s30 * left > 0.02
+    vis[_JOINT["leye"]] = c30 * fwd + s30 * left > 0.02
     c15, s15 = np.cos(np.deg2rad(15)), np.sin(np.deg2rad(15))
-    vis[REAR] = (-c15 * left - s15 * fwd) @ cam > ear_thr
-    vis[LEAR] = (c15 * left - s15 * fwd) @ cam > ear_thr
+    vis[_JOINT["rear"]] = -c15 * left - s15 * fwd > ear_thr
+    vis[_JOINT["lear"]] = c15 * left - s15 * fwd > ear_thr
     # elbows / wrists occluded by the torso
     neck, hipm = p["neck"], 0.5 * (p["rhip"] + p["lhip"])
     axis = hipm[:2] - neck[:2]
     al = float(np.hypot(*axis)) + 1e-9
-    for j, key in ((RELB, "relb"), (RWRI, "rwri"), (LELB, "lelb"), (LWRI, "lwri")):
+    for key in ("relb", "rwri", "lelb", "lwri"):
         q = p[key]
         rel = q[:2] - neck[:2]
         v = (rel @ axis) / al**2
         lat = abs(rel[0] * axis[1] - rel[1] * axis[0]) / al
         z_torso = neck[2] + v * (hipm[2] - neck[2])
         if 0.05 < v < 1.1 and lat < 0.85 * torso_half_width(fig, np.array(v)) and q[2] < z_torso:
-            vis[j] = False
+            vis[_JOINT[key]] = False
     # detector misses: per-joint dropout (wrists and ankles most often), whole-face misses
     drop = np.array(
         [0.06, 0.01, 0.02, 0.18, 0.3, 0.02, 0.18, 0.3, 0.02, 0.08, 0.2, 0.02, 0.08, 0.2]
@@ -424,7 +387,7 @@ def visible_joints(fig: Figure, rng: np.random.Generator, preset: str) -> np.nda
         drop = drop * 0.5
     vis &= rng.random(NUM_JOINTS) >= drop
     if rng.random() < (0.08 if preset == "market" else 0.02):
-        vis[list(FACE_JOINTS)] = False
+        vis[[_JOINT[k] for k in ("nose", "reye", "leye", "rear", "lear")]] = False
     return vis
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
 from itertools import permutations
 from pathlib import Path
 
@@ -18,27 +19,16 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from personpose.data.annotations import write_annotations, write_pairs
 from personpose.data.keypoints import KEYPOINT_NAMES
-from personpose.data.synth.render import LABEL_NAMES
+from personpose.data.make_pairs import has_torso
+from personpose.data.synth.render import LABEL, LABEL_DESCRIPTIONS, LABEL_NAMES
 from personpose.data.synth.scene import render_shot, sample_identity, sample_shot, view_name
 from personpose.data.synth.settings import GENERATOR_VERSION, SynthSettings
 
 SPLITS = ("train", "val", "test")
 META_NAME = "synth-meta.json"
-PAIR_JOINTS = (2, 5, 8, 11)  # both shoulders and hips must be present (PATN pair rule)
 NAME_RULE = "market: person id = the first '_'-separated token of the file name (never 0000)"
-LABEL_DESCRIPTIONS = {
-    "background": "everything that is not the person",
-    "hair": "hair on the head and long hair",
-    "face": "head and neck skin (incl. the neckline opening)",
-    "upper_clothes": "torso garment and sleeves",
-    "arms": "bare arm skin and hands",
-    "lower_clothes": "trousers, shorts, skirt (incl. the pelvis)",
-    "legs": "bare leg skin",
-    "shoes": "shoes",
-    "print": "logo on the FRONT of the upper garment (never visible from behind)",
-    "bag": "backpack, handbag and straps",
-}
 
 
 def split_ids(settings: SynthSettings) -> dict[str, list[int]]:
@@ -68,17 +58,14 @@ def _write_identity(args: tuple[SynthSettings, str, int, Path]) -> list[tuple]:
         shot = sample_shot(settings.seed, ident, k, settings.preset, settings.hw)
         img, lab = render_shot(settings.seed, ident, k, shot, settings.preset, settings.hw)
         name = image_name(pid, k, settings.image_format)
-        if settings.image_format == "png":
-            Image.fromarray(img).save(out / split / name, format="PNG")
-        else:
-            Image.fromarray(img).save(out / split / name, format="JPEG", quality=95)
+        Image.fromarray(img).save(out / split / name, quality=95)  # format from the suffix
         Image.fromarray(lab, mode="L").save(out / f"{split}-labels" / (Path(name).stem + ".png"))
         pose = shot.figure.pose
         info = (
             view_name(pose.yaw),
             round(float(np.rad2deg(pose.yaw) + 180) % 360 - 180, 1),
             pose.activity,
-            int((lab == LABEL_NAMES.index("print")).any()),
+            int((lab == LABEL["print"]).any()),
         )
         rows.append((name, shot.keypoints, info))
     return rows
@@ -91,7 +78,7 @@ def make_pairs(
     optionally a seeded subset of ``max_pairs_per_id`` per person."""
     by_id: dict[str, list[str]] = {}
     for name, kp in zip(names, kps):
-        if (kp[list(PAIR_JOINTS)] >= 0).all():
+        if has_torso(kp):
             by_id.setdefault(name.split("_")[0], []).append(name)
     pairs: list[tuple[str, str]] = []
     for pid, group in by_id.items():
@@ -118,39 +105,23 @@ def generate_dataset(
         (out / split).mkdir()
         (out / f"{split}-labels").mkdir()
     jobs = [(settings, split, pid, out) for split in SPLITS for pid in ids[split]]
-    bar = tqdm(
-        total=len(jobs) * settings.images_per_id,
-        desc=f"synthetic {settings.preset} data ({settings.ids} ids)",
-        unit="img",
-        disable=not progress,
-    )
-    results: list[list[tuple]] = []
-    if workers > 1:
-        with ProcessPoolExecutor(workers) as pool:
-            for rows in pool.map(_write_identity, jobs, chunksize=4):
+    desc = f"synthetic {settings.preset} data ({settings.ids} ids)"
+    total = len(jobs) * settings.images_per_id
+    with tqdm(total=total, desc=desc, unit="img", disable=not progress) as bar:
+        with ProcessPoolExecutor(workers) if workers > 1 else nullcontext() as pool:
+            results = []
+            for rows in (
+                pool.map(_write_identity, jobs, chunksize=4) if pool else map(_write_identity, jobs)
+            ):
                 results.append(rows)
                 bar.update(len(rows))
-    else:
-        for job in jobs:
-            results.append(_write_identity(job))
-            bar.update(len(results[-1]))
-    bar.close()
     summary = {}
     for split in SPLITS:
         rows = [r for job, res in zip(jobs, results) if job[1] == split for r in res]
-        names = [r[0] for r in rows]
-        kps = [r[1] for r in rows]
-        with open(out / f"synth-annotation-{split}.csv", "w", newline="") as f:
-            f.write("name:keypoints_y:keypoints_x\n")
-            for name, kp in zip(names, kps):
-                f.write(
-                    f"{name}: {json.dumps(kp[:, 0].tolist())}: {json.dumps(kp[:, 1].tolist())}\n"
-                )
+        names, kps = [r[0] for r in rows], [r[1] for r in rows]
+        write_annotations(out / f"synth-annotation-{split}.csv", names, kps)
         pairs = make_pairs(names, kps, settings)
-        with open(out / f"synth-pairs-{split}.csv", "w", newline="") as f:
-            w = csv.writer(f, lineterminator="\n")
-            w.writerow(["from", "to"])
-            w.writerows(pairs)
+        write_pairs(out / f"synth-pairs-{split}.csv", pairs)
         with open(out / f"synth-info-{split}.csv", "w", newline="") as f:
             w = csv.writer(f, lineterminator="\n")
             w.writerow(["name", "person", "view", "yaw_deg", "activity", "print_visible"])
