@@ -14,13 +14,13 @@ key hashing the folder's file names and bytes, the weights and the preprocessing
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
 from torchmetrics.utilities import dim_zero_cat
+from tqdm.auto import tqdm
 
 from personpose.data.images import read_rgb
 from personpose.metrics.base import SuiteMetric
@@ -86,6 +86,12 @@ def load_image01(path: Path) -> Tensor:
     return torch.from_numpy(read_rgb(path)).permute(2, 0, 1).float() / 255
 
 
+def read_statistics(path: Path, **fields) -> dict:
+    """``mu``, ``sigma`` and ``n`` of a statistics ``.npz`` file, plus ``fields``."""
+    with np.load(path) as z:
+        return {"mu": z["mu"], "sigma": z["sigma"], "n": int(z["n"]), **fields}
+
+
 def reference_statistics(
     folder: str | Path,
     extractor: InceptionFeatures,
@@ -93,7 +99,7 @@ def reference_statistics(
     drop_last: bool = False,
     batch_size: int = GFLA_BATCH,
     device: str | torch.device = "cpu",
-    progress: Callable | None = None,
+    progress: bool = False,
 ) -> dict:
     """Mean and covariance of the pool features of every image in ``folder`` (cached).
 
@@ -107,21 +113,13 @@ def reference_statistics(
     key = folder_key(files, options)
     path = Path(cache_dir) / f"fid_ref_{key}.npz" if cache_dir is not None else None
     if path is not None and path.is_file():
-        with np.load(path) as z:
-            return {
-                "mu": z["mu"],
-                "sigma": z["sigma"],
-                "n": int(z["n"]),
-                "key": key,
-                "folder": str(folder),
-                "cached": True,
-            }
+        return read_statistics(path, key=key, folder=str(folder), cached=True)
     n = keep_full_batches(len(files), batch_size) if drop_last else len(files)
     if n < 2:
         raise ValueError(f"FID reference folder {folder}: {len(files)} images, {n} usable")
     feats = []
     steps = range(0, n, batch_size)
-    for i in progress(steps) if progress is not None else steps:
+    for i in tqdm(steps, desc="FID reference", unit="batch", disable=not progress):
         batch = [
             extractor.preprocess(load_image01(p)[None]) for p in files[i : min(n, i + batch_size)]
         ]

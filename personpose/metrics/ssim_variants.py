@@ -46,21 +46,6 @@ from personpose.losses.ssim import (
 from personpose.metrics.base import PerImageMetric
 from personpose.metrics.patn_mask import patn_mask
 
-__all__ = [
-    "ssim_patn",
-    "ssim_256_gfla",
-    "ssim_256_gfla_map",
-    "ssim_patn_padded",
-    "ssim_gfla",
-    "mask_ssim",
-    "pad_white",
-    "SSIMPatn",
-    "SSIM256Gfla",
-    "SSIMPatnPadded",
-    "SSIMGfla",
-    "MaskSSIM",
-]
-
 SIGMA = 1.5  # px: the Gaussian window of every Gaussian variant
 WIN = 11  # px: the nominal window (the crop is (WIN - 1) // 2 = 5 px); also 0.15+'s taps
 PATN_TAPS = 13  # scikit-image 0.14.2: scipy's truncate 4.0, 2 int(4 sigma + 0.5) + 1 taps
@@ -238,8 +223,8 @@ def mask_ssim(
 
 
 class _SSIMMetric(PerImageMetric):
-    """An SSIM variant as a metric; ``dtype`` is the computation precision, ``compile`` runs
-    it through ``torch.compile`` (Gaussian variants). Images whose SSIM is undefined (NaN:
+    """An SSIM variant ``ssim`` as a metric; ``dtype`` is the computation precision, ``compile``
+    runs it through ``torch.compile`` (Gaussian variants). Images whose SSIM is undefined (NaN:
     the generated image, masked for ``mask_ssim``, is constant) are left out and counted in
     ``excluded``."""
 
@@ -250,35 +235,31 @@ class _SSIMMetric(PerImageMetric):
         self.compute_dtype, self.use_compile = dtype, compile
 
     def score(self, preds, target, **extras) -> tuple[Tensor, Tensor]:
-        values = self.ssim(preds, target, **extras)
+        values = self.ssim(
+            preds, target, **extras, dtype=self.compute_dtype, compile=self.use_compile
+        )
         return values, ~values.isnan()
-
-    def ssim(self, preds: Tensor, target: Tensor, **extras) -> Tensor:
-        raise NotImplementedError
 
 
 class SSIMPatn(_SSIMMetric):
     """Mean :func:`ssim_patn` over images."""
 
     name = "ssim_patn"
-
-    def ssim(self, preds, target):
-        return ssim_patn(preds, target, self.compute_dtype, compile=self.use_compile)
+    ssim = staticmethod(ssim_patn)
 
 
 class SSIM256Gfla(_SSIMMetric):
     """Mean :func:`ssim_256_gfla` over images."""
 
     name = "ssim_256_gfla"
-
-    def ssim(self, preds, target):
-        return ssim_256_gfla(preds, target, self.compute_dtype, self.use_compile)
+    ssim = staticmethod(ssim_256_gfla)
 
 
 class SSIMPatnPadded(_SSIMMetric):
     """Mean :func:`ssim_patn_padded`; defined for 256x176 (DeepFashion) images only."""
 
     name = "ssim_patn_padded"
+    ssim = staticmethod(ssim_patn_padded)
 
     def __init__(self, dtype: torch.dtype = torch.float64, **kwargs) -> None:
         super().__init__(dtype, **kwargs)
@@ -289,9 +270,6 @@ class SSIMPatnPadded(_SSIMMetric):
             self.wrong_size += preds.shape[0]
             return
         super().update(preds, target)
-
-    def ssim(self, preds, target):
-        return ssim_patn_padded(preds, target, dtype=self.compute_dtype, compile=self.use_compile)
 
     def compute(self):
         if int(self.wrong_size) > 0:
@@ -309,8 +287,9 @@ class SSIMGfla(_SSIMMetric):
     name = "ssim_gfla"
     min_size = GFLA_WIN
 
-    def ssim(self, preds, target):
-        return ssim_gfla(preds, target, dtype=self.compute_dtype)
+    @staticmethod
+    def ssim(preds, target, dtype, compile):
+        return ssim_gfla(preds, target, dtype)
 
 
 class MaskSSIM(_SSIMMetric):
@@ -320,6 +299,4 @@ class MaskSSIM(_SSIMMetric):
 
     name = "mask_ssim"
     requires = ("kp2",)
-
-    def ssim(self, preds, target, kp2):
-        return mask_ssim(preds, target, kp2, self.compute_dtype, self.use_compile)
+    ssim = staticmethod(mask_ssim)
