@@ -38,11 +38,6 @@ def check_images(preds: Tensor, target: Tensor, where: str) -> None:
         )
 
 
-def quantize(x: Tensor) -> Tensor:
-    """Round images in [0, 1] to the 256 levels of a uint8 file: ``round(255 x) / 255``."""
-    return torch.round(x.clamp(0, 1) * 255) / 255
-
-
 class Frozen(nn.Module):
     """A pretrained network ``net`` used for measuring only: always in eval mode, without
     gradients, and out of checkpoints. It stays a submodule, so ``.to()``/``.double()`` of a

@@ -25,9 +25,9 @@ from tqdm.auto import tqdm
 from personpose.data.images import read_rgb
 from personpose.metrics.base import SuiteMetric
 from personpose.metrics.inception import PREPROCESS, InceptionFeatures
+from personpose.metrics.layouts import image_files
 
 GFLA_BATCH = 64
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
 
 def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
@@ -53,17 +53,6 @@ def feature_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def keep_full_batches(n: int, batch: int = GFLA_BATCH) -> int:
     """How many of ``n`` images GFLA's protocol uses: whole batches of ``batch`` only."""
     return (n // batch) * batch
-
-
-def list_images(folder: str | Path) -> list[Path]:
-    """Image files directly in ``folder``, sorted by name."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"FID reference folder {folder} does not exist")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise FileNotFoundError(f"FID reference folder {folder} holds no image files")
-    return files
 
 
 def folder_key(files: list[Path], extra: str) -> str:
@@ -106,7 +95,7 @@ def reference_statistics(
     Returns ``{"mu", "sigma", "n", "key", "folder", "cached"}``; with ``drop_last`` only
     ``keep_full_batches(n, batch_size)`` images (in name order) are used.
     """
-    files = list_images(folder)
+    files = image_files(Path(folder), "FID reference", FileNotFoundError)
     options = (
         f"{PREPROCESS}|w={weights_fingerprint(extractor)}|drop_last={drop_last}|b={batch_size}"
     )

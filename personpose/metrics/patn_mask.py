@@ -76,13 +76,10 @@ def patn_mask(
 
     _draw_disks(mask, kp, present, radius)
 
-    mask = _closing(mask, closing)
+    # closing with a square: skimage dilation, then erosion (reflect border)
+    dilated = _window_reduce(mask, closing, 0, torch.maximum)
+    mask = _window_reduce(dilated, closing, 1, torch.minimum)
     return mask.reshape(*lead, h, w)
-
-
-def _closing(mask: Tensor, size: int) -> Tensor:
-    """Binary closing with a ``size x size`` square: dilation, then erosion."""
-    return _erode(_dilate(mask, size), size)
 
 
 def _window_reduce(mask: Tensor, size: int, fill: int, reduce) -> Tensor:
@@ -97,16 +94,6 @@ def _window_reduce(mask: Tensor, size: int, fill: int, reduce) -> Tensor:
     for i in range(1, size):
         out = reduce(out, rows[..., i : i + w])
     return out.bool()
-
-
-def _dilate(mask: Tensor, size: int) -> Tensor:
-    """Binary dilation with a square (skimage ``dilation``, reflect border)."""
-    return _window_reduce(mask, size, 0, torch.maximum)
-
-
-def _erode(mask: Tensor, size: int) -> Tensor:
-    """Binary erosion with a square (skimage ``erosion``, reflect border)."""
-    return _window_reduce(mask, size, 1, torch.minimum)
 
 
 def _polygon_rows(verts: Tensor, ok: Tensor, h: int, w: int) -> tuple[Tensor, Tensor, Tensor]:

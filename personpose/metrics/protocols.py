@@ -164,10 +164,5 @@ def protocols_of(name: str) -> list[str]:
 
 def definitions(names: Iterable[str], **fill: str) -> dict[str, str]:
     """Definition text of each name, with ``{reference}``/``{drop}`` filled from ``fill``."""
-    out = {}
-    for n in names:
-        text = DEFINITIONS[n]
-        if "{" in text:
-            text = text.format(**{"reference": "a reference folder", "drop": "", **fill})
-        out[n] = text
-    return out
+    fill = {"reference": "a reference folder", "drop": "", **fill}
+    return {n: DEFINITIONS[n].format(**fill) for n in names}
