@@ -210,23 +210,21 @@ def match_pairs(
     outside ``pairs``) and ``expected_from``.
     """
     if pairs is None:
-        rows = [(f.source_name, f.target_name) for f in files]
-        expected_from, row_where = "the prediction files (no pairs CSV)", [f.path for f in files]
+        rows = [(f.source_name, f.target_name, f.path) for f in files]
+        expected_from = "the prediction files (no pairs CSV)"
     else:
-        rows, expected_from = list(pairs.pairs), str(pairs.path)
-        row_where = [f"{pairs.path}:{line}" for line in pairs.lines]
-    order: dict[tuple, int] = {}
+        rows = [(a, b, f"{pairs.path}:{line}") for (a, b), line in zip(pairs.pairs, pairs.lines)]
+        expected_from = str(pairs.path)
+    found: dict[tuple, list[PairFile]] = {}  # expected pair -> its files, in expected order
     dup_rows = []
-    for (a, b), where in zip(rows, row_where):
+    for a, b, where in rows:
         k = (None if a is None else _key(a), _key(b))
-        if k in order:
+        if k in found:
             dup_rows.append(f"{where} ({a} -> {b})")
-        else:
-            order[k] = len(order)
+        found.setdefault(k, [])
     by_target: dict[str, list[tuple]] = {}
-    for k in order:
+    for k in found:
         by_target.setdefault(k[1], []).append(k)
-    found: dict[tuple, list[PairFile]] = {}
     unexpected = 0
     for f in files:
         k = (None if f.source_name is None else _key(f.source_name), _key(f.target_name))
@@ -239,29 +237,28 @@ def match_pairs(
                     "'<from>___<to>.png'"
                 )
             k = candidates[0] if candidates else k
-        if k in order:
-            found.setdefault(k, []).append(f)
+        if k in found:
+            found[k].append(f)
         else:
             unexpected += 1
-    dup_files = [str(fs[i].path) for fs in found.values() for i in range(1, len(fs))]
     if pairs is not None:  # files of one pair: already counted as duplicate rows without CSV
-        dup_rows += dup_files
+        dup_rows += [str(f.path) for fs in found.values() for f in fs[1:]]
     if dup_rows and not allow_duplicates:
         raise LayoutError(
             f"{len(dup_rows)} duplicate predictions or pair rows (a pair scored once only): "
             f"{_listing(dup_rows)}; give allow_duplicates=true to score the first of each pair"
         )
-    missing = [k for k in order if k not in found]
+    missing = [k for k, fs in found.items() if not fs]
     if missing and not allow_missing:
         shown = [f"{a} -> {b}" for a, b in missing]
         raise LayoutError(
-            f"{len(missing)} of the {len(order)} pairs of {expected_from} have no prediction "
+            f"{len(missing)} of the {len(found)} pairs of {expected_from} have no prediction "
             f"file ({_listing(shown)}); give allow_missing=true to score the "
-            f"{len(order) - len(missing)} present (the missing count is recorded)"
+            f"{len(found) - len(missing)} present (the missing count is recorded)"
         )
-    chosen = [found[k][0] for k in sorted(found, key=order.__getitem__)]
+    chosen = [fs[0] for fs in found.values() if fs]
     counts = {
-        "expected": len(order),
+        "expected": len(found),
         "missing": len(missing),
         "duplicates": len(dup_rows),
         "unexpected": unexpected,

@@ -91,12 +91,9 @@ class MoveNetPCK(SuiteMetric):
             nan = self.skip(f"needs kp2, missing for {int(self.missing)} images", *self.outputs)
             return dict.fromkeys(self.outputs, nan)
         out: dict[str, Tensor] = {}
-        for name, hit, n in (
-            ("pck_movenet", self.pck_hit, self.pck_n),
-            ("pckh_movenet", self.pckh_hit, self.pckh_n),
-        ):
-            if name in self.outputs:
-                out[name] = hit.double() / n  # NaN when no joint was counted
-                if int(n) == 0:
-                    self.skipped[name] = "no joint could be scored"
+        for name in self.outputs:  # states pck_hit, pck_n and pckh_hit, pckh_n
+            hit, n = (getattr(self, name.replace("movenet", s)) for s in ("hit", "n"))
+            out[name] = hit.double() / n  # NaN when no joint was counted
+            if int(n) == 0:
+                self.skipped[name] = "no joint could be scored"
         return out

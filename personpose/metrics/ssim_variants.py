@@ -261,24 +261,15 @@ class SSIMPatnPadded(_SSIMMetric):
     name = "ssim_patn_padded"
     ssim = staticmethod(ssim_patn_padded)
 
-    def __init__(self, dtype: torch.dtype = torch.float64, **kwargs) -> None:
-        super().__init__(dtype, **kwargs)
-        self.add_state("wrong_size", torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
+    def fits(self, h: int, w: int) -> bool:
+        return (h, w) == PATN_PADDED_SIZE
 
-    def update(self, preds, target, kp2=None, label2=None, source=None) -> None:
-        if tuple(preds.shape[-2:]) != PATN_PADDED_SIZE:
-            self.wrong_size += preds.shape[0]
-            return
-        super().update(preds, target)
-
-    def compute(self):
-        if int(self.wrong_size) > 0:
-            h, w = PATN_PADDED_SIZE
-            return self.skip(
-                f"PATN's padding is defined for {h}x{w} DeepFashion images only; "
-                f"{int(self.wrong_size)} images had another size"
-            )
-        return super().compute()
+    def unfit_reason(self, n: int) -> str:
+        h, w = PATN_PADDED_SIZE
+        return (
+            f"PATN's padding is defined for {h}x{w} DeepFashion images only; "
+            f"{n} images had another size"
+        )
 
 
 class SSIMGfla(_SSIMMetric):
