@@ -70,11 +70,6 @@ def weights_fingerprint(extractor: InceptionFeatures) -> str:
     return hashlib.sha256(w).hexdigest()[:16]
 
 
-def load_image01(path: Path) -> Tensor:
-    """An image file as (3, H, W) float32 in [0, 1]."""
-    return torch.from_numpy(read_rgb(path)).permute(2, 0, 1).float() / 255
-
-
 def read_statistics(path: Path, **fields) -> dict:
     """``mu``, ``sigma`` and ``n`` of a statistics ``.npz`` file, plus ``fields``."""
     with np.load(path) as z:
@@ -86,32 +81,31 @@ def reference_statistics(
     extractor: InceptionFeatures,
     cache_dir: str | Path | None = None,
     drop_last: bool = False,
-    batch_size: int = GFLA_BATCH,
     device: str | torch.device = "cpu",
     progress: bool = False,
 ) -> dict:
     """Mean and covariance of the pool features of every image in ``folder`` (cached).
 
     Returns ``{"mu", "sigma", "n", "key", "folder", "cached"}``; with ``drop_last`` only
-    ``keep_full_batches(n, batch_size)`` images (in name order) are used.
+    ``keep_full_batches(n)`` images (in name order) are used. Batches of ``GFLA_BATCH``.
     """
     files = image_files(Path(folder), "FID reference", FileNotFoundError)
     options = (
-        f"{PREPROCESS}|w={weights_fingerprint(extractor)}|drop_last={drop_last}|b={batch_size}"
+        f"{PREPROCESS}|w={weights_fingerprint(extractor)}|drop_last={drop_last}|b={GFLA_BATCH}"
     )
     key = folder_key(files, options)
     path = Path(cache_dir) / f"fid_ref_{key}.npz" if cache_dir is not None else None
     if path is not None and path.is_file():
         return read_statistics(path, key=key, folder=str(folder), cached=True)
-    n = keep_full_batches(len(files), batch_size) if drop_last else len(files)
+    n = keep_full_batches(len(files)) if drop_last else len(files)
     if n < 2:
         raise ValueError(f"FID reference folder {folder}: {len(files)} images, {n} usable")
     feats = []
-    steps = range(0, n, batch_size)
-    for i in tqdm(steps, desc="FID reference", unit="batch", disable=not progress):
-        batch = [
-            extractor.preprocess(load_image01(p)[None]) for p in files[i : min(n, i + batch_size)]
-        ]
+    for i in tqdm(
+        range(0, n, GFLA_BATCH), desc="FID reference", unit="batch", disable=not progress
+    ):
+        images = [torch.from_numpy(read_rgb(p)) for p in files[i : min(n, i + GFLA_BATCH)]]
+        batch = [extractor.preprocess(x.permute(2, 0, 1).float()[None] / 255) for x in images]
         pool, _ = extractor.from_preprocessed(torch.cat(batch).to(device))
         feats.append(pool.double().cpu().numpy())
     mu, sigma = feature_statistics(np.concatenate(feats))

@@ -102,8 +102,7 @@ def chunked(fn, *tensors: Tensor, budget: int = CHUNK_ELEMENTS) -> Tensor:
 
 def generated_range(pred: Tensor) -> Tensor:
     """Per-image data range of the generated image, ``max - min`` over all pixels, ``(N,)``."""
-    p = pred.flatten(1)
-    return p.amax(1) - p.amin(1)
+    return pred.flatten(1).amax(1) - pred.flatten(1).amin(1)
 
 
 def _gaussian_ssim(
@@ -171,20 +170,13 @@ def ssim_256_gfla_map(pred: Tensor, target: Tensor, dtype: torch.dtype = torch.f
     return chunked(one, pred, target)
 
 
-def pad_white(x: Tensor, pad: int = PATN_PAD) -> Tensor:
-    """Pad ``pad`` px of white (1.0) on the left and right: 256x176 -> 256x256 for pad 40."""
-    return F.pad(x, (pad, pad), value=1.0)
-
-
 def ssim_patn_padded(
-    pred: Tensor,
-    target: Tensor,
-    pad: int = PATN_PAD,
-    dtype: torch.dtype = torch.float64,
-    compile: bool = False,
+    pred: Tensor, target: Tensor, dtype: torch.dtype = torch.float64, compile: bool = False
 ) -> Tensor:
-    """PATN's DeepFashion protocol: :func:`ssim_patn` after :func:`pad_white` on both images."""
-    return ssim_patn(pad_white(pred, pad), pad_white(target, pad), dtype, compile=compile)
+    """PATN's DeepFashion protocol: :func:`ssim_patn` after padding both images with
+    ``PATN_PAD`` px of white (1.0) left and right (256x176 -> 256x256)."""
+    pred, target = (F.pad(x, (PATN_PAD, PATN_PAD), value=1.0) for x in (pred, target))
+    return ssim_patn(pred, target, dtype, compile=compile)
 
 
 def ssim_gfla(pred: Tensor, target: Tensor, dtype: torch.dtype = torch.float64) -> Tensor:
