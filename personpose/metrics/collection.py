@@ -16,6 +16,7 @@ it left out because their score is undefined (e.g. ``mask_ssim`` of an empty mas
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -221,18 +222,12 @@ def _weight_free_metrics(
     wanted: list[str], dtype: torch.dtype, compile: bool, missing_parts: str
 ) -> dict[str, Metric]:
     """The metrics that need no pretrained network."""
-    gauss = {"dtype": dtype, "compile": compile}
-    makers = {
-        "ssim_patn": lambda: ssim_variants.SSIMPatn(**gauss),
-        "ssim_256_gfla": lambda: ssim_variants.SSIM256Gfla(**gauss),
-        "ssim_patn_padded": lambda: ssim_variants.SSIMPatnPadded(**gauss),
-        "ssim_gfla": lambda: ssim_variants.SSIMGfla(dtype=dtype),
-        "mask_ssim": lambda: ssim_variants.MaskSSIM(**gauss),
-        "pssim": lambda: PartSSIM(missing_parts, compile=compile),
+    makers = {c.name: partial(c, dtype, compile) for c in ssim_variants.METRICS} | {
+        "pssim": partial(PartSSIM, missing_parts, compile=compile),
         "psnr": pixel.PSNR,
         "l1": pixel.L1,
         "gt_part_l1": gt_part.GtPartL1,
-        "gt_fg_ssim": lambda: gt_part.GtFgSSIM(dtype=dtype),
+        "gt_fg_ssim": partial(gt_part.GtFgSSIM, dtype),
     }
     return {n: makers[n]() for n in wanted if n in makers}
 

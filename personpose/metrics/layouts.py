@@ -160,22 +160,18 @@ def scan(
     if layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}; expected one of {LAYOUTS}")
     files = image_files(Path(pred_dir), "prediction")
-    single = layout not in STRIP_LAYOUTS
-    if single and gt_dir is None:
+    if layout in STRIP_LAYOUTS:
+        return [PairFile(p, *parse_name(p, layout, names), layout) for p in files]
+    if gt_dir is None:
         raise LayoutError(f"layout {layout!r} holds generated images only: give gt_dir=DIR")
-    gt = Path(gt_dir) if gt_dir is not None else None
-    src = Path(source_dir) if source_dir is not None else gt
+    gt, src = Path(gt_dir), Path(source_dir if source_dir is not None else gt_dir)
     out = []
     for p in files:
         a, b = parse_name(p, layout, names)
-        gt_path = source_path = None
-        if single:
-            gt_path = _find(gt, b)
-            if gt_path is None:
-                raise LayoutError(f"{p}: its ground truth {b!r} is not in {gt}")
-            if a is not None:
-                source_path = _find(src, a)
-        out.append(PairFile(p, a, b, layout, gt_path, source_path))
+        gt_path = _find(gt, b)
+        if gt_path is None:
+            raise LayoutError(f"{p}: its ground truth {b!r} is not in {gt}")
+        out.append(PairFile(p, a, b, layout, gt_path, None if a is None else _find(src, a)))
     return out
 
 

@@ -77,8 +77,7 @@ class MoveNetPCK(SuiteMetric):
         kp = torch.as_tensor(kp2).cpu().numpy()
         errs, heads = pose_errors(self.estimator, to_uint8(preds), kp)
         counted = ~np.isnan(errs)
-        h = preds.shape[-2]
-        self.pck_hit += int((errs[counted] < PCK_ALPHA * h).sum())
+        self.pck_hit += int((errs[counted] < PCK_ALPHA * preds.shape[-2]).sum())
         self.pck_n += int(counted.sum())
         with_head = counted & ~np.isnan(heads)[:, None]
         thr = PCKH_ALPHA * np.nan_to_num(heads)[:, None]

@@ -283,3 +283,7 @@ class MaskSSIM(_SSIMMetric):
     name = "mask_ssim"
     requires = ("kp2",)
     ssim = staticmethod(mask_ssim)
+
+
+# every SSIM variant as a metric (build_metrics makes them with dtype and compile)
+METRICS = (SSIMPatn, SSIM256Gfla, SSIMPatnPadded, SSIMGfla, MaskSSIM)
