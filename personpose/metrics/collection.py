@@ -159,12 +159,10 @@ def build_metrics(
     """
     wanted = resolve_names(names)
     dtype = _dtype(dtype)
-    pretrained = dict(pretrained or {})
     if fid_drop_last is None:
         fid_drop_last = isinstance(names, str) and names == "gfla"
     metrics = _weight_free_metrics(wanted, dtype, compile, pssim_missing_parts)
-    unavailable: dict[str, str] = {}
-    info: dict[str, object] = {}
+    unavailable, info = {}, {}
     fill = {
         "drop": "last partial batch of 64 dropped (GFLA)" if fid_drop_last else "every image used"
     }
@@ -232,13 +230,13 @@ def _weight_free_metrics(
     return {n: makers[n]() for n in wanted if n in makers}
 
 
-def _weights(kind: str, label: str, pretrained: Mapping, names: list[str], unavailable: dict):
+def _weights(kind: str, label: str, pretrained: Mapping | None, names: list, unavailable: dict):
     """The resolved weights ``kind`` of the metrics ``names``; None if none is wanted, or if
     the weights are unavailable (then the reason is put in ``unavailable`` for each name)."""
     if not names:
         return None
     try:
-        return resolve(kind, pretrained.get(kind))
+        return resolve(kind, (pretrained or {}).get(kind))
     except WeightsUnavailable as exc:
         unavailable.update(dict.fromkeys(names, f"{label} weights unavailable: {exc}"))
         return None

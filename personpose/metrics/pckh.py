@@ -53,11 +53,6 @@ def pose_errors(
     return errs, heads
 
 
-def to_uint8(images01: Tensor) -> np.ndarray:
-    """(N, 3, H, W) in [0, 1] -> (N, H, W, 3) uint8."""
-    return (images01.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-
-
 class MoveNetPCK(SuiteMetric):
     """``pck_movenet`` and ``pckh_movenet`` in one pass of the estimator (needs ``kp2``)."""
 
@@ -75,7 +70,8 @@ class MoveNetPCK(SuiteMetric):
             self.missing += preds.shape[0]
             return
         kp = torch.as_tensor(kp2).cpu().numpy()
-        errs, heads = pose_errors(self.estimator, to_uint8(preds), kp)
+        images = (preds.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+        errs, heads = pose_errors(self.estimator, images, kp)
         counted = ~np.isnan(errs)
         self.pck_hit += int((errs[counted] < PCK_ALPHA * preds.shape[-2]).sum())
         self.pck_n += int(counted.sum())
