@@ -6,7 +6,6 @@
 names live in :mod:`personpose.metrics.protocols`.
 """
 
-from personpose.metrics.base import quantize
 from personpose.metrics.collection import MetricSuite, build_metrics, results_of
 from personpose.metrics.protocols import DEFINITIONS, PROTOCOLS, resolve_names
 
@@ -15,7 +14,6 @@ __all__ = [
     "PROTOCOLS",
     "MetricSuite",
     "build_metrics",
-    "quantize",
     "resolve_names",
     "results_of",
 ]

@@ -38,11 +38,6 @@ def check_images(preds: Tensor, target: Tensor, where: str) -> None:
         )
 
 
-def quantize(x: Tensor) -> Tensor:
-    """Round images in [0, 1] to the 256 levels of a uint8 file: ``round(255 x) / 255``."""
-    return torch.round(x.clamp(0, 1) * 255) / 255
-
-
 class Frozen(nn.Module):
     """A pretrained network ``net`` used for measuring only: always in eval mode, without
     gradients, and out of checkpoints. It stays a submodule, so ``.to()``/``.double()`` of a
@@ -100,20 +95,28 @@ class PerImageMetric(SuiteMetric):
 
     Subclasses set ``name``, ``requires`` (the extras the score needs) and implement
     :meth:`score`; it may return ``(values, valid)`` to leave some images out (e.g. an image
-    with no foreground label), which are then not counted.
+    with no foreground label), which are then not counted. Images of a size the metric does
+    not take (:meth:`fits`, by default a side below ``min_size``) are counted in ``unfit``
+    and the metric is skipped with :meth:`unfit_reason`.
     """
 
     higher_is_better: bool | None = True
     requires: Sequence[str] = ()
-    min_size = 1  # px: images with a smaller side are counted as too small, not scored
+    min_size = 1  # px: images with a smaller side are counted as unfit, not scored
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.add_state("total", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
-        self.add_state("count", torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
-        self.add_state("missing", torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
-        self.add_state("excluded", torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
-        self.add_state("too_small", torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
+        for state in ("count", "missing", "excluded", "unfit"):
+            self.add_state(state, torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
+
+    def fits(self, h: int, w: int) -> bool:
+        """Whether images of ``h x w`` px can be scored."""
+        return min(h, w) >= self.min_size
+
+    def unfit_reason(self, n: int) -> str:
+        """Why the metric is skipped after ``n`` images that did not fit."""
+        return f"needs images of at least {self.min_size} px a side; {n} images were smaller"
 
     def score(self, preds: Tensor, target: Tensor, **extras) -> Tensor | tuple[Tensor, Tensor]:
         raise NotImplementedError
@@ -131,14 +134,12 @@ class PerImageMetric(SuiteMetric):
         if any(given[r] is None for r in self.requires):
             self.missing += preds.shape[0]
             return
-        if min(preds.shape[-2:]) < self.min_size:
-            self.too_small += preds.shape[0]
+        if not self.fits(*preds.shape[-2:]):
+            self.unfit += preds.shape[0]
             return
         extras = {r: torch.as_tensor(given[r], device=preds.device) for r in self.requires}
         out = self.score(preds, target, **extras)
-        values, valid = out if isinstance(out, tuple) else (out, None)
-        if valid is None:
-            valid = torch.ones_like(values, dtype=torch.bool)
+        values, valid = out if isinstance(out, tuple) else (out, torch.ones_like(out, dtype=bool))
         self.total += values[valid].to(torch.float64).sum()
         self.count += valid.sum()
         self.excluded += (~valid).sum()
@@ -146,11 +147,8 @@ class PerImageMetric(SuiteMetric):
     def compute(self) -> Tensor:
         """Mean score over the scored images (float64); NaN, with ``skipped``, if none."""
         self.skipped = {}
-        if int(self.too_small) > 0:
-            return self.skip(
-                f"needs images of at least {self.min_size} px a side; "
-                f"{int(self.too_small)} images were smaller"
-            )
+        if int(self.unfit) > 0:
+            return self.skip(self.unfit_reason(int(self.unfit)))
         if int(self.missing) > 0:
             n = int(self.missing) + int(self.count) + int(self.excluded)
             needs = " and ".join(self.requires)

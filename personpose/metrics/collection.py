@@ -16,8 +16,8 @@ it left out because their score is undefined (e.g. ``mask_ssim`` of an empty mas
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import partial
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -27,7 +27,7 @@ from torchmetrics import Metric, MetricCollection
 from personpose.data.movenet import MoveNet, MoveNetUnavailable
 from personpose.metrics import gt_part, pixel, ssim_variants
 from personpose.metrics.base import EXTRAS
-from personpose.metrics.fid import FID, reference_statistics
+from personpose.metrics.fid import FID, read_statistics, reference_statistics
 from personpose.metrics.inception import InceptionFeatures
 from personpose.metrics.inception_score import InceptionScore
 from personpose.metrics.lpips_metric import VERSIONS as LPIPS_NAMES
@@ -77,12 +77,11 @@ class MetricSuite(MetricCollection):
     @property
     def excluded(self) -> dict[str, int]:
         """Metric -> images it left out because their score is undefined (only those > 0)."""
-        out = {}
-        for name, metric in self.items(keep_base=True, copy_state=False):
-            n = int(getattr(metric, "excluded", 0))
-            if n:
-                out[name] = n
-        return self._in_order(out)
+        out = {
+            name: int(getattr(metric, "excluded", 0))
+            for name, metric in self.items(keep_base=True, copy_state=False)
+        }
+        return self._in_order({name: n for name, n in out.items() if n})
 
     def update(self, preds: Tensor, target: Tensor, **extras) -> None:
         """Add a batch: ``preds``/``target`` (N, 3, H, W) in [0, 1]; extras kp2, label2, source."""
@@ -99,11 +98,12 @@ class MetricSuite(MetricCollection):
         values = super().compute()
         self.not_finite = {}
         skipped = self.skipped
-        for k, v in values.items():
-            if k not in skipped and not bool(torch.isfinite(v)):
-                self.not_finite[k] = f"value is not finite ({float(v)})"
-        skipped = self.skipped
-        return self._in_order({k: v for k, v in values.items() if k not in skipped})
+        self.not_finite = {
+            k: f"value is not finite ({float(v)})"
+            for k, v in values.items()
+            if k not in skipped and not bool(torch.isfinite(v))
+        }
+        return self._in_order({k: v for k, v in values.items() if k not in self.skipped})
 
     def reset(self) -> None:
         super().reset()
@@ -122,14 +122,6 @@ def results_of(suite: MetricSuite) -> tuple[dict[str, float], dict[str, str]]:
     reasons by metric name."""
     values = suite.compute()
     return {k: float(v) for k, v in values.items()}, suite.skipped
-
-
-class _Part(NamedTuple):
-    """Metrics built from one source, the reasons of those that could not be, and provenance."""
-
-    metrics: dict[str, Metric]
-    unavailable: dict[str, str]
-    info: dict[str, object]
 
 
 def build_metrics(
@@ -167,37 +159,52 @@ def build_metrics(
     """
     wanted = resolve_names(names)
     dtype = _dtype(dtype)
-    pretrained = dict(pretrained or {})
     if fid_drop_last is None:
         fid_drop_last = isinstance(names, str) and names == "gfla"
-    parts = (
-        _weight_free_metrics(wanted, dtype, compile, pssim_missing_parts),
-        _lpips_metrics(wanted, pretrained.get("alexnet")),
-        _inception_metrics(
-            wanted,
-            pretrained.get("inception_v3"),
-            fid_reference,
-            fid_cache_dir,
-            fid_drop_last,
-            device,
-            progress,
-        ),
-        _pose_metrics(wanted, movenet_model),
-    )
-    metrics, unavailable, info = {}, {}, {}
-    for part in parts:
-        metrics.update(part.metrics)
-        unavailable.update(part.unavailable)
-        info.update(part.info)
-    if isinstance(names, str) and names in PROTOCOLS:
-        info["protocol_name"] = names
+    metrics = _weight_free_metrics(wanted, dtype, compile, pssim_missing_parts)
+    unavailable, info = {}, {}
     fill = {
         "drop": "last partial batch of 64 dropped (GFLA)" if fid_drop_last else "every image used"
     }
-    if "fid_reference" in info:
-        fill["reference"] = (
-            f"{info['fid_reference']['folder']} ({info['fid_reference']['n']} images)"
-        )
+    lpips_names = [n for n in wanted if n in LPIPS_NAMES]
+    w = _weights("alexnet", "AlexNet", pretrained, lpips_names, unavailable)
+    if w is not None:
+        metrics.update({n: LPIPSMetric(n, w.state_dict) for n in lpips_names})
+        info["alexnet_weights"] = w.location
+    inception_names = [n for n in wanted if n in INCEPTION_NAMES]
+    w = _weights("inception_v3", "Inception-v3", pretrained, inception_names, unavailable)
+    if w is not None:  # FID and IS on one Inception-v3; FID against the reference statistics
+        extractor = InceptionFeatures(w.state_dict)
+        info["inception_weights"] = w.location
+        if "fid_tv" in inception_names and fid_reference is None:
+            unavailable["fid_tv"] = (
+                "no reference set: give fid.reference_dir=DIR (GFLA: the training "
+                "images) or fid.reference_stats=NPZ"
+            )
+        elif "fid_tv" in inception_names:
+            ref = _load_reference(
+                fid_reference, extractor.to(device), fid_cache_dir, fid_drop_last, device, progress
+            )
+            info["fid_reference"] = {"folder": ref["folder"], "n": ref["n"]}
+            fill["reference"] = f"{ref['folder']} ({ref['n']} images)"
+            metrics["fid_tv"] = FID(extractor, ref, drop_last=fid_drop_last)
+        for n in ("is_tv", "mask_is_tv"):
+            if n in inception_names:
+                metrics[n] = InceptionScore(extractor, masked=(n == "mask_is_tv"))
+    pose_names = [n for n in wanted if n in POSE_NAMES]  # PCK and PCKh of MoveNet, in one pass
+    if pose_names and movenet_model is None:
+        reason = f"no MoveNet model given (movenet_model=PATH to {MOVENET_FILE})"
+        unavailable.update(dict.fromkeys(pose_names, reason))
+    elif pose_names:
+        try:
+            estimator = MoveNet(movenet_model)
+        except MoveNetUnavailable as exc:
+            unavailable.update(dict.fromkeys(pose_names, str(exc)))
+        else:
+            metrics["movenet"] = MoveNetPCK(estimator, outputs=pose_names)
+            info["movenet_model"] = str(estimator.path)
+    if isinstance(names, str) and names in PROTOCOLS:
+        info["protocol_name"] = names
     return MetricSuite(metrics, wanted, unavailable, definitions(wanted, **fill), info)
 
 
@@ -211,68 +218,28 @@ def _dtype(dtype: torch.dtype | str) -> torch.dtype:
 
 def _weight_free_metrics(
     wanted: list[str], dtype: torch.dtype, compile: bool, missing_parts: str
-) -> _Part:
+) -> dict[str, Metric]:
     """The metrics that need no pretrained network."""
-    gauss = {"dtype": dtype, "compile": compile}
-    makers = {
-        "ssim_patn": lambda: ssim_variants.SSIMPatn(**gauss),
-        "ssim_256_gfla": lambda: ssim_variants.SSIM256Gfla(**gauss),
-        "ssim_patn_padded": lambda: ssim_variants.SSIMPatnPadded(**gauss),
-        "ssim_gfla": lambda: ssim_variants.SSIMGfla(dtype=dtype),
-        "mask_ssim": lambda: ssim_variants.MaskSSIM(**gauss),
-        "pssim": lambda: PartSSIM(missing_parts, compile=compile),
+    makers = {c.name: partial(c, dtype, compile) for c in ssim_variants.METRICS} | {
+        "pssim": partial(PartSSIM, missing_parts, compile=compile),
         "psnr": pixel.PSNR,
         "l1": pixel.L1,
         "gt_part_l1": gt_part.GtPartL1,
-        "gt_fg_ssim": lambda: gt_part.GtFgSSIM(dtype=dtype),
+        "gt_fg_ssim": partial(gt_part.GtFgSSIM, dtype),
     }
-    return _Part({n: makers[n]() for n in wanted if n in makers}, {}, {})
+    return {n: makers[n]() for n in wanted if n in makers}
 
 
-def _lpips_metrics(wanted: list[str], weights_path: str | None) -> _Part:
-    """LPIPS-Alex (v0.1 and v0.0) on resolved AlexNet weights."""
-    names = [n for n in wanted if n in LPIPS_NAMES]
+def _weights(kind: str, label: str, pretrained: Mapping | None, names: list, unavailable: dict):
+    """The resolved weights ``kind`` of the metrics ``names``; None if none is wanted, or if
+    the weights are unavailable (then the reason is put in ``unavailable`` for each name)."""
     if not names:
-        return _Part({}, {}, {})
+        return None
     try:
-        w = resolve("alexnet", weights_path)
+        return resolve(kind, (pretrained or {}).get(kind))
     except WeightsUnavailable as exc:
-        return _Part({}, dict.fromkeys(names, f"AlexNet weights unavailable: {exc}"), {})
-    return _Part(
-        {n: LPIPSMetric(n, w.state_dict) for n in names}, {}, {"alexnet_weights": w.location}
-    )
-
-
-def _inception_metrics(
-    wanted: list[str], weights_path, reference, cache_dir, drop_last, device, progress
-) -> _Part:
-    """FID and IS on one resolved Inception-v3; FID against the reference statistics."""
-    names = [n for n in wanted if n in INCEPTION_NAMES]
-    if not names:
-        return _Part({}, {}, {})
-    try:
-        w = resolve("inception_v3", weights_path)
-    except WeightsUnavailable as exc:
-        return _Part({}, dict.fromkeys(names, f"Inception-v3 weights unavailable: {exc}"), {})
-    extractor = InceptionFeatures(w.state_dict)
-    metrics: dict[str, Metric] = {}
-    unavailable: dict[str, str] = {}
-    info: dict[str, object] = {"inception_weights": w.location}
-    if "fid_tv" in names and reference is None:
-        unavailable["fid_tv"] = (
-            "no reference set: give fid.reference_dir=DIR (GFLA: the training "
-            "images) or fid.reference_stats=NPZ"
-        )
-    elif "fid_tv" in names:
-        ref = _load_reference(
-            reference, extractor.to(device), cache_dir, drop_last, device, progress
-        )
-        info["fid_reference"] = {"folder": ref["folder"], "n": ref["n"]}
-        metrics["fid_tv"] = FID(extractor, ref, drop_last=drop_last)
-    for n in ("is_tv", "mask_is_tv"):
-        if n in names:
-            metrics[n] = InceptionScore(extractor, masked=(n == "mask_is_tv"))
-    return _Part(metrics, unavailable, info)
+        unavailable.update(dict.fromkeys(names, f"{label} weights unavailable: {exc}"))
+        return None
 
 
 def _load_reference(ref, extractor, cache_dir, drop_last, device, progress) -> dict:
@@ -287,34 +254,12 @@ def _load_reference(ref, extractor, cache_dir, drop_last, device, progress) -> d
         }
     path = Path(ref)
     if path.is_file() and path.suffix == ".npz":
-        with np.load(path) as z:
-            return {"mu": z["mu"], "sigma": z["sigma"], "n": int(z["n"]), "folder": str(path)}
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        def bar(it):
-            return tqdm(it, desc="FID reference", unit="batch")
-
+        return read_statistics(path, folder=str(path))
     return reference_statistics(
-        path, extractor, cache_dir=cache_dir, drop_last=drop_last, device=device, progress=bar
-    )
-
-
-def _pose_metrics(wanted: list[str], model: str | Path | None) -> _Part:
-    """PCK and PCKh of the MoveNet estimator, in one pass."""
-    names = [n for n in wanted if n in POSE_NAMES]
-    if not names:
-        return _Part({}, {}, {})
-    if model is None:
-        reason = "no MoveNet model given (movenet_model=PATH to {})"
-        return _Part({}, dict.fromkeys(names, reason.format(MOVENET_FILE)), {})
-    try:
-        estimator = MoveNet(model)
-    except MoveNetUnavailable as exc:
-        return _Part({}, dict.fromkeys(names, str(exc)), {})
-    return _Part(
-        {"movenet": MoveNetPCK(estimator, outputs=names)},
-        {},
-        {"movenet_model": str(estimator.path)},
+        path,
+        extractor,
+        cache_dir=cache_dir,
+        drop_last=drop_last,
+        device=device,
+        progress=progress,
     )

@@ -14,20 +14,20 @@ key hashing the folder's file names and bytes, the weights and the preprocessing
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
 from torchmetrics.utilities import dim_zero_cat
+from tqdm.auto import tqdm
 
 from personpose.data.images import read_rgb
 from personpose.metrics.base import SuiteMetric
 from personpose.metrics.inception import PREPROCESS, InceptionFeatures
+from personpose.metrics.layouts import image_files
 
 GFLA_BATCH = 64
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
 
 def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
@@ -55,17 +55,6 @@ def keep_full_batches(n: int, batch: int = GFLA_BATCH) -> int:
     return (n // batch) * batch
 
 
-def list_images(folder: str | Path) -> list[Path]:
-    """Image files directly in ``folder``, sorted by name."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"FID reference folder {folder} does not exist")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise FileNotFoundError(f"FID reference folder {folder} holds no image files")
-    return files
-
-
 def folder_key(files: list[Path], extra: str) -> str:
     """sha256 over file names and bytes plus ``extra`` (weights, preprocessing, options)."""
     h = hashlib.sha256(extra.encode())
@@ -81,9 +70,10 @@ def weights_fingerprint(extractor: InceptionFeatures) -> str:
     return hashlib.sha256(w).hexdigest()[:16]
 
 
-def load_image01(path: Path) -> Tensor:
-    """An image file as (3, H, W) float32 in [0, 1]."""
-    return torch.from_numpy(read_rgb(path)).permute(2, 0, 1).float() / 255
+def read_statistics(path: Path, **fields) -> dict:
+    """``mu``, ``sigma`` and ``n`` of a statistics ``.npz`` file, plus ``fields``."""
+    with np.load(path) as z:
+        return {"mu": z["mu"], "sigma": z["sigma"], "n": int(z["n"]), **fields}
 
 
 def reference_statistics(
@@ -91,40 +81,31 @@ def reference_statistics(
     extractor: InceptionFeatures,
     cache_dir: str | Path | None = None,
     drop_last: bool = False,
-    batch_size: int = GFLA_BATCH,
     device: str | torch.device = "cpu",
-    progress: Callable | None = None,
+    progress: bool = False,
 ) -> dict:
     """Mean and covariance of the pool features of every image in ``folder`` (cached).
 
     Returns ``{"mu", "sigma", "n", "key", "folder", "cached"}``; with ``drop_last`` only
-    ``keep_full_batches(n, batch_size)`` images (in name order) are used.
+    ``keep_full_batches(n)`` images (in name order) are used. Batches of ``GFLA_BATCH``.
     """
-    files = list_images(folder)
+    files = image_files(Path(folder), "FID reference", FileNotFoundError)
     options = (
-        f"{PREPROCESS}|w={weights_fingerprint(extractor)}|drop_last={drop_last}|b={batch_size}"
+        f"{PREPROCESS}|w={weights_fingerprint(extractor)}|drop_last={drop_last}|b={GFLA_BATCH}"
     )
     key = folder_key(files, options)
     path = Path(cache_dir) / f"fid_ref_{key}.npz" if cache_dir is not None else None
     if path is not None and path.is_file():
-        with np.load(path) as z:
-            return {
-                "mu": z["mu"],
-                "sigma": z["sigma"],
-                "n": int(z["n"]),
-                "key": key,
-                "folder": str(folder),
-                "cached": True,
-            }
-    n = keep_full_batches(len(files), batch_size) if drop_last else len(files)
+        return read_statistics(path, key=key, folder=str(folder), cached=True)
+    n = keep_full_batches(len(files)) if drop_last else len(files)
     if n < 2:
         raise ValueError(f"FID reference folder {folder}: {len(files)} images, {n} usable")
     feats = []
-    steps = range(0, n, batch_size)
-    for i in progress(steps) if progress is not None else steps:
-        batch = [
-            extractor.preprocess(load_image01(p)[None]) for p in files[i : min(n, i + batch_size)]
-        ]
+    for i in tqdm(
+        range(0, n, GFLA_BATCH), desc="FID reference", unit="batch", disable=not progress
+    ):
+        images = [torch.from_numpy(read_rgb(p)) for p in files[i : min(n, i + GFLA_BATCH)]]
+        batch = [extractor.preprocess(x.permute(2, 0, 1).float()[None] / 255) for x in images]
         pool, _ = extractor.from_preprocessed(torch.cat(batch).to(device))
         feats.append(pool.double().cpu().numpy())
     mu, sigma = feature_statistics(np.concatenate(feats))

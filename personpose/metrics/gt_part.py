@@ -38,9 +38,7 @@ def gt_part_l1(pred: Tensor, target: Tensor, label2: Tensor) -> tuple[Tensor, Te
     err = (pred.to(torch.float64) - target.to(torch.float64)).abs().mean(1).flatten(1)  # (N, HW)
     lab = label2.flatten(1).clamp(min=0)  # -1 (unknown) joins label 0, which is not scored
     sums = torch.zeros(n, k, dtype=torch.float64, device=pred.device).scatter_add_(1, lab, err)
-    counts = torch.zeros(n, k, dtype=torch.float64, device=pred.device).scatter_add_(
-        1, lab, torch.ones_like(err)
-    )
+    counts = torch.zeros_like(sums).scatter_add_(1, lab, torch.ones_like(err))
     per_part = sums[:, 1:] / counts[:, 1:].clamp(min=1)
     present = counts[:, 1:] > 0
     n_parts = present.sum(1)

@@ -43,13 +43,10 @@ class InceptionScore(SuiteMetric):
 
     higher_is_better = True
 
-    def __init__(
-        self, extractor: InceptionFeatures, masked: bool = False, splits: int = SPLITS, **kwargs
-    ) -> None:
+    def __init__(self, extractor: InceptionFeatures, masked: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
         self.extractor = extractor
         self.masked = masked
-        self.splits = splits
         self.name = "mask_is_tv" if masked else "is_tv"
         self.add_state("probs", default=[], dist_reduce_fx="cat")
         self.add_state("missing", torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
@@ -72,9 +69,9 @@ class InceptionScore(SuiteMetric):
         if not self.probs:
             return {self.name: self.skip("no image could be scored")}
         probs = dim_zero_cat(self.probs).cpu().numpy()
-        if len(probs) < self.splits:
-            return {self.name: self.skip(f"{len(probs)} images < {self.splits} splits")}
-        mean, std = inception_score(probs, self.splits)
+        if len(probs) < SPLITS:
+            return {self.name: self.skip(f"{len(probs)} images < {SPLITS} splits")}
+        mean, std = inception_score(probs, SPLITS)
         return {
             self.name: torch.tensor(mean, dtype=torch.float64),
             f"{self.name}_std": torch.tensor(std, dtype=torch.float64),

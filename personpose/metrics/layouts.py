@@ -69,37 +69,38 @@ class LoadedPair:
     offset: tuple[int, int] = (0, 0)
 
 
+def image_files(folder: Path, what: str, error: type[Exception] = LayoutError) -> list[Path]:
+    """The image files directly in ``folder``, sorted by name; ``error`` (naming the folder) if
+    it does not exist or holds none. ``what``: the folder's role, for the message."""
+    if not folder.is_dir():
+        raise error(f"{folder}: {what} folder does not exist")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+    if not files:
+        raise error(f"{folder}: no image files ({', '.join(IMAGE_EXTS)})")
+    return files
+
+
 def _resolve(part: str, names: Collection[str] | None) -> str | None:
     """``part`` as an annotation name (trying common image extensions), or None."""
-    if names is None:
+    if names is None or part in names:
         return part
-    if part in names:
-        return part
-    for ext in IMAGE_EXTS:
-        if part + ext in names:
-            return part + ext
-    return None
+    return next((part + ext for ext in IMAGE_EXTS if part + ext in names), None)
 
 
 def _split_at(stem: str, sep: str, names: Collection[str] | None, path: Path) -> tuple[str, str]:
     """Split ``stem`` at the one occurrence of ``sep`` whose two sides are known names."""
-    cuts = [m.start() for m in re.finditer(re.escape(sep), stem)]
-    if not cuts:
+    cuts = list(re.finditer(re.escape(sep), stem))
+    sides = ((_resolve(stem[: m.start()], names), _resolve(stem[m.end() :], names)) for m in cuts)
+    found = [(a, b) for a, b in sides if a and b]
+    if not found and names is not None:
+        raise LayoutError(
+            f"{path}: no split of the name at {sep!r} gives two images of the annotation "
+            "file; expected '<from>" + sep + "<to>' with annotated image names"
+        )
+    if not found:
         raise LayoutError(f"{path}: expected '<from>{sep}<to>' in the file name")
-    found = []
-    for i in cuts:
-        a, b = _resolve(stem[:i], names), _resolve(stem[i + len(sep) :], names)
-        if a is not None and b is not None and a and b:
-            found.append((a, b))
-    if names is not None:
-        if not found:
-            raise LayoutError(
-                f"{path}: no split of the name at {sep!r} gives two images of the annotation "
-                "file; expected '<from>" + sep + "<to>' with annotated image names"
-            )
-        if len(found) > 1:
-            raise LayoutError(f"{path}: ambiguous name, splits {found} all match annotated images")
-        return found[0]
+    if len(found) > 1 and names is not None:
+        raise LayoutError(f"{path}: ambiguous name, splits {found} all match annotated images")
     if len(found) > 1:
         raise LayoutError(
             f"{path}: ambiguous name ({len(found)} places to split at {sep!r}); pass "
@@ -111,14 +112,14 @@ def _split_at(stem: str, sep: str, names: Collection[str] | None, path: Path) ->
 def parse_name(filename: str | Path, layout: str, names: Collection[str] | None = None):
     """``(from, to)`` image names of a prediction file name (``from`` None if unknown)."""
     path = Path(filename)
-    fname = path.name
     if layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}; expected one of {LAYOUTS}")
     stem = path.stem
-    if layout in ("vunet", "patn"):
-        if not stem.endswith("_vis"):
-            raise LayoutError(f"{path}: expected '<from>___<to>_vis.<ext>' ({layout} layout)")
-        return _split_at(stem[: -len("_vis")], "___", names, path)
+    sep = {"vunet": "___", "patn": "___", "gfla": "_2_"}.get(layout)
+    if sep is not None:
+        if not stem.endswith("_vis") or sep not in stem:
+            raise LayoutError(f"{path}: expected '<from>{sep}<to>_vis.<ext>' ({layout} layout)")
+        return _split_at(stem.removesuffix("_vis"), sep, names, path)
     if layout == "deform":
         if names is not None:
             return _split_at(stem, "_", names, path)
@@ -129,33 +130,22 @@ def parse_name(filename: str | Path, layout: str, names: Collection[str] | None 
                 "without extensions pass annotations=CSV to resolve the '_' split"
             )
         return m.group(1), m.group(2)
-    if layout == "gfla":
-        if not stem.endswith("_vis") or "_2_" not in stem:
-            raise LayoutError(f"{path}: expected '<from>_2_<to>_vis.<ext>' (gfla layout)")
-        return _split_at(stem[: -len("_vis")], "_2_", names, path)
-    # single
-    if stem.endswith("_vis"):
-        stem = stem[: -len("_vis")]
+    stem = stem.removesuffix("_vis")  # single
     if "___" in stem:
         return _split_at(stem, "___", names, path)
     if "_2_" in stem and (names is None or _resolve(stem, names) is None):
         return _split_at(stem, "_2_", names, path)
-    target = _resolve(stem, names) or _resolve(fname, names)
+    target = _resolve(stem, names) or _resolve(path.name, names)
     if target is None:
         raise LayoutError(f"{path}: {stem!r} is not an image of the annotation file")
     return None, target
 
 
 def _find(folder: Path, name: str) -> Path | None:
-    p = folder / name
-    if p.is_file():
-        return p
+    """``folder / name``, else the file of that name with another image extension, or None."""
     stem = Path(name).stem if Path(name).suffix.lower() in IMAGE_EXTS else name
-    for ext in IMAGE_EXTS:
-        q = folder / (stem + ext)
-        if q.is_file():
-            return q
-    return None
+    candidates = [folder / name] + [folder / (stem + ext) for ext in IMAGE_EXTS]
+    return next((p for p in candidates if p.is_file()), None)
 
 
 def scan(
@@ -167,30 +157,21 @@ def scan(
     names: Collection[str] | None = None,
 ) -> list[PairFile]:
     """Every prediction file of ``pred_dir`` (sorted by name) as a :class:`PairFile`."""
-    pred_dir = Path(pred_dir)
-    if not pred_dir.is_dir():
-        raise LayoutError(f"{pred_dir}: prediction folder does not exist")
     if layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}; expected one of {LAYOUTS}")
-    files = sorted(p for p in pred_dir.iterdir() if p.suffix.lower() in IMAGE_EXTS)
-    if not files:
-        raise LayoutError(f"{pred_dir}: no image files ({', '.join(IMAGE_EXTS)})")
-    single = layout not in STRIP_LAYOUTS
-    if single and gt_dir is None:
+    files = image_files(Path(pred_dir), "prediction")
+    if layout in STRIP_LAYOUTS:
+        return [PairFile(p, *parse_name(p, layout, names), layout) for p in files]
+    if gt_dir is None:
         raise LayoutError(f"layout {layout!r} holds generated images only: give gt_dir=DIR")
-    gt = Path(gt_dir) if gt_dir is not None else None
-    src = Path(source_dir) if source_dir is not None else gt
+    gt, src = Path(gt_dir), Path(source_dir if source_dir is not None else gt_dir)
     out = []
     for p in files:
         a, b = parse_name(p, layout, names)
-        gt_path = source_path = None
-        if single:
-            gt_path = _find(gt, b)
-            if gt_path is None:
-                raise LayoutError(f"{p}: its ground truth {b!r} is not in {gt}")
-            if a is not None and src is not None:
-                source_path = _find(src, a)
-        out.append(PairFile(p, a, b, layout, gt_path, source_path))
+        gt_path = _find(gt, b)
+        if gt_path is None:
+            raise LayoutError(f"{p}: its ground truth {b!r} is not in {gt}")
+        out.append(PairFile(p, a, b, layout, gt_path, None if a is None else _find(src, a)))
     return out
 
 
@@ -225,23 +206,21 @@ def match_pairs(
     outside ``pairs``) and ``expected_from``.
     """
     if pairs is None:
-        rows = [(f.source_name, f.target_name) for f in files]
-        expected_from, row_where = "the prediction files (no pairs CSV)", [f.path for f in files]
+        rows = [(f.source_name, f.target_name, f.path) for f in files]
+        expected_from = "the prediction files (no pairs CSV)"
     else:
-        rows, expected_from = list(pairs.pairs), str(pairs.path)
-        row_where = [f"{pairs.path}:{line}" for line in pairs.lines]
-    order: dict[tuple, int] = {}
+        rows = [(a, b, f"{pairs.path}:{line}") for (a, b), line in zip(pairs.pairs, pairs.lines)]
+        expected_from = str(pairs.path)
+    found: dict[tuple, list[PairFile]] = {}  # expected pair -> its files, in expected order
     dup_rows = []
-    for (a, b), where in zip(rows, row_where):
+    for a, b, where in rows:
         k = (None if a is None else _key(a), _key(b))
-        if k in order:
+        if k in found:
             dup_rows.append(f"{where} ({a} -> {b})")
-        else:
-            order[k] = len(order)
+        found.setdefault(k, [])
     by_target: dict[str, list[tuple]] = {}
-    for k in order:
+    for k in found:
         by_target.setdefault(k[1], []).append(k)
-    found: dict[tuple, list[PairFile]] = {}
     unexpected = 0
     for f in files:
         k = (None if f.source_name is None else _key(f.source_name), _key(f.target_name))
@@ -254,29 +233,28 @@ def match_pairs(
                     "'<from>___<to>.png'"
                 )
             k = candidates[0] if candidates else k
-        if k in order:
-            found.setdefault(k, []).append(f)
+        if k in found:
+            found[k].append(f)
         else:
             unexpected += 1
-    dup_files = [str(fs[i].path) for fs in found.values() for i in range(1, len(fs))]
     if pairs is not None:  # files of one pair: already counted as duplicate rows without CSV
-        dup_rows += dup_files
+        dup_rows += [str(f.path) for fs in found.values() for f in fs[1:]]
     if dup_rows and not allow_duplicates:
         raise LayoutError(
             f"{len(dup_rows)} duplicate predictions or pair rows (a pair scored once only): "
             f"{_listing(dup_rows)}; give allow_duplicates=true to score the first of each pair"
         )
-    missing = [k for k in order if k not in found]
+    missing = [k for k, fs in found.items() if not fs]
     if missing and not allow_missing:
         shown = [f"{a} -> {b}" for a, b in missing]
         raise LayoutError(
-            f"{len(missing)} of the {len(order)} pairs of {expected_from} have no prediction "
+            f"{len(missing)} of the {len(found)} pairs of {expected_from} have no prediction "
             f"file ({_listing(shown)}); give allow_missing=true to score the "
-            f"{len(order) - len(missing)} present (the missing count is recorded)"
+            f"{len(found) - len(missing)} present (the missing count is recorded)"
         )
-    chosen = [found[k][0] for k in sorted(found, key=order.__getitem__)]
+    chosen = [fs[0] for fs in found.values() if fs]
     counts = {
-        "expected": len(order),
+        "expected": len(found),
         "missing": len(missing),
         "duplicates": len(dup_rows),
         "unexpected": unexpected,

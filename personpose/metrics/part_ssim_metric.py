@@ -47,25 +47,19 @@ def pssim(
 
 
 class PartSSIM(PerImageMetric):
-    """Mean pSSIM over images (needs ``kp2``)."""
+    """Mean pSSIM over images (needs ``kp2``), computed in float32 as the loss."""
 
     name = "pssim"
     requires = ("kp2",)
     min_size = WIN_SIZE
 
-    def __init__(
-        self,
-        missing_parts: str = "faithful",
-        dtype: torch.dtype = torch.float32,
-        compile: bool = False,
-        **kwargs,
-    ) -> None:
+    def __init__(self, missing_parts: str = "faithful", compile: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
         if missing_parts not in MISSING_PARTS:
             raise ValueError(
                 f"pssim: missing_parts must be 'faithful' or 'exclude'; got {missing_parts!r}"
             )
-        self.missing_parts, self.compute_dtype, self.use_compile = missing_parts, dtype, compile
+        self.missing_parts, self.use_compile = missing_parts, compile
 
     def score(self, preds, target, kp2):
-        return pssim(preds, target, kp2, self.missing_parts, self.compute_dtype, self.use_compile)
+        return pssim(preds, target, kp2, self.missing_parts, compile=self.use_compile)

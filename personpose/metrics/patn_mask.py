@@ -38,12 +38,7 @@ __all__ = ["patn_mask"]
 CLOSING_SIZE = 5  # px: side of the square structuring element
 
 
-def patn_mask(
-    kp: Tensor,
-    size: Sequence[int],
-    radius: float = PATN_MASK_RADIUS,
-    closing: int = CLOSING_SIZE,
-) -> Tensor:
+def patn_mask(kp: Tensor, size: Sequence[int]) -> Tensor:
     """PATN's mask ``(..., H, W)`` bool from keypoints ``(..., 18, 2)`` (row, col) px."""
     kp = torch.as_tensor(kp)
     if kp.dim() < 2 or tuple(kp.shape[-2:]) != (NUM_JOINTS, 2):
@@ -58,7 +53,7 @@ def patn_mask(
     d = f - t
     normal = torch.stack([-d[..., 1], d[..., 0]], -1)
     length = torch.sqrt(normal[..., 0] * normal[..., 0] + normal[..., 1] * normal[..., 1])
-    normal = radius * normal / length.unsqueeze(-1)
+    normal = PATN_MASK_RADIUS * normal / length.unsqueeze(-1)
     verts = torch.stack([f + normal, f - normal, t - normal, t + normal], dim=-2)  # (N, L, 4, 2)
     ok = present[:, limbs[:, 0]] & present[:, limbs[:, 1]] & (length > 0)
     rows, start, end = _polygon_rows(verts, ok, h, w)  # (N, L, R): rows, column ranges
@@ -74,15 +69,12 @@ def patn_mask(
     diff.scatter_add_(0, (base + (end + 1).clamp(min=0, max=w)).flatten(), -drawn.flatten())
     mask = diff.view(n, h, h1).cumsum(-1)[..., :w] > 0.5
 
-    _draw_disks(mask, kp, present, radius)
+    _draw_disks(mask, kp, present, PATN_MASK_RADIUS)
 
-    mask = _closing(mask, closing)
+    # closing with a square: skimage dilation, then erosion (reflect border)
+    dilated = _window_reduce(mask, CLOSING_SIZE, 0, torch.maximum)
+    mask = _window_reduce(dilated, CLOSING_SIZE, 1, torch.minimum)
     return mask.reshape(*lead, h, w)
-
-
-def _closing(mask: Tensor, size: int) -> Tensor:
-    """Binary closing with a ``size x size`` square: dilation, then erosion."""
-    return _erode(_dilate(mask, size), size)
 
 
 def _window_reduce(mask: Tensor, size: int, fill: int, reduce) -> Tensor:
@@ -97,16 +89,6 @@ def _window_reduce(mask: Tensor, size: int, fill: int, reduce) -> Tensor:
     for i in range(1, size):
         out = reduce(out, rows[..., i : i + w])
     return out.bool()
-
-
-def _dilate(mask: Tensor, size: int) -> Tensor:
-    """Binary dilation with a square (skimage ``dilation``, reflect border)."""
-    return _window_reduce(mask, size, 0, torch.maximum)
-
-
-def _erode(mask: Tensor, size: int) -> Tensor:
-    """Binary erosion with a square (skimage ``erosion``, reflect border)."""
-    return _window_reduce(mask, size, 1, torch.minimum)
 
 
 def _polygon_rows(verts: Tensor, ok: Tensor, h: int, w: int) -> tuple[Tensor, Tensor, Tensor]:

@@ -53,11 +53,6 @@ def pose_errors(
     return errs, heads
 
 
-def to_uint8(images01: Tensor) -> np.ndarray:
-    """(N, 3, H, W) in [0, 1] -> (N, H, W, 3) uint8."""
-    return (images01.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-
-
 class MoveNetPCK(SuiteMetric):
     """``pck_movenet`` and ``pckh_movenet`` in one pass of the estimator (needs ``kp2``)."""
 
@@ -75,10 +70,10 @@ class MoveNetPCK(SuiteMetric):
             self.missing += preds.shape[0]
             return
         kp = torch.as_tensor(kp2).cpu().numpy()
-        errs, heads = pose_errors(self.estimator, to_uint8(preds), kp)
+        images = (preds.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+        errs, heads = pose_errors(self.estimator, images, kp)
         counted = ~np.isnan(errs)
-        h = preds.shape[-2]
-        self.pck_hit += int((errs[counted] < PCK_ALPHA * h).sum())
+        self.pck_hit += int((errs[counted] < PCK_ALPHA * preds.shape[-2]).sum())
         self.pck_n += int(counted.sum())
         with_head = counted & ~np.isnan(heads)[:, None]
         thr = PCKH_ALPHA * np.nan_to_num(heads)[:, None]
@@ -91,12 +86,9 @@ class MoveNetPCK(SuiteMetric):
             nan = self.skip(f"needs kp2, missing for {int(self.missing)} images", *self.outputs)
             return dict.fromkeys(self.outputs, nan)
         out: dict[str, Tensor] = {}
-        for name, hit, n in (
-            ("pck_movenet", self.pck_hit, self.pck_n),
-            ("pckh_movenet", self.pckh_hit, self.pckh_n),
-        ):
-            if name in self.outputs:
-                out[name] = hit.double() / n  # NaN when no joint was counted
-                if int(n) == 0:
-                    self.skipped[name] = "no joint could be scored"
+        for name in self.outputs:  # states pck_hit, pck_n and pckh_hit, pckh_n
+            hit, n = (getattr(self, name.replace("movenet", s)) for s in ("hit", "n"))
+            out[name] = hit.double() / n  # NaN when no joint was counted
+            if int(n) == 0:
+                self.skipped[name] = "no joint could be scored"
         return out

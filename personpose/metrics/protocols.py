@@ -140,20 +140,16 @@ def resolve_names(names: str | Sequence[str] | None) -> list[str]:
 
     Raises ValueError naming an unknown protocol or metric and listing the known ones.
     """
-    if names is None:
-        names = "all"
-    if isinstance(names, str):
-        if names in PROTOCOLS:
-            return list(PROTOCOLS[names])
-        if names in DEFINITIONS:
-            return [names]
-        raise ValueError(
-            f"unknown protocol or metric {names!r}; protocols: {sorted(PROTOCOLS)}, "
-            f"metrics: {sorted(DEFINITIONS)}"
-        )
+    if names is None or isinstance(names, str):
+        names = ["all" if names is None else names]
     out: list[str] = []
-    for n in names:
-        out.extend(m for m in resolve_names(str(n)) if m not in out)
+    for n in map(str, names):
+        if n not in PROTOCOLS and n not in DEFINITIONS:
+            raise ValueError(
+                f"unknown protocol or metric {n!r}; protocols: {sorted(PROTOCOLS)}, "
+                f"metrics: {sorted(DEFINITIONS)}"
+            )
+        out.extend(m for m in PROTOCOLS.get(n, (n,)) if m not in out)
     return out
 
 
@@ -164,10 +160,5 @@ def protocols_of(name: str) -> list[str]:
 
 def definitions(names: Iterable[str], **fill: str) -> dict[str, str]:
     """Definition text of each name, with ``{reference}``/``{drop}`` filled from ``fill``."""
-    out = {}
-    for n in names:
-        text = DEFINITIONS[n]
-        if "{" in text:
-            text = text.format(**{"reference": "a reference folder", "drop": "", **fill})
-        out[n] = text
-    return out
+    fill = {"reference": "a reference folder", "drop": "", **fill}
+    return {n: DEFINITIONS[n].format(**fill) for n in names}

@@ -46,21 +46,6 @@ from personpose.losses.ssim import (
 from personpose.metrics.base import PerImageMetric
 from personpose.metrics.patn_mask import patn_mask
 
-__all__ = [
-    "ssim_patn",
-    "ssim_256_gfla",
-    "ssim_256_gfla_map",
-    "ssim_patn_padded",
-    "ssim_gfla",
-    "mask_ssim",
-    "pad_white",
-    "SSIMPatn",
-    "SSIM256Gfla",
-    "SSIMPatnPadded",
-    "SSIMGfla",
-    "MaskSSIM",
-]
-
 SIGMA = 1.5  # px: the Gaussian window of every Gaussian variant
 WIN = 11  # px: the nominal window (the crop is (WIN - 1) // 2 = 5 px); also 0.15+'s taps
 PATN_TAPS = 13  # scikit-image 0.14.2: scipy's truncate 4.0, 2 int(4 sigma + 0.5) + 1 taps
@@ -117,8 +102,7 @@ def chunked(fn, *tensors: Tensor, budget: int = CHUNK_ELEMENTS) -> Tensor:
 
 def generated_range(pred: Tensor) -> Tensor:
     """Per-image data range of the generated image, ``max - min`` over all pixels, ``(N,)``."""
-    p = pred.flatten(1)
-    return p.amax(1) - p.amin(1)
+    return pred.flatten(1).amax(1) - pred.flatten(1).amin(1)
 
 
 def _gaussian_ssim(
@@ -186,20 +170,13 @@ def ssim_256_gfla_map(pred: Tensor, target: Tensor, dtype: torch.dtype = torch.f
     return chunked(one, pred, target)
 
 
-def pad_white(x: Tensor, pad: int = PATN_PAD) -> Tensor:
-    """Pad ``pad`` px of white (1.0) on the left and right: 256x176 -> 256x256 for pad 40."""
-    return F.pad(x, (pad, pad), value=1.0)
-
-
 def ssim_patn_padded(
-    pred: Tensor,
-    target: Tensor,
-    pad: int = PATN_PAD,
-    dtype: torch.dtype = torch.float64,
-    compile: bool = False,
+    pred: Tensor, target: Tensor, dtype: torch.dtype = torch.float64, compile: bool = False
 ) -> Tensor:
-    """PATN's DeepFashion protocol: :func:`ssim_patn` after :func:`pad_white` on both images."""
-    return ssim_patn(pad_white(pred, pad), pad_white(target, pad), dtype, compile=compile)
+    """PATN's DeepFashion protocol: :func:`ssim_patn` after padding both images with
+    ``PATN_PAD`` px of white (1.0) left and right (256x176 -> 256x256)."""
+    pred, target = (F.pad(x, (PATN_PAD, PATN_PAD), value=1.0) for x in (pred, target))
+    return ssim_patn(pred, target, dtype, compile=compile)
 
 
 def ssim_gfla(pred: Tensor, target: Tensor, dtype: torch.dtype = torch.float64) -> Tensor:
@@ -238,8 +215,8 @@ def mask_ssim(
 
 
 class _SSIMMetric(PerImageMetric):
-    """An SSIM variant as a metric; ``dtype`` is the computation precision, ``compile`` runs
-    it through ``torch.compile`` (Gaussian variants). Images whose SSIM is undefined (NaN:
+    """An SSIM variant ``ssim`` as a metric; ``dtype`` is the computation precision, ``compile``
+    runs it through ``torch.compile`` (Gaussian variants). Images whose SSIM is undefined (NaN:
     the generated image, masked for ``mask_ssim``, is constant) are left out and counted in
     ``excluded``."""
 
@@ -250,57 +227,41 @@ class _SSIMMetric(PerImageMetric):
         self.compute_dtype, self.use_compile = dtype, compile
 
     def score(self, preds, target, **extras) -> tuple[Tensor, Tensor]:
-        values = self.ssim(preds, target, **extras)
+        values = self.ssim(
+            preds, target, **extras, dtype=self.compute_dtype, compile=self.use_compile
+        )
         return values, ~values.isnan()
-
-    def ssim(self, preds: Tensor, target: Tensor, **extras) -> Tensor:
-        raise NotImplementedError
 
 
 class SSIMPatn(_SSIMMetric):
     """Mean :func:`ssim_patn` over images."""
 
     name = "ssim_patn"
-
-    def ssim(self, preds, target):
-        return ssim_patn(preds, target, self.compute_dtype, compile=self.use_compile)
+    ssim = staticmethod(ssim_patn)
 
 
 class SSIM256Gfla(_SSIMMetric):
     """Mean :func:`ssim_256_gfla` over images."""
 
     name = "ssim_256_gfla"
-
-    def ssim(self, preds, target):
-        return ssim_256_gfla(preds, target, self.compute_dtype, self.use_compile)
+    ssim = staticmethod(ssim_256_gfla)
 
 
 class SSIMPatnPadded(_SSIMMetric):
     """Mean :func:`ssim_patn_padded`; defined for 256x176 (DeepFashion) images only."""
 
     name = "ssim_patn_padded"
+    ssim = staticmethod(ssim_patn_padded)
 
-    def __init__(self, dtype: torch.dtype = torch.float64, **kwargs) -> None:
-        super().__init__(dtype, **kwargs)
-        self.add_state("wrong_size", torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
+    def fits(self, h: int, w: int) -> bool:
+        return (h, w) == PATN_PADDED_SIZE
 
-    def update(self, preds, target, kp2=None, label2=None, source=None) -> None:
-        if tuple(preds.shape[-2:]) != PATN_PADDED_SIZE:
-            self.wrong_size += preds.shape[0]
-            return
-        super().update(preds, target)
-
-    def ssim(self, preds, target):
-        return ssim_patn_padded(preds, target, dtype=self.compute_dtype, compile=self.use_compile)
-
-    def compute(self):
-        if int(self.wrong_size) > 0:
-            h, w = PATN_PADDED_SIZE
-            return self.skip(
-                f"PATN's padding is defined for {h}x{w} DeepFashion images only; "
-                f"{int(self.wrong_size)} images had another size"
-            )
-        return super().compute()
+    def unfit_reason(self, n: int) -> str:
+        h, w = PATN_PADDED_SIZE
+        return (
+            f"PATN's padding is defined for {h}x{w} DeepFashion images only; "
+            f"{n} images had another size"
+        )
 
 
 class SSIMGfla(_SSIMMetric):
@@ -309,8 +270,9 @@ class SSIMGfla(_SSIMMetric):
     name = "ssim_gfla"
     min_size = GFLA_WIN
 
-    def ssim(self, preds, target):
-        return ssim_gfla(preds, target, dtype=self.compute_dtype)
+    @staticmethod
+    def ssim(preds, target, dtype, compile):
+        return ssim_gfla(preds, target, dtype)
 
 
 class MaskSSIM(_SSIMMetric):
@@ -320,6 +282,8 @@ class MaskSSIM(_SSIMMetric):
 
     name = "mask_ssim"
     requires = ("kp2",)
+    ssim = staticmethod(mask_ssim)
 
-    def ssim(self, preds, target, kp2):
-        return mask_ssim(preds, target, kp2, self.compute_dtype, self.use_compile)
+
+# every SSIM variant as a metric (build_metrics makes them with dtype and compile)
+METRICS = (SSIMPatn, SSIM256Gfla, SSIMPatnPadded, SSIMGfla, MaskSSIM)
