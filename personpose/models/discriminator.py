@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from personpose.models.init import apply_init
-from personpose.models.layers import check_padding, conv_stream, encoder, resolve_bias
+from personpose.models.layers import conv_stream, encoder, resolve_bias
 
 HEADS = ("faithful", "1ch")
 
@@ -67,7 +67,6 @@ class PATNDiscriminator(nn.Module):
         super().__init__()
         if head not in HEADS:
             raise ValueError(f"PATNDiscriminator: head={head!r}; expected one of {HEADS}")
-        check_padding(padding)
         bias = resolve_bias(norm, use_bias)
         self.in_channels = in_channels
         c = ndf * 2**n_down
