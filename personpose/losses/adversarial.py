@@ -32,15 +32,6 @@ __all__ = ["GAN_KINDS", "GANObjective", "ImagePool", "PATNAdversarial"]
 GAN_KINDS = ("bce", "lsgan", "hinge")
 
 
-def _as_list(logits: Tensor | Sequence[Tensor]) -> list[Tensor]:
-    if isinstance(logits, Tensor):
-        return [logits]
-    out = list(logits)
-    if not out or not all(isinstance(t, Tensor) for t in out):
-        raise ValueError("GANObjective: expected a tensor or a non-empty sequence of tensors")
-    return out
-
-
 class GANObjective:
     """Generator and discriminator losses of one GAN formulation (see module table).
 
@@ -63,9 +54,8 @@ class GANObjective:
 
     def generator(self, logits_fake: Tensor | Sequence[Tensor]) -> Tensor:
         """Generator loss on D(fake), averaged over the discriminators given."""
-        terms = []
-        for t in _as_list(logits_fake):
-            terms.append(-t.mean() if self.kind == "hinge" else self._target(t, real=True))
+        logits = [logits_fake] if isinstance(logits_fake, Tensor) else logits_fake
+        terms = [-t.mean() if self.kind == "hinge" else self._target(t, True) for t in logits]
         return torch.stack(terms).mean()
 
     def discriminator(self, logits_real: Tensor, logits_fake: Tensor) -> Tensor:

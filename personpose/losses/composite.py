@@ -134,7 +134,8 @@ class GeneratorLoss(nn.Module):
             )
         self.vgg: VGGFeatures | None = None
         if any(t in self.active_terms for t in VGG_TERMS):
-            layers = [name for t in VGG_TERMS if self._wanted(t, False) for name in self._layers(t)]
+            wanted = [t for t in VGG_TERMS if self._wanted(t, False)]
+            layers = [name for t in wanted for name in getattr(self.cfg, t).layers]
             self.vgg = VGGFeatures(layers, weights_path=vgg_path, allow_random=allow_random_vgg)
         self.pretrained_source = None if self.vgg is None else self.vgg.pretrained_source
         self.terms = nn.ModuleDict(
@@ -144,9 +145,6 @@ class GeneratorLoss(nn.Module):
     @property
     def adversarial(self) -> PATNAdversarial | None:
         return self.terms["adversarial"] if "adversarial" in self.terms else None
-
-    def _layers(self, term: str) -> list[str]:
-        return getattr(self.cfg, term).layers
 
     def _wanted(self, term: str, training: bool) -> bool:
         """Whether ``term`` is computed in a call (in train mode when ``training``)."""
