@@ -218,14 +218,13 @@ class GeneratorLoss(nn.Module):
 
     def _weigh(self, raw: dict[str, Tensor], fake: Tensor) -> dict[str, Tensor]:
         """Add ``<term>_w = lambda * raw`` for the active terms and their sum ``total``."""
-        out = dict(raw)
         total = fake.new_zeros(())
         for term in self.active_terms:
             if term in raw:
-                out[f"{term}_w"] = getattr(self.weights, term) * raw[term]
-                total = total + out[f"{term}_w"]
-        out["total"] = total
-        return out
+                raw[f"{term}_w"] = getattr(self.weights, term) * raw[term]
+                total = total + raw[f"{term}_w"]
+        raw["total"] = total
+        return raw
 
     def extra_repr(self) -> str:
         w = ", ".join(f"{t}={getattr(self.weights, t):g}" for t in self.active_terms)

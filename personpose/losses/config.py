@@ -42,63 +42,61 @@ VGG_TERMS = ("perceptual", "style", "perceptual_ssim")
 
 
 @dataclass
-class L1Term:
+class _Term:
+    enabled: bool = False
+
+
+@dataclass
+class _VGGTerm(_Term):
+    layers: list[str] = field(default_factory=lambda: ["relu1_2"])
+
+
+@dataclass
+class L1Term(_Term):
     """Pixel loss on [-1, 1] images: ``criterion`` "l1" (mean |d|) or "mse" (mean d^2)."""
 
-    enabled: bool = False
     criterion: str = "l1"
 
 
 @dataclass
-class PerceptualTerm:
+class PerceptualTerm(_VGGTerm):
     """VGG-19 feature distance, summed over ``layers`` (e.g. relu1_2, relu2_2, relu3_4)."""
 
-    enabled: bool = False
-    layers: list[str] = field(default_factory=lambda: ["relu1_2"])
     criterion: str = "l1"
 
 
 @dataclass
-class StyleTerm:
+class StyleTerm(_VGGTerm):
     """L1 between Gram matrices F F^T / (C H W) of VGG-19 features, summed over ``layers``."""
 
-    enabled: bool = False
-    layers: list[str] = field(default_factory=lambda: ["relu1_2"])
-
 
 @dataclass
-class SSIMTerm:
+class SSIMTerm(_Term):
     """``1 - SSIM`` of [0, 1]-mapped images, Gaussian window (taps, px)."""
 
-    enabled: bool = False
     win_size: int = 7
     win_sigma: float = 0.8
 
 
 @dataclass
-class PartSSIMTerm:
+class PartSSIMTerm(SSIMTerm):
     """``1 - PSSIM`` (docs/losses.md#pssim); ``missing_parts``: "faithful" or "exclude"."""
 
-    enabled: bool = False
-    win_size: int = 7
-    win_sigma: float = 0.8
     missing_parts: str = "faithful"
 
 
 @dataclass
-class PerceptualSSIMTerm:
+class PerceptualSSIMTerm(_VGGTerm):
     """``1 - SSIM`` between VGG-19 feature maps (per channel, window, constants from
     ``data_range``), summed over ``layers``."""
 
-    enabled: bool = False
-    layers: list[str] = field(default_factory=lambda: ["relu1_2"])
     win_size: int = 7
     win_sigma: float = 0.8
     data_range: float = 1.0
 
 
 @dataclass
-class AdversarialTerm:
+class AdversarialTerm(_Term):
     """PATN's two discriminators. ``objective``: "bce" (Market), "lsgan" (DeepFashion) or
     "hinge"; ``pool_size``: image history pool (50 Market, 0 DeepFashion). When ``enabled``
     is false no discriminator is built or stepped. (The discriminators' head is a model

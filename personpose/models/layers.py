@@ -144,13 +144,11 @@ def run_trunk(
     H, W), BP1 and BP2 are (N, pose_channels, H, W), and H and W are divisible by
     ``2**n_down`` (the generator's attributes of those names)."""
     owner, k = type(generator).__name__, 2**generator.n_down
-    expected = {"P1": generator.image_channels, "BP1": generator.pose_channels}
-    expected["BP2"] = generator.pose_channels
-    for name, t in zip(expected, (P1, BP1, BP2)):
-        if t.dim() != 4 or t.shape[1] != expected[name]:
+    channels = (generator.image_channels, generator.pose_channels, generator.pose_channels)
+    for name, t, c in zip(("P1", "BP1", "BP2"), (P1, BP1, BP2), channels):
+        if t.dim() != 4 or t.shape[1] != c:
             raise ValueError(
-                f"{owner}.forward: {name} has shape {tuple(t.shape)}; expected "
-                f"(N, {expected[name]}, H, W)"
+                f"{owner}.forward: {name} has shape {tuple(t.shape)}; expected (N, {c}, H, W)"
             )
         if t.shape[0] != P1.shape[0] or t.shape[2:] != P1.shape[2:]:
             raise ValueError(

@@ -115,12 +115,9 @@ class XingGANGenerator(nn.Module):
         )
         widths = [c // 2**i for i in range(n_down + 1)]  # 256, 128, 64
 
-        def candidates() -> list[nn.Module]:
-            out = n_candidates * image_channels
-            return [
-                *upsampler(widths, norm=norm, bias=bias),
-                *padded_conv(ngf, out, 7, padding, True),
-            ]
+        def candidates() -> list[nn.Module]:  # upsampler, 7x7 conv to the K RGB candidates
+            up = upsampler(widths, norm=norm, bias=bias)
+            return up + padded_conv(ngf, n_candidates * image_channels, 7, padding, True)
 
         self.image_decoder = nn.Sequential(*candidates(), nn.Tanh())
         self.pose_decoder = nn.Sequential(
