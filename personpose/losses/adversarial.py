@@ -27,8 +27,6 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-__all__ = ["GAN_KINDS", "GANObjective", "ImagePool", "PATNAdversarial"]
-
 GAN_KINDS = ("bce", "lsgan", "hinge")
 
 

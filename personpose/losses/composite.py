@@ -56,8 +56,6 @@ from personpose.losses.perceptual import (
 from personpose.losses.pixel import PixelLoss
 from personpose.losses.ssim import SSIMLoss
 
-__all__ = ["GeneratorLoss", "build_terms"]
-
 
 def build_terms(
     cfg: LossConfig, gan_weight: float = 1.0, seed: int = 0, with_vgg: bool = True

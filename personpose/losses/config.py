@@ -19,23 +19,6 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-__all__ = [
-    "TERMS",
-    "AdversarialTerm",
-    "L1Term",
-    "LossConfig",
-    "PartSSIMTerm",
-    "PerceptualSSIMTerm",
-    "PerceptualTerm",
-    "SSIMTerm",
-    "StyleTerm",
-    "WeightsConfig",
-    "register_schemas",
-    "to_loss_config",
-    "to_weights_config",
-    "validate_loss_config",
-]
-
 # Term names: config keys of both groups and log names ("train/g/<term>").
 TERMS = ("l1", "perceptual", "style", "ssim", "part_ssim", "perceptual_ssim", "adversarial")
 VGG_TERMS = ("perceptual", "style", "perceptual_ssim")

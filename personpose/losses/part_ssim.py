@@ -37,8 +37,6 @@ from personpose.losses.ssim import (
     windowed_ssim,
 )
 
-__all__ = ["MISSING_PARTS", "PartSSIMLoss", "PartSSIMResult", "part_ssim", "part_ssim_terms"]
-
 MISSING_PARTS = ("faithful", "exclude")
 MASK_EPS = 1e-6  # added to each mask's sum, as in the reference
 

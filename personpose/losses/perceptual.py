@@ -33,17 +33,6 @@ from torchvision.models.vgg import cfgs, make_layers
 from personpose import pretrained
 from personpose.losses.ssim import ssim
 
-__all__ = [
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
-    "VGG19_LAYERS",
-    "PerceptualLoss",
-    "PerceptualSSIMLoss",
-    "StyleLoss",
-    "VGGFeatures",
-    "gram_matrix",
-]
-
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 

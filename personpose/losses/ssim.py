@@ -26,21 +26,6 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-__all__ = [
-    "K1",
-    "K2",
-    "SSIMLoss",
-    "check_images",
-    "filter_valid",
-    "gaussian_taps",
-    "moment_planes",
-    "run_full_precision",
-    "ssim",
-    "ssim_formula",
-    "ssim_map",
-    "ssim_per_sample",
-]
-
 K1, K2 = 0.01, 0.03
 
 
