@@ -96,14 +96,10 @@ class ImagePool:
             image = image.clone()
             if len(self.images) < self.size:
                 self.images.append(image)
-                out.append(image)
             elif torch.rand((), generator=self.generator).item() < 0.5:
                 i = int(torch.randint(self.size, (), generator=self.generator))
-                old = self.images[i].to(image.device)
-                self.images[i] = image
-                out.append(old)
-            else:
-                out.append(image)
+                self.images[i], image = image, self.images[i].to(image.device)  # swap
+            out.append(image)
         return torch.stack(out)
 
     def state_dict(self) -> dict[str, Any]:

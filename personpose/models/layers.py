@@ -1,5 +1,6 @@
 """Building blocks shared by the generators (PATN, XingGAN) and the PATN discriminators: norms,
-padded convs, encoders, upsamplers, the generators' input check.
+padded convs, encoders, upsamplers, the blocks' two conv streams, the generators' shared trunk
+(input check, encoders, blocks).
 
 PATN conventions (Zhu et al., CVPR 2019):
 - norm "batch" (Market) or "instance" without affine parameters or running statistics
