@@ -27,18 +27,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-__all__ = ["GAN_KINDS", "GANObjective", "ImagePool", "PATNAdversarial"]
-
 GAN_KINDS = ("bce", "lsgan", "hinge")
-
-
-def _as_list(logits: Tensor | Sequence[Tensor]) -> list[Tensor]:
-    if isinstance(logits, Tensor):
-        return [logits]
-    out = list(logits)
-    if not out or not all(isinstance(t, Tensor) for t in out):
-        raise ValueError("GANObjective: expected a tensor or a non-empty sequence of tensors")
-    return out
 
 
 class GANObjective:
@@ -63,9 +52,8 @@ class GANObjective:
 
     def generator(self, logits_fake: Tensor | Sequence[Tensor]) -> Tensor:
         """Generator loss on D(fake), averaged over the discriminators given."""
-        terms = []
-        for t in _as_list(logits_fake):
-            terms.append(-t.mean() if self.kind == "hinge" else self._target(t, real=True))
+        logits = [logits_fake] if isinstance(logits_fake, Tensor) else logits_fake
+        terms = [-t.mean() if self.kind == "hinge" else self._target(t, True) for t in logits]
         return torch.stack(terms).mean()
 
     def discriminator(self, logits_real: Tensor, logits_fake: Tensor) -> Tensor:
@@ -108,14 +96,10 @@ class ImagePool:
             image = image.clone()
             if len(self.images) < self.size:
                 self.images.append(image)
-                out.append(image)
             elif torch.rand((), generator=self.generator).item() < 0.5:
                 i = int(torch.randint(self.size, (), generator=self.generator))
-                old = self.images[i].to(image.device)
-                self.images[i] = image
-                out.append(old)
-            else:
-                out.append(image)
+                self.images[i], image = image, self.images[i].to(image.device)  # swap
+            out.append(image)
         return torch.stack(out)
 
     def state_dict(self) -> dict[str, Any]:

@@ -56,8 +56,6 @@ from personpose.losses.perceptual import (
 from personpose.losses.pixel import PixelLoss
 from personpose.losses.ssim import SSIMLoss
 
-__all__ = ["GeneratorLoss", "build_terms"]
-
 
 def build_terms(
     cfg: LossConfig, gan_weight: float = 1.0, seed: int = 0, with_vgg: bool = True
@@ -134,7 +132,8 @@ class GeneratorLoss(nn.Module):
             )
         self.vgg: VGGFeatures | None = None
         if any(t in self.active_terms for t in VGG_TERMS):
-            layers = [name for t in VGG_TERMS if self._wanted(t, False) for name in self._layers(t)]
+            wanted = [t for t in VGG_TERMS if self._wanted(t, False)]
+            layers = [name for t in wanted for name in getattr(self.cfg, t).layers]
             self.vgg = VGGFeatures(layers, weights_path=vgg_path, allow_random=allow_random_vgg)
         self.pretrained_source = None if self.vgg is None else self.vgg.pretrained_source
         self.terms = nn.ModuleDict(
@@ -144,9 +143,6 @@ class GeneratorLoss(nn.Module):
     @property
     def adversarial(self) -> PATNAdversarial | None:
         return self.terms["adversarial"] if "adversarial" in self.terms else None
-
-    def _layers(self, term: str) -> list[str]:
-        return getattr(self.cfg, term).layers
 
     def _wanted(self, term: str, training: bool) -> bool:
         """Whether ``term`` is computed in a call (in train mode when ``training``)."""
@@ -220,14 +216,13 @@ class GeneratorLoss(nn.Module):
 
     def _weigh(self, raw: dict[str, Tensor], fake: Tensor) -> dict[str, Tensor]:
         """Add ``<term>_w = lambda * raw`` for the active terms and their sum ``total``."""
-        out = dict(raw)
         total = fake.new_zeros(())
         for term in self.active_terms:
             if term in raw:
-                out[f"{term}_w"] = getattr(self.weights, term) * raw[term]
-                total = total + out[f"{term}_w"]
-        out["total"] = total
-        return out
+                raw[f"{term}_w"] = getattr(self.weights, term) * raw[term]
+                total = total + raw[f"{term}_w"]
+        raw["total"] = total
+        return raw
 
     def extra_repr(self) -> str:
         w = ", ".join(f"{t}={getattr(self.weights, t):g}" for t in self.active_terms)

@@ -19,90 +19,67 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-__all__ = [
-    "TERMS",
-    "AdversarialTerm",
-    "L1Term",
-    "LossConfig",
-    "PartSSIMTerm",
-    "PerceptualSSIMTerm",
-    "PerceptualTerm",
-    "SSIMTerm",
-    "StyleTerm",
-    "WeightsConfig",
-    "register_schemas",
-    "to_loss_config",
-    "to_weights_config",
-    "validate_loss_config",
-]
-
 # Term names: config keys of both groups and log names ("train/g/<term>").
 TERMS = ("l1", "perceptual", "style", "ssim", "part_ssim", "perceptual_ssim", "adversarial")
 VGG_TERMS = ("perceptual", "style", "perceptual_ssim")
 
 
-def _relu1_2() -> list[str]:
-    return ["relu1_2"]
+@dataclass
+class _Term:
+    enabled: bool = False
 
 
 @dataclass
-class L1Term:
+class _VGGTerm(_Term):
+    layers: list[str] = field(default_factory=lambda: ["relu1_2"])
+
+
+@dataclass
+class L1Term(_Term):
     """Pixel loss on [-1, 1] images: ``criterion`` "l1" (mean |d|) or "mse" (mean d^2)."""
 
-    enabled: bool = False
     criterion: str = "l1"
 
 
 @dataclass
-class PerceptualTerm:
+class PerceptualTerm(_VGGTerm):
     """VGG-19 feature distance, summed over ``layers`` (e.g. relu1_2, relu2_2, relu3_4)."""
 
-    enabled: bool = False
-    layers: list[str] = field(default_factory=_relu1_2)
     criterion: str = "l1"
 
 
 @dataclass
-class StyleTerm:
+class StyleTerm(_VGGTerm):
     """L1 between Gram matrices F F^T / (C H W) of VGG-19 features, summed over ``layers``."""
 
-    enabled: bool = False
-    layers: list[str] = field(default_factory=_relu1_2)
-
 
 @dataclass
-class SSIMTerm:
+class SSIMTerm(_Term):
     """``1 - SSIM`` of [0, 1]-mapped images, Gaussian window (taps, px)."""
 
-    enabled: bool = False
     win_size: int = 7
     win_sigma: float = 0.8
 
 
 @dataclass
-class PartSSIMTerm:
+class PartSSIMTerm(SSIMTerm):
     """``1 - PSSIM`` (docs/losses.md#pssim); ``missing_parts``: "faithful" or "exclude"."""
 
-    enabled: bool = False
-    win_size: int = 7
-    win_sigma: float = 0.8
     missing_parts: str = "faithful"
 
 
 @dataclass
-class PerceptualSSIMTerm:
+class PerceptualSSIMTerm(_VGGTerm):
     """``1 - SSIM`` between VGG-19 feature maps (per channel, window, constants from
     ``data_range``), summed over ``layers``."""
 
-    enabled: bool = False
-    layers: list[str] = field(default_factory=_relu1_2)
     win_size: int = 7
     win_sigma: float = 0.8
     data_range: float = 1.0
 
 
 @dataclass
-class AdversarialTerm:
+class AdversarialTerm(_Term):
     """PATN's two discriminators. ``objective``: "bce" (Market), "lsgan" (DeepFashion) or
     "hinge"; ``pool_size``: image history pool (50 Market, 0 DeepFashion). When ``enabled``
     is false no discriminator is built or stepped. (The discriminators' head is a model
@@ -185,9 +162,13 @@ def to_weights_config(cfg: Any) -> WeightsConfig:
     return _to(WeightsConfig, cfg, "weights config")
 
 
+def _check(ok: bool, key: str, expected: str, got: Any) -> None:
+    if not ok:
+        raise ValueError(f"loss.{key}: expected {expected}, got {got!r}")
+
+
 def _choice(key: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ValueError(f"loss.{key}: expected one of {list(choices)}, got {value!r}")
+    _check(value in choices, key, f"one of {list(choices)}", value)
 
 
 def validate_loss_config(cfg: LossConfig) -> None:
@@ -198,29 +179,16 @@ def validate_loss_config(cfg: LossConfig) -> None:
     _choice("perceptual.criterion", cfg.perceptual.criterion, ("l1", "mse"))
     _choice("part_ssim.missing_parts", cfg.part_ssim.missing_parts, ("faithful", "exclude"))
     _choice("adversarial.objective", cfg.adversarial.objective, ("bce", "lsgan", "hinge"))
-    if cfg.adversarial.pool_size < 0:
-        raise ValueError(
-            f"loss.adversarial.pool_size: expected >= 0, got {cfg.adversarial.pool_size}"
-        )
+    pool = cfg.adversarial.pool_size
+    _check(pool >= 0, "adversarial.pool_size", ">= 0", pool)
     for name in ("ssim", "part_ssim", "perceptual_ssim"):
-        term = getattr(cfg, name)
-        if term.win_size < 1 or term.win_size % 2 == 0:
-            raise ValueError(
-                f"loss.{name}.win_size: expected a positive odd int, got {term.win_size}"
-            )
-        if not term.win_sigma > 0:
-            raise ValueError(f"loss.{name}.win_sigma: expected > 0, got {term.win_sigma}")
-    if not cfg.perceptual_ssim.data_range > 0:
-        raise ValueError(
-            f"loss.perceptual_ssim.data_range: expected > 0, got {cfg.perceptual_ssim.data_range}"
-        )
+        k, sigma = getattr(cfg, name).win_size, getattr(cfg, name).win_sigma
+        _check(k >= 1 and k % 2 == 1, f"{name}.win_size", "a positive odd int", k)
+        _check(sigma > 0, f"{name}.win_sigma", "> 0", sigma)
+    data_range = cfg.perceptual_ssim.data_range
+    _check(data_range > 0, "perceptual_ssim.data_range", "> 0", data_range)
     for name in VGG_TERMS:
         layers = getattr(cfg, name).layers
-        if not layers:
-            raise ValueError(f"loss.{name}.layers: give at least one VGG-19 layer")
+        _check(bool(layers), f"{name}.layers", "at least one VGG-19 layer", layers)
         bad = [x for x in layers if x not in VGG19_LAYERS]
-        if bad:
-            raise ValueError(
-                f"loss.{name}.layers: unknown VGG-19 layer(s) {bad}; expected "
-                "names like relu1_2, relu2_2, relu3_4"
-            )
+        _check(not bad, f"{name}.layers", "VGG-19 layer names like relu1_2, relu2_2, relu3_4", bad)

@@ -26,18 +26,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from personpose.losses.ssim import (
-    gaussian_taps,
+    SSIMLoss,
     moment_planes,
     prepare_pair,
     run_full_precision,
     ssim_formula,
     windowed_ssim,
 )
-
-__all__ = ["MISSING_PARTS", "PartSSIMLoss", "PartSSIMResult", "part_ssim", "part_ssim_terms"]
 
 MISSING_PARTS = ("faithful", "exclude")
 MASK_EPS = 1e-6  # added to each mask's sum, as in the reference
@@ -155,7 +153,7 @@ def part_ssim(
     ).value
 
 
-class PartSSIMLoss(nn.Module):
+class PartSSIMLoss(SSIMLoss):
     """``1 - part_ssim((fake + 1) / 2, (target + 1) / 2, masks)`` for outputs in ``[-1, 1]``;
     ``compile`` runs PSSIM through ``torch.compile``."""
 
@@ -166,11 +164,9 @@ class PartSSIMLoss(nn.Module):
         missing_parts: str = "faithful",
         compile: bool = False,
     ) -> None:
-        super().__init__()
-        gaussian_taps(win_size, win_sigma)
+        super().__init__(win_size, win_sigma, compile)
         _check_missing_parts(missing_parts, "PartSSIMLoss")
-        self.win_size, self.win_sigma, self.missing_parts = win_size, win_sigma, missing_parts
-        self.use_compile = compile
+        self.missing_parts = missing_parts
 
     def forward(self, fake: Tensor, target: Tensor, masks: Tensor) -> Tensor:
         """``fake, target``: (N, C, H, W) in [-1, 1]; ``masks``: (N, 11, H, W). Scalar loss."""
@@ -179,7 +175,4 @@ class PartSSIMLoss(nn.Module):
         return 1.0 - part_ssim(x, y, masks, k, sigma, 1.0, missing, compile=self.use_compile)
 
     def extra_repr(self) -> str:
-        return (
-            f"win_size={self.win_size}, win_sigma={self.win_sigma}, "
-            f"missing_parts={self.missing_parts!r}, compile={self.use_compile}"
-        )
+        return f"{super().extra_repr()}, missing_parts={self.missing_parts!r}"

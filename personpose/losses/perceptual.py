@@ -9,10 +9,10 @@ The three losses below take feature dicts, not images: the composite loss comput
 features of the fake and the target once per step and hands them to every VGG term; target
 features are detached.
 
-- perceptual: ``sum_l w_l * mean |F_l(fake) - F_l(target)|`` (or squared, ``criterion="mse"``).
-- style: ``sum_l w_l * mean |Gram(F_l(fake)) - Gram(F_l(target))|``,
+- perceptual: ``sum_l mean |F_l(fake) - F_l(target)|`` (or squared, ``criterion="mse"``).
+- style: ``sum_l mean |Gram(F_l(fake)) - Gram(F_l(target))|``,
   ``Gram(F) = F F^T / (C H W)`` per sample (C x C).
-- perceptual-SSIM (our variant, the reference leaves it open): ``sum_l w_l * (1 - SSIM_l)``
+- perceptual-SSIM (our variant, the reference leaves it open): ``sum_l (1 - SSIM_l)``
   with ``SSIM_l`` the windowed Gaussian SSIM (``win_size``/``win_sigma``, valid) computed per
   feature channel and averaged, with constants from ``data_range`` (1.0 like the reference,
   whose SSIM module ran on the VGG features with ``data_range=1``). Features are not bounded,
@@ -21,63 +21,26 @@ features are detached.
 
 from __future__ import annotations
 
+import itertools
 import warnings
 from collections.abc import Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
+from torchvision.models.vgg import cfgs, make_layers
 
 from personpose import pretrained
 from personpose.losses.ssim import ssim
 
-__all__ = [
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
-    "VGG19_LAYERS",
-    "PerceptualLoss",
-    "PerceptualSSIMLoss",
-    "StyleLoss",
-    "VGGFeatures",
-    "gram_matrix",
-    "perceptual_distance",
-    "perceptual_ssim_distance",
-    "style_distance",
-]
-
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-# torchvision vgg19().features: 16 convs (3x3, padding 1), ReLUs, 5 max-pools.
-_VGG19_CFG = (
-    64,
-    64,
-    "M",
-    128,
-    128,
-    "M",
-    256,
-    256,
-    256,
-    256,
-    "M",
-    512,
-    512,
-    512,
-    512,
-    "M",
-    512,
-    512,
-    512,
-    512,
-    "M",
-)
 
 
 def _layer_names() -> dict[str, int]:
     """Map ``conv<b>_<i>``, ``relu<b>_<i>``, ``pool<b>`` to indices of ``vgg19().features``."""
     names, idx, block, conv = {}, 0, 1, 1
-    for v in _VGG19_CFG:
+    for v in cfgs["E"]:
         if v == "M":
             names[f"pool{block}"] = idx
             idx, block, conv = idx + 1, block + 1, 1
@@ -92,19 +55,12 @@ VGG19_LAYERS: dict[str, int] = _layer_names()
 
 
 def _build_features(last: int) -> nn.Sequential:
-    """``vgg19().features[: last + 1]`` with the same indices (so state-dict keys match)."""
-    layers: list[nn.Module] = []
-    in_ch = 3
-    for v in _VGG19_CFG:
-        if len(layers) > last:
-            break
-        if v == "M":
-            layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
-        else:
-            layers.append(nn.Conv2d(in_ch, v, kernel_size=3, padding=1))
-            layers.append(nn.ReLU(inplace=False))
-            in_ch = v
-    return nn.Sequential(*layers[: last + 1])
+    """``vgg19().features[: last + 1]`` with the same indices (so state-dict keys match), built
+    from the shortest prefix of torchvision's config that holds it; ReLUs not in place."""
+    sizes = itertools.accumulate(1 if v == "M" else 2 for v in cfgs["E"])
+    n = next(i for i, size in enumerate(sizes, 1) if size > last)
+    features = make_layers(cfgs["E"][:n])[: last + 1]
+    return nn.Sequential(*(nn.ReLU() if isinstance(m, nn.ReLU) else m for m in features))
 
 
 class VGGFeatures(nn.Module):
@@ -141,13 +97,12 @@ class VGGFeatures(nn.Module):
                 f"like relu1_2 or conv3_1, one of {sorted(VGG19_LAYERS)}"
             )
         self.layers = layers
-        self._index = {name: VGG19_LAYERS[name] for name in layers}
-        self.features = _build_features(max(self._index.values()))
+        self._names = {VGG19_LAYERS[name]: name for name in layers}  # feature index -> name
+        self.features = _build_features(max(self._names))
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         self.pretrained_source = self._load(weights_path, allow_random)
-        for p in self.parameters():
-            p.requires_grad_(False)
+        self.requires_grad_(False)
         self.eval()
 
     def _load(self, weights_path: str | None, allow_random: bool) -> str:
@@ -165,21 +120,14 @@ class VGGFeatures(nn.Module):
             _warn_random_once(reason)
             return f"random ({reason})"
         sd = resolved.state_dict
-        own = self.features.state_dict()
-        wanted = {k: sd.get(f"features.{k}") for k in own}
-        missing = [f"features.{k}" for k, v in wanted.items() if v is None]
-        if missing:
+        own = [k for k in self.features.state_dict() if f"features.{k}" in sd]
+        try:  # raises naming the missing keys and the mismatched shapes
+            self.features.load_state_dict({k: sd[f"features.{k}"] for k in own})
+        except RuntimeError as exc:
             raise pretrained.WeightsUnavailable(
-                f"VGG-19 state dict from {resolved.location} lacks {missing[:4]}"
-                f"{' ...' if len(missing) > 4 else ''}; expected a torchvision vgg19 state dict"
-            )
-        for k, v in wanted.items():
-            if v.shape != own[k].shape:
-                raise pretrained.WeightsUnavailable(
-                    f"VGG-19 state dict from {resolved.location}: features.{k} has shape "
-                    f"{tuple(v.shape)}, expected {tuple(own[k].shape)} (torchvision vgg19)"
-                )
-        self.features.load_state_dict(wanted)
+                f"VGG-19 state dict from {resolved.location} lacks keys or has other shapes "
+                f"than a torchvision vgg19 state dict (keys features.<i>.*): {exc}"
+            ) from exc
         return f"{resolved.source}: {resolved.location}"
 
     def train(self, mode: bool = True) -> VGGFeatures:
@@ -194,14 +142,10 @@ class VGGFeatures(nn.Module):
             )
         h = ((images + 1) / 2 - self.mean) / self.std
         out: dict[str, Tensor] = {}
-        wanted = {i: name for name, i in self._index.items()}
-        last = max(wanted)
-        for i, layer in enumerate(self.features):
+        for i, layer in enumerate(self.features):  # built up to the deepest wanted layer
             h = layer(h)
-            if i in wanted:
-                out[wanted[i]] = h
-            if i == last:
-                break
+            if i in self._names:
+                out[self._names[i]] = h
         return out
 
 
@@ -219,36 +163,6 @@ def _warn_random_once(reason: str) -> None:
         )
 
 
-def _layer_weights(layers: Sequence[str], layer_weights: Sequence[float] | None) -> list[float]:
-    if layer_weights is None:
-        return [1.0] * len(layers)
-    if len(layer_weights) != len(layers):
-        raise ValueError(
-            f"layer_weights has {len(layer_weights)} entries for {len(layers)} "
-            f"layers {list(layers)}"
-        )
-    return [float(w) for w in layer_weights]
-
-
-def perceptual_distance(
-    fake: Mapping[str, Tensor],
-    target: Mapping[str, Tensor],
-    layers: Sequence[str],
-    criterion: str = "l1",
-    layer_weights: Sequence[float] | None = None,
-) -> Tensor:
-    """``sum_l w_l * mean(|F_l(fake) - F_l(target)|)`` (``"l1"``) or squared (``"mse"``);
-    feature dicts as returned by :class:`VGGFeatures`; target features are detached."""
-    if criterion not in ("l1", "mse"):
-        raise ValueError(f"perceptual: criterion must be 'l1' or 'mse', got {criterion!r}")
-    dist = F.l1_loss if criterion == "l1" else F.mse_loss
-    terms = [
-        w * dist(fake[name], target[name].detach())
-        for name, w in zip(layers, _layer_weights(layers, layer_weights))
-    ]
-    return torch.stack(terms).sum()
-
-
 def gram_matrix(f: Tensor) -> Tensor:
     """Gram matrix ``F F^T / (C H W)`` of features (N, C, H, W) -> (N, C, C)."""
     n, c, h, w = f.shape
@@ -256,64 +170,42 @@ def gram_matrix(f: Tensor) -> Tensor:
     return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)
 
 
-def style_distance(
-    fake: Mapping[str, Tensor],
-    target: Mapping[str, Tensor],
-    layers: Sequence[str],
-    layer_weights: Sequence[float] | None = None,
-) -> Tensor:
-    """``sum_l w_l * mean(|Gram(F_l(fake)) - Gram(F_l(target))|)`` (target detached)."""
-    terms = [
-        w * F.l1_loss(gram_matrix(fake[name]), gram_matrix(target[name].detach()))
-        for name, w in zip(layers, _layer_weights(layers, layer_weights))
-    ]
-    return torch.stack(terms).sum()
-
-
-def perceptual_ssim_distance(
-    fake: Mapping[str, Tensor],
-    target: Mapping[str, Tensor],
-    layers: Sequence[str],
-    win_size: int = 7,
-    win_sigma: float = 0.8,
-    data_range: float = 1.0,
-    layer_weights: Sequence[float] | None = None,
-) -> Tensor:
-    """``sum_l w_l * (1 - SSIM(F_l(fake), F_l(target)))``, per-channel windowed SSIM of the
-    feature maps (target detached; no range check, features are unbounded)."""
-    terms = []
-    for name, w in zip(layers, _layer_weights(layers, layer_weights)):
-        s = ssim(
-            fake[name], target[name].detach(), win_size, win_sigma, data_range, check_range=False
-        )
-        terms.append(w * (1.0 - s))
-    return torch.stack(terms).sum()
-
-
-class PerceptualLoss(nn.Module):
-    """:func:`perceptual_distance` on VGG-19 feature dicts (``VGGFeatures`` outputs)."""
-
-    def __init__(self, layers: Sequence[str] = ("relu1_2",), criterion: str = "l1") -> None:
-        super().__init__()
-        self.layers, self.criterion = list(layers), criterion
-
-    def forward(self, fake: Mapping[str, Tensor], target: Mapping[str, Tensor]) -> Tensor:
-        return perceptual_distance(fake, target, self.layers, self.criterion)
-
-
-class StyleLoss(nn.Module):
-    """:func:`style_distance` (Gram-matrix L1) on VGG-19 feature dicts."""
+class _FeatureLoss(nn.Module):
+    """``sum_l self.distance(F_l(fake), F_l(target))`` over ``layers`` of two VGG-19 feature
+    dicts (:class:`VGGFeatures` outputs); the target features are detached."""
 
     def __init__(self, layers: Sequence[str] = ("relu1_2",)) -> None:
         super().__init__()
         self.layers = list(layers)
 
     def forward(self, fake: Mapping[str, Tensor], target: Mapping[str, Tensor]) -> Tensor:
-        return style_distance(fake, target, self.layers)
+        terms = [self.distance(fake[name], target[name].detach()) for name in self.layers]
+        return torch.stack(terms).sum()
 
 
-class PerceptualSSIMLoss(nn.Module):
-    """:func:`perceptual_ssim_distance` (``1 - SSIM`` of features) on VGG-19 feature dicts."""
+class PerceptualLoss(_FeatureLoss):
+    """``sum_l mean |F_l(fake) - F_l(target)|`` (``criterion="l1"``) or squared (``"mse"``)."""
+
+    def __init__(self, layers: Sequence[str] = ("relu1_2",), criterion: str = "l1") -> None:
+        if criterion not in ("l1", "mse"):
+            raise ValueError(f"perceptual: criterion must be 'l1' or 'mse', got {criterion!r}")
+        super().__init__(layers)
+        self.criterion = criterion
+
+    def distance(self, fake: Tensor, target: Tensor) -> Tensor:
+        return (F.l1_loss if self.criterion == "l1" else F.mse_loss)(fake, target)
+
+
+class StyleLoss(_FeatureLoss):
+    """``sum_l mean |Gram(F_l(fake)) - Gram(F_l(target))|`` (:func:`gram_matrix`)."""
+
+    def distance(self, fake: Tensor, target: Tensor) -> Tensor:
+        return F.l1_loss(gram_matrix(fake), gram_matrix(target))
+
+
+class PerceptualSSIMLoss(_FeatureLoss):
+    """``sum_l (1 - SSIM(F_l(fake), F_l(target)))``, the windowed SSIM per feature channel
+    (no range check: features are unbounded)."""
 
     def __init__(
         self,
@@ -322,11 +214,9 @@ class PerceptualSSIMLoss(nn.Module):
         win_sigma: float = 0.8,
         data_range: float = 1.0,
     ) -> None:
-        super().__init__()
-        self.layers = list(layers)
+        super().__init__(layers)
         self.win_size, self.win_sigma, self.data_range = win_size, win_sigma, data_range
 
-    def forward(self, fake: Mapping[str, Tensor], target: Mapping[str, Tensor]) -> Tensor:
-        return perceptual_ssim_distance(
-            fake, target, self.layers, self.win_size, self.win_sigma, self.data_range
-        )
+    def distance(self, fake: Tensor, target: Tensor) -> Tensor:
+        k, sigma, rng = self.win_size, self.win_sigma, self.data_range
+        return 1.0 - ssim(fake, target, k, sigma, rng, check_range=False)

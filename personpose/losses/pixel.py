@@ -9,8 +9,6 @@ from __future__ import annotations
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-__all__ = ["PIXEL_CRITERIA", "PixelLoss", "pixel_loss"]
-
 PIXEL_CRITERIA = ("l1", "mse")
 
 

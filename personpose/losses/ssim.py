@@ -26,21 +26,6 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-__all__ = [
-    "K1",
-    "K2",
-    "SSIMLoss",
-    "check_images",
-    "filter_valid",
-    "gaussian_taps",
-    "moment_planes",
-    "run_full_precision",
-    "ssim",
-    "ssim_formula",
-    "ssim_map",
-    "ssim_per_sample",
-]
-
 K1, K2 = 0.01, 0.03
 
 
@@ -94,7 +79,7 @@ def check_images(
     fn: str = "ssim",
 ) -> None:
     """Validate an image pair: 4-D ``(N, C, H, W)``, same shape, floating, larger than the window,
-    and (when ``data_range`` is given) values in ``[0, data_range]``. Raises ``ValueError``."""
+    and (when ``data_range``, > 0, is given) values in ``[0, data_range]``. Raises ValueError."""
     for name, t in (("x", x), ("y", y)):
         if not isinstance(t, Tensor):
             raise TypeError(f"{fn}: {name} must be a torch.Tensor, got {type(t).__name__}")
@@ -115,8 +100,6 @@ def check_images(
             "window (valid filtering needs H, W >= win_size)"
         )
     if data_range is not None:
-        if not data_range > 0:
-            raise ValueError(f"{fn}: data_range must be > 0, got {data_range!r}")
         tol = 1e-3 * data_range
         for name, t in (("x", x), ("y", y)):
             lo, hi = (float(v) for v in torch.aminmax(t.detach()))
@@ -150,9 +133,9 @@ def prepare_pair(x, y, win_size, win_sigma, data_range, check_range, fn="ssim"):
     """Validated images in their common floating dtype (float32 for half precision), the taps
     and ``C1, C2`` (``data_range`` a float, or a tensor (N,) of per-image ranges)."""
     per_image = isinstance(data_range, Tensor)
-    check_images(x, y, win_size, data_range if check_range and not per_image else None, fn)
     if not (per_image or data_range > 0):
         raise ValueError(f"{fn}: data_range must be > 0, got {data_range!r}")
+    check_images(x, y, win_size, data_range if check_range and not per_image else None, fn)
     taps = gaussian_taps(win_size, win_sigma)
     dtype = torch.promote_types(x.dtype, y.dtype)
     if dtype in (torch.float16, torch.bfloat16):
@@ -201,31 +184,26 @@ def ssim(
     win_size: int = 7,
     win_sigma: float = 0.8,
     data_range: float = 1.0,
-    return_map: bool = False,
     check_range: bool = True,
     compile: bool = False,
-) -> Tensor | tuple[Tensor, Tensor]:
+) -> Tensor:
     """Mean windowed Gaussian SSIM of images ``(N, C, H, W)`` in ``[0, data_range]``.
 
     Args:
         x, y: images, same shape, floating, ``H, W >= win_size``.
         win_size, win_sigma: Gaussian window (taps, px); the study uses 7 and 0.8.
         data_range: ``L`` in ``C1 = (0.01 L)^2``, ``C2 = (0.03 L)^2``.
-        return_map: also return the SSIM map ``(N, C, H - k + 1, W - k + 1)``.
         check_range: check that values lie in ``[0, data_range]`` (one min/max pass).
         compile: run through ``torch.compile`` (module docstring).
 
     Returns:
-        The scalar mean SSIM (1 for identical images), or ``(mean, map)``.
+        The scalar mean SSIM (1 for identical images); :func:`ssim_map` gives the map.
 
     Example:
         >>> x = torch.rand(2, 3, 32, 32)
         >>> float(ssim(x, x))
         1.0
     """
-    if return_map:
-        s = ssim_map(x, y, win_size, win_sigma, data_range, check_range, compile)
-        return s.mean(), s
     x, y, taps, c1, c2 = prepare_pair(x, y, win_size, win_sigma, data_range, check_range)
     return run_full_precision(windowed_ssim, compile, x, y, taps, c1, c2, (0, 1, 2, 3))
 

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from personpose.models.init import apply_init
-from personpose.models.layers import check_padding, conv_stream, encoder, resolve_bias
+from personpose.models.layers import conv_stream, encoder, resolve_bias
 
 HEADS = ("faithful", "1ch")
 
@@ -67,17 +67,12 @@ class PATNDiscriminator(nn.Module):
         super().__init__()
         if head not in HEADS:
             raise ValueError(f"PATNDiscriminator: head={head!r}; expected one of {HEADS}")
-        check_padding(padding)
         bias = resolve_bias(norm, use_bias)
         self.in_channels = in_channels
         c = ndf * 2**n_down
-        layers: list[nn.Module] = [
-            encoder(in_channels, ndf, n_down, norm=norm, padding=padding, bias=bias)
-        ]
-        layers += [
-            ResidualBlock(c, norm=norm, dropout=dropout, padding=padding, bias=bias)
-            for _ in range(n_blocks)
-        ]
+        kw = dict(norm=norm, padding=padding, bias=bias)
+        layers: list[nn.Module] = [encoder(in_channels, ndf, n_down, **kw)]
+        layers += [ResidualBlock(c, dropout=dropout, **kw) for _ in range(n_blocks)]
         if head == "1ch":
             layers.append(nn.Conv2d(c, 1, kernel_size=3, padding=1, bias=True))
         self.model = nn.Sequential(*layers)

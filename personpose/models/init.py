@@ -19,29 +19,18 @@ def apply_init(module: nn.Module, init: str) -> nn.Module:
 
 
 @torch.no_grad()
-def init_weights(
-    module: nn.Module, std: float = 0.02, generator: torch.Generator | None = None
-) -> nn.Module:
+def init_weights(module: nn.Module, std: float = 0.02) -> nn.Module:
     """Initialise ``module`` in place as PATN's ``weights_init_normal`` does, and return it.
 
     Conv, transposed-conv and linear weights ~ N(0, std), their biases left at PyTorch's
     default U(-1/sqrt(fan_in), 1/sqrt(fan_in)); batch-norm scales ~ N(1, std) and shifts 0
-    (SyncBatchNorm included). Affine-free norms have nothing to set. Deterministic given
-    ``generator`` (a CPU ``torch.Generator``; parameters on other devices are drawn on CPU and
-    copied) or, without one, given ``torch.manual_seed``.
+    (SyncBatchNorm included). Affine-free norms have nothing to set. Drawn from the global RNG
+    (deterministic given ``torch.manual_seed``).
     """
     for m in module.modules():
         if isinstance(m, _WEIGHTED):
-            _normal(m.weight, 0.0, std, generator)
+            nn.init.normal_(m.weight, 0.0, std)
         elif isinstance(m, _BatchNorm) and m.weight is not None:
-            _normal(m.weight, 1.0, std, generator)
+            nn.init.normal_(m.weight, 1.0, std)
             m.bias.zero_()
     return module
-
-
-def _normal(t: torch.Tensor, mean: float, std: float, generator: torch.Generator | None) -> None:
-    if generator is None or generator.device == t.device:
-        nn.init.normal_(t, mean, std, generator=generator)
-    else:
-        draw = torch.empty(t.shape, dtype=t.dtype, device=generator.device)
-        t.copy_(nn.init.normal_(draw, mean, std, generator=generator))

@@ -1,5 +1,6 @@
 """Building blocks shared by the generators (PATN, XingGAN) and the PATN discriminators: norms,
-padded convs, encoders, upsamplers, the generators' input check.
+padded convs, encoders, upsamplers, the blocks' two conv streams, the generators' shared trunk
+(input check, encoders, blocks).
 
 PATN conventions (Zhu et al., CVPR 2019):
 - norm "batch" (Market) or "instance" without affine parameters or running statistics
@@ -19,29 +20,22 @@ NORMS = ("batch", "instance", "none")
 PADDINGS = ("reflect", "replicate", "zero")
 
 
-def check_norm(norm: str) -> str:
-    """Return ``norm`` if it is one of :data:`NORMS`, else raise naming the choices."""
-    if norm not in NORMS:
-        raise ValueError(f"personpose.models: norm={norm!r}; expected one of {NORMS}")
-    return norm
-
-
-def check_padding(padding: str) -> str:
-    """Return ``padding`` if it is one of :data:`PADDINGS`, else raise naming the choices."""
-    if padding not in PADDINGS:
-        raise ValueError(f"personpose.models: padding={padding!r}; expected one of {PADDINGS}")
-    return padding
+def check_choice(key: str, value: str, choices: tuple[str, ...]) -> str:
+    """Return ``value`` if it is one of ``choices``, else raise naming ``key`` and the choices."""
+    if value not in choices:
+        raise ValueError(f"personpose.models: {key}={value!r}; expected one of {choices}")
+    return value
 
 
 def resolve_bias(norm: str, use_bias: bool | None) -> bool:
     """Conv bias rule: an explicit ``use_bias`` wins; ``None`` means "no bias before batch norm"."""
-    check_norm(norm)
+    check_choice("norm", norm, NORMS)
     return norm != "batch" if use_bias is None else bool(use_bias)
 
 
 def norm_layer(norm: str, channels: int) -> nn.Module:
     """Norm over ``channels`` maps: BatchNorm2d, affine-free InstanceNorm2d or Identity."""
-    check_norm(norm)
+    check_choice("norm", norm, NORMS)
     if norm == "batch":
         return nn.BatchNorm2d(channels)
     if norm == "instance":
@@ -53,7 +47,7 @@ def padded_conv(
     in_channels: int, out_channels: int, kernel_size: int, padding: str, bias: bool
 ) -> list[nn.Module]:
     """Stride-1 "same" convolution: ``[pad, conv]`` for reflect/replicate, ``[conv]`` for zero."""
-    check_padding(padding)
+    check_choice("padding", padding, PADDINGS)
     pad = kernel_size // 2
     if padding == "zero":
         return [nn.Conv2d(in_channels, out_channels, kernel_size, padding=pad, bias=bias)]
@@ -114,20 +108,48 @@ def upsampler(widths: list[int], *, norm: str, bias: bool) -> list[nn.Module]:
     return layers
 
 
-def check_generator_inputs(
+class TwoStreamBlock(nn.Module):
+    """The two streams of a PATN or XingGAN block at ``channels`` (C) feature maps; subclasses
+    define ``forward(img, pose) -> (img', pose')``.
+
+    image stream: conv3x3-norm-ReLU-(dropout)-conv3x3-norm, C -> C -> C.
+    pose stream: conv3x3-norm-ReLU-(dropout)-conv3x3 (no norm), Cp -> Cp -> C, where Cp = C for
+    the first block and 2C after it (its input is the previous block's pose output).
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        *,
+        pose_in_channels: int,
+        norm: str = "batch",
+        dropout: bool = False,
+        padding: str = "reflect",
+        bias: bool = False,
+    ) -> None:
+        super().__init__()
+        kw = dict(norm=norm, padding=padding, bias=bias, dropout=dropout)
+        self.image_stream = conv_stream(channels, channels, channels, **kw)
+        self.pose_stream = conv_stream(
+            pose_in_channels, pose_in_channels, channels, last_norm=False, **kw
+        )
+
+
+def run_trunk(
     generator: nn.Module, P1: torch.Tensor, BP1: torch.Tensor, BP2: torch.Tensor
-) -> None:
-    """Raise naming the generator's class and the tensor unless P1 is (N, image_channels, H, W),
-    BP1 and BP2 are (N, pose_channels, H, W), and H and W are divisible by ``2**n_down`` (the
-    generator's attributes of those names)."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The generators' shared trunk: ``image_encoder(P1)``, ``pose_encoder(cat(BP1, BP2))``, then
+    the ``blocks``; returns their last (img, pose) features at 1 / 2**n_down resolution.
+
+    First raises naming the generator's class and the tensor unless P1 is (N, image_channels,
+    H, W), BP1 and BP2 are (N, pose_channels, H, W), and H and W are divisible by
+    ``2**n_down`` (the generator's attributes of those names)."""
     owner, k = type(generator).__name__, 2**generator.n_down
-    expected = {"P1": generator.image_channels, "BP1": generator.pose_channels}
-    expected["BP2"] = generator.pose_channels
-    for name, t in zip(expected, (P1, BP1, BP2)):
-        if t.dim() != 4 or t.shape[1] != expected[name]:
+    channels = (generator.image_channels, generator.pose_channels, generator.pose_channels)
+    for name, t, c in zip(("P1", "BP1", "BP2"), (P1, BP1, BP2), channels):
+        if t.dim() != 4 or t.shape[1] != c:
             raise ValueError(
-                f"{owner}.forward: {name} has shape {tuple(t.shape)}; expected "
-                f"(N, {expected[name]}, H, W)"
+                f"{owner}.forward: {name} has shape {tuple(t.shape)}; expected (N, {c}, H, W)"
             )
         if t.shape[0] != P1.shape[0] or t.shape[2:] != P1.shape[2:]:
             raise ValueError(
@@ -139,3 +161,8 @@ def check_generator_inputs(
             f"{owner}.forward: H x W = {P1.shape[2]}x{P1.shape[3]} px; expected both "
             f"divisible by {k} (n_down={generator.n_down})"
         )
+    img = generator.image_encoder(P1)
+    pose = generator.pose_encoder(torch.cat((BP1, BP2), dim=1))
+    for block in generator.blocks:
+        img, pose = block(img, pose)
+    return img, pose

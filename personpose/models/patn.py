@@ -12,42 +12,21 @@ from torch import nn
 
 from personpose.models.init import apply_init
 from personpose.models.layers import (
-    check_generator_inputs,
-    check_padding,
-    conv_stream,
+    TwoStreamBlock,
     encoder,
     padded_conv,
     resolve_bias,
+    run_trunk,
     upsampler,
 )
 
 
-class PATBlock(nn.Module):
-    """One Pose-Attentional Transfer Block at ``channels`` (C) feature maps.
-
-    image stream: conv3x3-norm-ReLU-(dropout)-conv3x3-norm, C -> C.
-    pose stream: conv3x3-norm-ReLU-(dropout)-conv3x3 (no norm), Cp -> Cp -> C, where
-    Cp = C for the first block and 2C after it (its input is cat(pose_out, img)).
+class PATBlock(TwoStreamBlock):
+    """One Pose-Attentional Transfer Block at ``channels`` (C) feature maps: the two streams of
+    :class:`~personpose.models.layers.TwoStreamBlock` (same arguments), then
     ``att = sigmoid(pose_out)``; ``img' = img + image_stream(img) * att``;
     ``pose' = cat(pose_out, img')`` (N, 2C, h, w).
     """
-
-    def __init__(
-        self,
-        channels: int,
-        *,
-        pose_in_channels: int,
-        norm: str = "batch",
-        dropout: bool = False,
-        padding: str = "reflect",
-        bias: bool = False,
-    ) -> None:
-        super().__init__()
-        kw = dict(norm=norm, padding=padding, bias=bias, dropout=dropout)
-        self.image_stream = conv_stream(channels, channels, channels, **kw)
-        self.pose_stream = conv_stream(
-            pose_in_channels, pose_in_channels, channels, last_norm=False, **kw
-        )
 
     def forward(self, img: torch.Tensor, pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """img (N, C, h, w), pose (N, Cp, h, w) -> (img' (N, C, h, w), pose' (N, 2C, h, w))."""
@@ -94,7 +73,6 @@ class PATNGenerator(nn.Module):
                 f"PATNGenerator: need n_blocks >= 1, ngf >= 1, n_down >= 0; got "
                 f"n_blocks={n_blocks}, ngf={ngf}, n_down={n_down}"
             )
-        check_padding(padding)
         bias = resolve_bias(norm, use_bias)
         self.image_channels, self.pose_channels, self.n_down = image_channels, pose_channels, n_down
         c = ngf * 2**n_down
@@ -113,9 +91,4 @@ class PATNGenerator(nn.Module):
 
     def forward(self, P1: torch.Tensor, BP1: torch.Tensor, BP2: torch.Tensor) -> torch.Tensor:
         """P1 (N, 3, H, W) in [-1, 1], BP1 and BP2 (N, 18, H, W) -> (N, 3, H, W) in [-1, 1]."""
-        check_generator_inputs(self, P1, BP1, BP2)
-        img = self.image_encoder(P1)
-        pose = self.pose_encoder(torch.cat((BP1, BP2), dim=1))
-        for block in self.blocks:
-            img, pose = block(img, pose)
-        return self.decoder(img)
+        return self.decoder(run_trunk(self, P1, BP1, BP2)[0])

@@ -9,52 +9,37 @@ and 21 soft attention maps that blend the 20 candidates and P1. Paper size (ngf 
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from personpose.models.init import apply_init
 from personpose.models.layers import (
-    check_generator_inputs,
-    check_padding,
-    conv_stream,
+    TwoStreamBlock,
     encoder,
     norm_layer,
     padded_conv,
     resolve_bias,
+    run_trunk,
     upsampler,
 )
 
 
-class CrossingBlock(nn.Module):
+class CrossingBlock(TwoStreamBlock):
     """One crossing block at ``channels`` (C) feature maps; no residual from the block input.
 
-    image stream: conv3x3-norm-ReLU-(dropout)-conv3x3-norm, C -> C -> C.
-    pose stream: conv3x3-norm-ReLU-(dropout)-conv3x3 (no norm), Cp -> Cp -> C (Cp = C in the
-    first block, 2C after it).
-    Attention (one set of 1x1 convs with bias, shared by both directions): a stream's output
+    The two streams of :class:`~personpose.models.layers.TwoStreamBlock` (same arguments),
+    then attention (one set of 1x1 convs with bias, shared by both directions): a stream's output
     is ``h + gamma * attend(h, other)``, queries and values from ``h``, keys from the other
     stream's ``h``; ``gamma`` (one scalar) starts at 0. Returns ``(img', cat(img', pose'))``.
     """
 
-    def __init__(
-        self,
-        channels: int,
-        *,
-        pose_in_channels: int,
-        norm: str = "batch",
-        dropout: bool = False,
-        padding: str = "reflect",
-        bias: bool = False,
-    ) -> None:
-        super().__init__()
+    def __init__(self, channels: int, **kwargs: Any) -> None:
         if channels < 8:
             raise ValueError(f"CrossingBlock: channels={channels}; need >= 8 (query/key: C/8)")
-        kw = dict(norm=norm, padding=padding, bias=bias, dropout=dropout)
-        self.image_stream = conv_stream(channels, channels, channels, **kw)
-        self.pose_stream = conv_stream(
-            pose_in_channels, pose_in_channels, channels, last_norm=False, **kw
-        )
+        super().__init__(channels, **kwargs)
         self.query = nn.Conv2d(channels, channels // 8, 1)
         self.key = nn.Conv2d(channels, channels // 8, 1)
         self.value = nn.Conv2d(channels, channels, 1)
@@ -117,7 +102,6 @@ class XingGANGenerator(nn.Module):
                 f"XingGANGenerator: need n_blocks, ngf, n_down, n_candidates >= 1; got "
                 f"n_blocks={n_blocks}, ngf={ngf}, n_down={n_down}, n_candidates={n_candidates}"
             )
-        check_padding(padding)
         bias = resolve_bias(norm, use_bias)
         self.image_channels, self.pose_channels, self.n_down = image_channels, pose_channels, n_down
         self.n_candidates = n_candidates
@@ -131,12 +115,9 @@ class XingGANGenerator(nn.Module):
         )
         widths = [c // 2**i for i in range(n_down + 1)]  # 256, 128, 64
 
-        def candidates() -> list[nn.Module]:
-            out = n_candidates * image_channels
-            return [
-                *upsampler(widths, norm=norm, bias=bias),
-                *padded_conv(ngf, out, 7, padding, True),
-            ]
+        def candidates() -> list[nn.Module]:  # upsampler, 7x7 conv to the K RGB candidates
+            up = upsampler(widths, norm=norm, bias=bias)
+            return up + padded_conv(ngf, n_candidates * image_channels, 7, padding, True)
 
         self.image_decoder = nn.Sequential(*candidates(), nn.Tanh())
         self.pose_decoder = nn.Sequential(
@@ -155,11 +136,7 @@ class XingGANGenerator(nn.Module):
 
     def forward(self, P1: torch.Tensor, BP1: torch.Tensor, BP2: torch.Tensor) -> torch.Tensor:
         """P1 (N, 3, H, W) in [-1, 1], BP1 and BP2 (N, 18, H, W) -> (N, 3, H, W) in [-1, 1]."""
-        check_generator_inputs(self, P1, BP1, BP2)
-        img = self.image_encoder(P1)
-        pose = self.pose_encoder(torch.cat((BP1, BP2), dim=1))
-        for block in self.blocks:
-            img, pose = block(img, pose)
+        img, pose = run_trunk(self, P1, BP1, BP2)
         maps = self.map_head(torch.cat((img, pose), dim=1))  # (N, 2K + 1, H, W), sums to 1
         n, _, height, width = P1.shape
         shape = (n, self.n_candidates, self.image_channels, height, width)

@@ -17,9 +17,6 @@ from personpose.losses.perceptual import (
     StyleLoss,
     VGGFeatures,
     gram_matrix,
-    perceptual_distance,
-    perceptual_ssim_distance,
-    style_distance,
 )
 from personpose.losses.ssim import ssim
 
@@ -118,21 +115,24 @@ def test_gram_matrix_exact():
 def test_feature_distances_exact():
     a = {"relu1_2": torch.tensor([[[[1.0, 2.0]], [[3.0, 4.0]]]])}
     b = {"relu1_2": torch.tensor([[[[0.0, 2.0]], [[3.0, 1.0]]]])}
-    assert perceptual_distance(a, b, ["relu1_2"]).item() == pytest.approx(4 / 4)
-    assert perceptual_distance(a, b, ["relu1_2"], "mse").item() == pytest.approx(10 / 4)
+    assert PerceptualLoss(["relu1_2"])(a, b).item() == pytest.approx(4 / 4)
+    assert PerceptualLoss(["relu1_2"], "mse")(a, b).item() == pytest.approx(10 / 4)
     # Gram(b) = [[4, 2], [2, 10]] / 4; Gram(a) = [[5, 11], [11, 25]] / 4
-    assert style_distance(a, b, ["relu1_2"]).item() == pytest.approx((1 + 9 + 9 + 15) / 16)
-    assert perceptual_distance(a, b, ["relu1_2"], layer_weights=[2.0]).item() == pytest.approx(2)
+    assert StyleLoss(["relu1_2"])(a, b).item() == pytest.approx((1 + 9 + 9 + 15) / 16)
+    two = {"relu1_2": a["relu1_2"], "relu2_2": a["relu1_2"]}  # sum over layers
+    assert PerceptualLoss(["relu1_2", "relu2_2"])(two, {**b, "relu2_2": b["relu1_2"]}).item() == 2
+    with pytest.raises(ValueError, match="criterion"):
+        PerceptualLoss(criterion="huber")
 
 
 def test_perceptual_ssim_distance_is_one_minus_feature_ssim():
     g = torch.Generator().manual_seed(0)
     a = {"relu1_2": torch.rand(2, 5, 12, 10, generator=g) * 3}
     b = {"relu1_2": torch.rand(2, 5, 12, 10, generator=g) * 3}
-    d = perceptual_ssim_distance(a, b, ["relu1_2"])
+    d = PerceptualSSIMLoss(["relu1_2"])(a, b)
     expected = 1 - ssim(a["relu1_2"], b["relu1_2"], check_range=False)
     assert d.item() == pytest.approx(expected.item(), abs=1e-6)
-    assert perceptual_ssim_distance(a, a, ["relu1_2"]).item() == pytest.approx(0, abs=1e-6)
+    assert PerceptualSSIMLoss(["relu1_2"])(a, a).item() == pytest.approx(0, abs=1e-6)
 
 
 def test_losses_give_gradient_to_fake_only(vgg_file, no_cache):

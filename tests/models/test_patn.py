@@ -116,17 +116,14 @@ def test_closed_attention_cuts_the_pose_out_of_the_generator():
         h.remove()
 
 
-def test_init_is_deterministic_given_a_generator():
-    a = init_weights(PATNGenerator(ngf=8, n_blocks=2), generator=torch.Generator().manual_seed(3))
-    b = init_weights(PATNGenerator(ngf=8, n_blocks=2), generator=torch.Generator().manual_seed(3))
-    c = init_weights(PATNGenerator(ngf=8, n_blocks=2), generator=torch.Generator().manual_seed(4))
+def test_init_weights_draws_every_weight():
+    g = PATNGenerator(ngf=8, n_blocks=2, init="default")
+    before = {k: v.clone() for k, v in g.state_dict().items()}
+    init_weights(g)
     # what init_weights sets: every weight (conv biases keep the construction's default init)
-    for (k, va), vb, vc in zip(
-        a.state_dict().items(), b.state_dict().values(), c.state_dict().values()
-    ):
+    for k, v in g.state_dict().items():
         if k.endswith("weight"):
-            torch.testing.assert_close(va, vb, rtol=0, atol=0, msg=k)
-            assert not torch.equal(va, vc), k
+            assert not torch.equal(v, before[k]), k
 
 
 def test_init_is_deterministic_given_manual_seed():
@@ -139,7 +136,8 @@ def test_init_is_deterministic_given_manual_seed():
 
 
 def test_init_statistics_follow_patn():
-    g = init_weights(PATNGenerator(ngf=16, n_blocks=2), generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    g = init_weights(PATNGenerator(ngf=16, n_blocks=2, init="default"))
     big = g.blocks[1].pose_stream[1].weight  # 128 x 128 x 3 x 3
     assert abs(big.mean().item()) < 1e-3 and abs(big.std().item() - 0.02) < 5e-4
     bns = [m for m in g.modules() if isinstance(m, nn.BatchNorm2d)]
