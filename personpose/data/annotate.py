@@ -88,8 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
 
-    from personpose.data.annotations import ANNOTATION_HEADER, format_annotation_line
-    from personpose.io.atomic import atomic_write_text
+    from personpose.data.annotations import write_annotations
 
     try:
         names, keypoints = annotate_folder(
@@ -98,8 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, MoveNetUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    rows = [ANNOTATION_HEADER] + [format_annotation_line(n, k) for n, k in zip(names, keypoints)]
-    atomic_write_text(args.out, "\n".join(rows) + "\n")
+    write_annotations(args.out, names, keypoints)
     present = (keypoints != MISSING).all(-1).mean()
     print(f"{len(names)} images annotated ({present:.0%} of joints present) -> {args.out}")
     return 0

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from personpose.data.keypoints import KEYPOINT_NAMES, MISSING, NUM_JOINTS
+from personpose.io.atomic import atomic_write_text
 
 ANNOTATION_HEADER = "name:keypoints_y:keypoints_x"
 PAIRS_HEADER = "from,to"
@@ -72,10 +73,6 @@ class Annotations:
     def __contains__(self, name: object) -> bool:
         return name in self._index
 
-    def index(self, name: str) -> int:
-        """Row of ``name`` (KeyError if absent)."""
-        return self._index[name]
-
     def __getitem__(self, name: str) -> np.ndarray:
         """Keypoints (18, 2) int64 of image ``name``."""
         return self.keypoints[self._index[name]]
@@ -92,10 +89,6 @@ class Annotations:
             [self.lines[r] for r in rows],
             self.path,
         )
-
-    def with_keypoints(self, keypoints: np.ndarray) -> Annotations:
-        """The same images with other keypoints (e.g. after a crop)."""
-        return Annotations(list(self.names), keypoints, list(self.lines), self.path)
 
 
 @dataclass
@@ -216,10 +209,7 @@ def read_annotations(path: str | Path, image_size: tuple[int, int] | None = None
     """
     path = Path(path)
     raw_lines = _read_csv_lines(path, ANNOTATION_HEADER, "annotation")
-    names: list[str] = []
-    keypoints: list[np.ndarray] = []
-    lines: list[int] = []
-    seen: dict[str, int] = {}
+    rows: dict[str, tuple[int, list[int], list[int]]] = {}  # name -> (line, ys, xs)
     for lineno, line in enumerate(raw_lines[1:], start=2):
         if not line.strip():
             continue
@@ -233,20 +223,15 @@ def read_annotations(path: str | Path, image_size: tuple[int, int] | None = None
         if not name:
             raise DataFormatError(f"{where}: empty image name")
         check_image_name(name, where)
-        if name in seen:
+        if name in rows:
             raise DataFormatError(
-                f"{where}: duplicate name {name!r} (first on line {seen[name]}); "
+                f"{where}: duplicate name {name!r} (first on line {rows[name][0]}); "
                 "expected each image once"
             )
         ys = _parse_list(fields[1], "keypoints_y", where)
-        xs = _parse_list(fields[2], "keypoints_x", where)
-        kp = np.stack([np.asarray(ys, np.int64), np.asarray(xs, np.int64)], axis=-1)
-        seen[name] = lineno
-        names.append(name)
-        keypoints.append(kp)
-        lines.append(lineno)
-    kps = np.stack(keypoints) if keypoints else np.zeros((0, NUM_JOINTS, 2), np.int64)
-    result = Annotations(names, kps, lines, path)
+        rows[name] = (lineno, ys, _parse_list(fields[2], "keypoints_x", where))
+    kps = [list(zip(ys, xs)) for _, ys, xs in rows.values()]
+    result = Annotations(list(rows), kps, [line for line, _, _ in rows.values()], path)
     check_annotations(result, image_size)
     return result
 
@@ -277,14 +262,12 @@ def format_annotation_line(name: str, kp: np.ndarray) -> str:
 def write_annotations(
     path: str | Path, names: Sequence[str], keypoints: np.ndarray | Sequence
 ) -> Path:
-    """Write an annotation CSV (PATN style, with a space after each ':')."""
-    path = Path(path)
+    """Write an annotation CSV (PATN style, with a space after each ':'), atomically."""
     keypoints = np.asarray(keypoints, dtype=np.int64).reshape(-1, NUM_JOINTS, 2)
     if len(names) != len(keypoints):
         raise ValueError(f"{len(names)} names but {len(keypoints)} keypoint sets")
     rows = [ANNOTATION_HEADER] + [format_annotation_line(n, k) for n, k in zip(names, keypoints)]
-    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
-    return path
+    return atomic_write_text(path, "\n".join(rows) + "\n")
 
 
 def read_pairs(path: str | Path, annotations: Annotations | None = None) -> PairList:
@@ -330,11 +313,9 @@ def check_pairs_annotated(pairs: PairList, annotations: Annotations) -> None:
 
 
 def write_pairs(path: str | Path, pairs: Iterable[tuple[str, str]]) -> Path:
-    """Write a pairs CSV with header ``from,to``."""
-    path = Path(path)
+    """Write a pairs CSV with header ``from,to``, atomically."""
     rows = [PAIRS_HEADER] + [f"{a},{b}" for a, b in pairs]
-    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
-    return path
+    return atomic_write_text(path, "\n".join(rows) + "\n")
 
 
 def check_images_exist(

@@ -16,8 +16,9 @@ from __future__ import annotations
 import math
 import os
 import random
+import warnings
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -126,7 +127,7 @@ class PersonPoseDataModule(L.LightningDataModule):
             pretrained networks (VGG-19 for the perceptual losses) on this data set; read by
             the training code from this attribute, and the choice is recorded.
             (No ``save_hyperparameters``: Lightning fails when module and data module log the
-            same key with different values; :meth:`describe` gives the provenance instead.)
+            same key with different values; ``results.json`` records the data identity.)
         name: data set name for logs and results (None: ``layout``).
     """
 
@@ -247,25 +248,22 @@ class PersonPoseDataModule(L.LightningDataModule):
             self.val_split == "auto" and has_split(root, layout, "val")
         )
         if use_file:
-            val = load_split(root, layout, "val", self.policy)
+            tables["val"] = load_split(root, layout, "val", self.policy)
             self.val_source = "file"
         elif "train" in tables:
             train = tables["train"]
             held = carve_val_ids(
                 pair_ids(train.pairs, layout.id_rule), self.val_fraction, self.seed
             )
-            rest, held_pairs, _ = split_pairs(train.pairs, held, layout.id_rule)
-            tables["train"] = SplitFiles(
-                "train", train.image_dir, train.annotations, rest, train.label_dir
-            )
-            val = SplitFiles("val", train.image_dir, train.annotations, held_pairs, train.label_dir)
+            rest, held_pairs = split_pairs(train.pairs, held, layout.id_rule)
+            tables["train"] = replace(train, pairs=rest)
+            tables["val"] = replace(train, split="val", pairs=held_pairs)
             self.val_source = "carved from train"
             self.val_ids = sorted(held)
-        else:
-            val = None
-        if val is not None:
-            val.pairs = subsample_pairs(val.pairs, self.val_max_pairs, self.seed)
-            tables["val"] = val
+        if "val" in tables:
+            tables["val"].pairs = subsample_pairs(
+                tables["val"].pairs, self.val_max_pairs, self.seed
+            )
         if self.require_disjoint:
             check_disjoint({k: t.pairs for k, t in tables.items()}, layout.id_rule)
         self._tables = tables
@@ -303,13 +301,10 @@ class PersonPoseDataModule(L.LightningDataModule):
     def _dataset(self, split: str, **kwargs) -> PairDataset:
         tables = self.tables()
         if split not in tables:
-            ann, pairs = (
-                self.layout.annotation.format(split=split),
-                self.layout.pairs.format(split=split),
-            )
+            paths = split_paths(self.data_dir, self.layout, split)[:3]
+            ann, pairs, images = (p.relative_to(self.data_dir) for p in paths)
             raise DataFormatError(
-                f"{self.data_dir}: no {split!r} split; expected {ann}, {pairs} and "
-                f"{self.layout.images.format(split=split)}/"
+                f"{self.data_dir}: no {split!r} split; expected {ann}, {pairs} and {images}/"
             )
         return PairDataset.from_split(tables[split], self.policy, **self.dataset_kwargs, **kwargs)
 
@@ -325,16 +320,10 @@ class PersonPoseDataModule(L.LightningDataModule):
             self.test_set = self._dataset("test")
 
     @property
-    def image_size(self) -> tuple[int, int]:
-        """(H, W) px of the samples."""
-        return self.policy.image_size
-
-    @property
     def world_size(self) -> int:
         """Processes sharing the training draws (the trainer's, else env WORLD_SIZE, else 1)."""
-        trainer = getattr(self, "trainer", None)
-        if trainer is not None:
-            return int(trainer.world_size)
+        if self.trainer is not None:
+            return int(self.trainer.world_size)
         return int(os.environ.get("WORLD_SIZE", "1"))
 
     @property
@@ -374,11 +363,10 @@ class PersonPoseDataModule(L.LightningDataModule):
         """The epoch-aware sampler (sharded over DDP ranks when attached to a trainer)."""
         if self.train_set is None:
             self.setup("fit")
-        trainer = getattr(self, "trainer", None)
-        rank = int(trainer.global_rank) if trainer is not None else 0
+        rank = int(self.trainer.global_rank) if self.trainer is not None else 0
         sampler = EpochPairSampler(self.train_set, num_replicas=self.world_size, rank=rank)
-        if trainer is not None:
-            sampler.set_epoch(int(trainer.current_epoch))
+        if self.trainer is not None:
+            sampler.set_epoch(int(self.trainer.current_epoch))
         return sampler
 
     def train_dataloader(self) -> DataLoader:
@@ -396,10 +384,9 @@ class PersonPoseDataModule(L.LightningDataModule):
 
     def _batches_trained(self) -> int | None:
         """Batches of the current epoch whose training step ran (Lightning's progress)."""
-        trainer = getattr(self, "trainer", None)
-        if trainer is None:
+        if self.trainer is None:
             return None
-        return int(trainer.fit_loop.epoch_loop.batch_progress.current.processed)
+        return int(self.trainer.fit_loop.epoch_loop.batch_progress.current.processed)
 
     def val_dataloader(self) -> DataLoader:
         if self.val_set is None:
@@ -410,9 +397,6 @@ class PersonPoseDataModule(L.LightningDataModule):
         if self.test_set is None:
             self.setup("test")
         return self._loader(self.test_set, self.eval_batch_size, shuffle=False)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self.test_dataloader()
 
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int = 0) -> dict:
         """Add the pose maps ``BP1``, ``BP2`` (N, 18, H, W) and part masks ``mask2``
@@ -426,35 +410,7 @@ class PersonPoseDataModule(L.LightningDataModule):
         masks = pose.part_masks(batch["kp2"], size, **self.dataset_kwargs["mask_options"])
         return {**batch, "BP1": bp[:, 0], "BP2": bp[:, 1], "mask2": masks}
 
-    # -- provenance -------------------------------------------------------------------------
-    def describe(self) -> dict[str, Any]:
-        """What was loaded, for results.json: folder, sizes, splits and their counts."""
-        out: dict[str, Any] = {
-            "name": self.name,
-            "data_dir": str(self.data_dir),
-            "layout": asdict(self.layout),
-            "image_size": list(self.policy.image_size),
-            "source_size": list(self.policy.source_size),
-            "fit": self.policy.fit,
-            "seed": self.seed,
-            "pair_seed": self.pair_seed,
-            "pairs_per_epoch": self.pairs_per_epoch,
-            "val_source": None,
-            "splits": {},
-        }
-        tables = self.tables()
-        out["val_source"] = self.val_source
-        if self.val_ids:
-            out["val_ids"] = len(self.val_ids)
-        for split, t in tables.items():
-            names = t.pairs.names()
-            out["splits"][split] = {
-                "pairs": len(t.pairs),
-                "images": len(names),
-                "labels": t.label_dir is not None,
-            }
-        return out
-
+    # -- checkpoints ------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """Saved in checkpoints: the settings that fix the pair sequence."""
         return {
@@ -465,10 +421,8 @@ class PersonPoseDataModule(L.LightningDataModule):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Warn when a resumed run would see a different pair sequence."""
-        import warnings
-
-        changed = {k: (v, self.state_dict().get(k)) for k, v in state_dict.items()}
-        changed = {k: v for k, v in changed.items() if v[0] != v[1]}
+        now = self.state_dict()
+        changed = {k: (v, now.get(k)) for k, v in state_dict.items() if v != now.get(k)}
         if changed:
             warnings.warn(
                 f"resuming with different data settings {changed} (checkpoint, now): the "

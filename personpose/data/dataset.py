@@ -84,12 +84,10 @@ LAYOUTS: dict[str, Layout] = {
 def resolve_layout(layout: str | Layout, files: Mapping | None = None) -> Layout:
     """A named layout with overrides of its keys (annotation, pairs, images, labels, id_rule);
     None values keep the layout's name, ``labels: ""`` ignores label maps."""
-    if isinstance(layout, Layout):
-        base = layout
-    elif layout in LAYOUTS:
-        base = LAYOUTS[layout]
-    else:
-        raise ValueError(f"unknown layout {layout!r}; expected one of {sorted(LAYOUTS)}")
+    if not isinstance(layout, Layout):
+        if layout not in LAYOUTS:
+            raise ValueError(f"unknown layout {layout!r}; expected one of {sorted(LAYOUTS)}")
+        layout = LAYOUTS[layout]
     if files:
         unknown = set(files) - {"annotation", "pairs", "images", "labels", "id_rule"}
         if unknown:
@@ -97,8 +95,8 @@ def resolve_layout(layout: str | Layout, files: Mapping | None = None) -> Layout
         chosen = {k: v for k, v in files.items() if v is not None}
         if chosen.get("labels") == "":
             chosen["labels"] = None
-        base = replace(base, **chosen)
-    return base
+        layout = replace(layout, **chosen)
+    return layout
 
 
 @dataclass
@@ -140,7 +138,7 @@ def fit_annotations(annotations: Annotations, policy: SizePolicy) -> Annotations
             CropWarning,
             stacklevel=2,
         )
-    return annotations.with_keypoints(kp)
+    return replace(annotations, keypoints=kp)
 
 
 def load_split(root: str | Path, layout: Layout, split: str, policy: SizePolicy) -> SplitFiles:
@@ -281,10 +279,6 @@ class PairDataset(Dataset):
         """Pairs in the file (epoch mode draws from these)."""
         return len(self.pair_index)
 
-    @property
-    def has_labels(self) -> bool:
-        return self.label_dir is not None
-
     def __len__(self) -> int:
         return self.num_pairs if self.pairs_per_epoch is None else self.pairs_per_epoch
 
@@ -299,24 +293,19 @@ class PairDataset(Dataset):
             self._draws = (epoch, draws)
         return self._draws[1]
 
-    def pair_at(self, index: int | tuple[int, int]) -> int:
-        """Pair index (file order) behind a data set index or an (epoch, position) tuple."""
-        if isinstance(index, tuple):
-            epoch, pos = (int(v) for v in index)
-        else:
-            epoch, pos = self.epoch, int(index)
-        if not 0 <= pos < len(self):
-            raise IndexError(f"index {pos} out of range for {len(self)} items")
-        if self.pairs_per_epoch is None:
-            return pos
-        return int(self.epoch_indices(epoch)[pos])
-
     def pair_names(self, pair: int) -> tuple[str, str]:
         a, b = self.pair_index[pair]
         return self.names[a], self.names[b]
 
     def __getitem__(self, index: int | tuple[int, int]) -> dict:
-        return self.sample(self.pair_at(index))
+        """The sample at a position (of epoch ``self.epoch``) or an (epoch, position) tuple."""
+        epoch, pos = index if isinstance(index, tuple) else (self.epoch, index)
+        epoch, pos = int(epoch), int(pos)
+        if not 0 <= pos < len(self):
+            raise IndexError(f"index {pos} out of range for {len(self)} items")
+        if self.pairs_per_epoch is None:
+            return self.sample(pos)
+        return self.sample(int(self.epoch_indices(epoch)[pos]))
 
     def _label_path(self, name: str) -> Path:
         return self.label_dir / (Path(name).stem + ".png")

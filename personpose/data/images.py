@@ -84,29 +84,19 @@ class SizePolicy:
         that fall outside the frame after a crop (they are set to -1).
         """
         kp = np.asarray(kp, dtype=np.int64)
-        present = (kp[..., 0] != MISSING) & (kp[..., 1] != MISSING)
-        out = kp.copy()
+        present = (kp != MISSING).all(-1)
         lost = np.zeros(present.shape, dtype=bool)
         if self.identity:
-            return out, lost
-        h, w = self.image_size
+            return kp.copy(), lost
+        size = np.array(self.image_size, dtype=np.int64)
         if self.fit == "center_crop":
-            top, left = self.crop_offset
-            moved = kp - np.array([top, left], dtype=np.int64)
-            inside = (
-                (moved[..., 0] >= 0)
-                & (moved[..., 0] < h)
-                & (moved[..., 1] >= 0)
-                & (moved[..., 1] < w)
-            )
+            moved = kp - np.array(self.crop_offset, dtype=np.int64)
+            inside = ((moved >= 0) & (moved < size)).all(-1)
             lost = present & ~inside
-            out = np.where((present & inside)[..., None], moved, MISSING)
-        else:  # resize: pixel centres map onto pixel centres
-            scale = np.array(self.image_size, np.float64) / np.array(self.source_size, np.float64)
-            scaled = np.rint((kp + 0.5) * scale - 0.5).astype(np.int64)
-            scaled = np.clip(scaled, 0, np.array([h - 1, w - 1]))
-            out = np.where(present[..., None], scaled, MISSING)
-        return out.astype(np.int64), lost
+            return np.where((present & inside)[..., None], moved, MISSING), lost
+        # resize: pixel centres map onto pixel centres
+        scaled = np.rint((kp + 0.5) * (size / np.array(self.source_size)) - 0.5).astype(np.int64)
+        return np.where(present[..., None], np.clip(scaled, 0, size - 1), MISSING), lost
 
     def apply(self, img: Image.Image, *, nearest: bool = False) -> Image.Image:
         """Fit a PIL image of ``source_size`` to ``image_size`` (no size check here)."""
@@ -172,13 +162,6 @@ def read_rgb(path: str | Path) -> np.ndarray:
         return np.array(to_rgb(img), dtype=np.uint8)
 
 
-def image_to_tensor(img: Image.Image) -> torch.Tensor:
-    """8-bit RGB PIL image -> float32 tensor (3, H, W) in [-1, 1]."""
-    arr = np.asarray(img, dtype=np.uint8)
-    t = torch.from_numpy(arr.copy()).permute(2, 0, 1).to(torch.float32)
-    return t / 127.5 - 1.0
-
-
 VERIFY_MODES = ("header", "decode", "off")
 
 
@@ -202,7 +185,8 @@ def load_image(path: str | Path, policy: SizePolicy) -> torch.Tensor:
     path = Path(path)
     img = to_rgb(_open(path))
     _check_size(img, path, policy)
-    return image_to_tensor(policy.apply(img))
+    arr = np.array(policy.apply(img), dtype=np.uint8)
+    return torch.from_numpy(arr).permute(2, 0, 1).to(torch.float32) / 127.5 - 1.0
 
 
 def load_label_map(path: str | Path, policy: SizePolicy) -> torch.Tensor:

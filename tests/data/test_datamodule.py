@@ -90,9 +90,13 @@ def test_synthetic_config_generates_through_ensure_dataset(fake_synth, tmp_path)
     dm.prepare_data()
     dm.setup("fit")
     assert fake_synth[0] == {"root": tmp_path / "cache", "preset": "market", "ids": 3, "seed": 0}
-    info = dm.describe()
-    assert info["val_source"] == "file" and info["data_dir"] == str(tmp_path / "cache/market-3-0")
-    assert info["splits"]["train"] == {"pairs": 18, "images": 9, "labels": True}
+    assert dm.val_source == "file" and dm.data_dir == tmp_path / "cache/market-3-0"
+    train = dm.tables()["train"]
+    assert (len(train.pairs), len(train.pairs.names()), train.label_dir is not None) == (
+        18,
+        9,
+        True,
+    )
     batch = next(iter(dm.train_dataloader()))
     assert batch["P1"].shape == (8, 3, 16, 8) and batch["label2"].shape == (8, 16, 8)
     val = next(iter(dm.val_dataloader()))

@@ -80,7 +80,7 @@ def _manual_image(path: Path) -> torch.Tensor:
 def test_real_market_sample_dict(real_data):
     root = real_data / "market"
     ds = PairDataset.from_folder(root, "test", "market", image_size=(128, 64))
-    assert len(ds) == ds.num_pairs == 100 and not ds.has_labels
+    assert len(ds) == ds.num_pairs == 100 and ds.label_dir is None
     pairs = read_pairs(root / "market-pairs-test.csv")
     ann = read_annotations(root / "market-annotation-test.csv")
     s = ds[0]
@@ -174,7 +174,7 @@ def test_sampler_yields_epoch_and_shards_over_ranks(tmp_path):
 def test_label_maps(tmp_path):
     root = write_patn_folder(tmp_path, labels=True)
     ds = PairDataset.from_folder(root, "val", "synth", image_size=TINY)
-    assert ds.has_labels and len(ds) == 6
+    assert ds.label_dir is not None and len(ds) == 6
     s = ds[1]
     expected = np.asarray(Image.open(root / "val-labels" / s["name2"]), dtype=np.int64)
     assert s["label2"].dtype == torch.int64 and s["label2"].shape == TINY
@@ -187,7 +187,7 @@ def test_label_maps(tmp_path):
         err.value
     )
     no_labels = resolve_layout("synth", {"labels": ""})
-    assert not PairDataset.from_folder(root, "val", no_labels, image_size=TINY).has_labels
+    assert PairDataset.from_folder(root, "val", no_labels, image_size=TINY).label_dir is None
 
 
 def test_missing_images_and_unannotated_pairs_fail_at_construction(tmp_path):
