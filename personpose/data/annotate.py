@@ -35,12 +35,11 @@ def keypoints_from_prediction(
     kp: np.ndarray, scores: np.ndarray, size: tuple[int, int], min_score: float
 ) -> np.ndarray:
     """MoveNet output (18, 2) float + scores (18,) -> PATN keypoints (18, 2) int64, -1 missing."""
-    h, w = size
     out = np.rint(kp).astype(np.int64)
     keep = scores >= min_score
     neck, r_sho, l_sho = JOINT["neck"], JOINT["r_shoulder"], JOINT["l_shoulder"]
     keep[neck] = keep[r_sho] and keep[l_sho]
-    inside = (out[:, 0] >= 0) & (out[:, 0] < h) & (out[:, 1] >= 0) & (out[:, 1] < w)
+    inside = ((out >= 0) & (out < np.asarray(size))).all(-1)
     out[~(keep & inside)] = MISSING
     return out
 

@@ -53,15 +53,6 @@ VAL_SPLITS = ("auto", "file", "carve")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
-def _plain(value: Any) -> Any:
-    """OmegaConf containers (as Hydra passes them) -> plain Python."""
-    from omegaconf import DictConfig, ListConfig, OmegaConf
-
-    if isinstance(value, (DictConfig, ListConfig)):
-        return OmegaConf.to_container(value, resolve=True)
-    return value
-
-
 def seed_worker(worker_id: int) -> None:
     """DataLoader ``worker_init_fn``: seed numpy and ``random`` from the worker's torch seed.
 
@@ -87,8 +78,9 @@ def build_datamodule(cfg: Mapping) -> PersonPoseDataModule:
     """Instantiate the ``_target_`` of a data config (``conf/data/*.yaml``; default
     :class:`PersonPoseDataModule`)."""
     from hydra.utils import instantiate
+    from omegaconf import DictConfig, OmegaConf
 
-    plain = dict(_plain(cfg))
+    plain = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
     plain.setdefault("_target_", f"{__name__}.PersonPoseDataModule")
     return instantiate(plain, _convert_="all")
 
@@ -170,8 +162,8 @@ class PersonPoseDataModule(L.LightningDataModule):
         if not 0 < float(val_fraction) < 1:
             raise ValueError(f"data.val_fraction must lie in (0, 1), got {val_fraction}")
         self.root = Path(str(root)).expanduser()
-        self.layout = resolve_layout(layout, _plain(files))
-        self.policy = SizePolicy.create(_plain(image_size), _plain(source_size), fit)
+        self.layout = resolve_layout(layout, files)
+        self.policy = SizePolicy.create(image_size, source_size, fit)
         self.batch_size = int(batch_size)
         self.eval_batch_size = int(eval_batch_size or batch_size)
         self.num_workers = int(num_workers)
@@ -181,10 +173,10 @@ class PersonPoseDataModule(L.LightningDataModule):
         self.val_split = val_split
         self.val_fraction = float(val_fraction)
         self.val_max_pairs = None if val_max_pairs is None else int(val_max_pairs)
-        self.synth = _plain(synth)
+        self.synth = synth
         self.dataset_kwargs = {
             "sigma": float(sigma),
-            "mask_options": _plain(mask_options) or {},
+            "mask_options": dict(mask_options or {}),
             "with_maps": bool(with_maps),
             "verify_images": verify_images,
         }
@@ -306,7 +298,7 @@ class PersonPoseDataModule(L.LightningDataModule):
             raise DataFormatError(
                 f"{self.data_dir}: no {split!r} split; expected {ann}, {pairs} and {images}/"
             )
-        return PairDataset.from_split(tables[split], self.policy, **self.dataset_kwargs, **kwargs)
+        return PairDataset(tables[split], self.policy, **self.dataset_kwargs, **kwargs)
 
     def setup(self, stage: str | None = None) -> None:
         """Build the data sets of ``stage`` (fit: train + val; validate: val; test: test)."""

@@ -181,11 +181,10 @@ class PairDataset(Dataset):
     """(source, target) pairs of one split; see the module docstring for the sample dict.
 
     Args:
-        image_dir: folder of the image files.
-        annotations: keypoints in the model frame (after ``fit_annotations``).
-        pairs: the pairs; every name must be annotated and its file present.
+        files: the split's tables (:func:`load_split`): image folder, annotations (keypoints
+            in the model frame), pairs (every name annotated, its file present) and the folder
+            of target label maps ``<stem>.png`` (adds ``label2``), or None.
         policy: image size policy (files of ``source_size`` -> tensors of ``image_size``).
-        label_dir: folder of target label maps ``<stem>.png`` (adds ``label2``), or None.
         pairs_per_epoch: epoch mode with this many draws per epoch (None: file order).
         seed: seed of the per-epoch draws (>= 0).
         sigma: pose-map Gaussian sigma (px).
@@ -197,12 +196,9 @@ class PairDataset(Dataset):
 
     def __init__(
         self,
-        image_dir: str | Path,
-        annotations: Annotations,
-        pairs: PairList,
+        files: SplitFiles,
         policy: SizePolicy,
         *,
-        label_dir: str | Path | None = None,
         pairs_per_epoch: int | None = None,
         seed: int = 0,
         sigma: float = 6.0,
@@ -210,9 +206,8 @@ class PairDataset(Dataset):
         with_maps: bool = True,
         verify_images: str | bool = "header",
     ) -> None:
-        self.image_dir = Path(image_dir)
-        self.policy = policy
-        self.label_dir = Path(label_dir) if label_dir is not None else None
+        annotations, pairs = files.annotations, files.pairs
+        self.image_dir, self.label_dir, self.policy = files.image_dir, files.label_dir, policy
         if len(pairs) == 0:
             raise DataFormatError(f"{pairs.path}: no pairs; expected at least one 'from,to' row")
         if pairs_per_epoch is not None and int(pairs_per_epoch) <= 0:
@@ -220,7 +215,7 @@ class PairDataset(Dataset):
         if seed < 0:
             raise ValueError(f"seed must be >= 0, got {seed}")
         check_pairs_annotated(pairs, annotations)
-        names = pairs.names()
+        self.names = names = pairs.names()
         check_images_exist(self.image_dir, names, annotations)
         if self.label_dir is not None:
             targets = list(dict.fromkeys(b for _, b in pairs))
@@ -231,12 +226,11 @@ class PairDataset(Dataset):
                     f"{self.label_dir}: {len(missing)} of {len(targets)} target label maps "
                     f"do not exist (expected <image stem>.png): {shown}"
                 )
+        used = annotations.subset(names)
+        check_annotations(used, policy.image_size)
+        self.keypoints = used.keypoints
         index = {n: i for i, n in enumerate(names)}
-        self.names = names
-        self.keypoints = np.stack([annotations[n] for n in names]).astype(np.int64)
-        check_annotations(annotations.subset(names), policy.image_size)
         self.pair_index = np.array([(index[a], index[b]) for a, b in pairs], dtype=np.int64)
-        self.pairs_path = pairs.path
         self.pairs_per_epoch = None if pairs_per_epoch is None else int(pairs_per_epoch)
         self.seed = int(seed)
         self.sigma = float(sigma)
@@ -245,34 +239,6 @@ class PairDataset(Dataset):
         self.epoch = 0
         self._draws: tuple[int, np.ndarray] | None = None
         check_images((self.image_dir / n for n in names), policy, verify_images)
-
-    @classmethod
-    def from_split(cls, files: SplitFiles, policy: SizePolicy, **kwargs) -> PairDataset:
-        """A data set over the tables of :func:`load_split`."""
-        return cls(
-            files.image_dir,
-            files.annotations,
-            files.pairs,
-            policy,
-            label_dir=files.label_dir,
-            **kwargs,
-        )
-
-    @classmethod
-    def from_folder(
-        cls,
-        root: str | Path,
-        split: str,
-        layout: str | Layout = "market",
-        image_size=(128, 64),
-        source_size=None,
-        fit: str = "none",
-        **kwargs,
-    ) -> PairDataset:
-        """Read split ``split`` of the PATN folder ``root`` (see :data:`LAYOUTS`)."""
-        policy = SizePolicy.create(image_size, source_size, fit)
-        files = load_split(root, resolve_layout(layout), split, policy)
-        return cls.from_split(files, policy, **kwargs)
 
     @property
     def num_pairs(self) -> int:

@@ -9,7 +9,6 @@ from typing import Any
 from personpose.data.dataset import Layout, split_paths
 
 SPLITS = ("train", "val", "test")
-CHUNK = 1 << 20
 
 
 def data_identity(data_dir: str | Path, layout: Layout) -> dict[str, Any]:
@@ -25,8 +24,7 @@ def data_identity(data_dir: str | Path, layout: Layout) -> dict[str, Any]:
             if not path.is_file():
                 continue
             files.append(path.name)
-            digest.update(f"{path.name}\0{path.stat().st_size}\0".encode())
-            with path.open("rb") as f:
-                while chunk := f.read(CHUNK):
-                    digest.update(chunk)
+            data = path.read_bytes()  # tens of MB at most
+            digest.update(f"{path.name}\0{len(data)}\0".encode())
+            digest.update(data)
     return {"root": str(root), "csv_sha256": digest.hexdigest(), "files": files}

@@ -44,8 +44,7 @@ def _check_size(size: Sequence[int], fn: str) -> tuple[int, int]:
 
 def _prepare(kp, size, fn: str) -> tuple[torch.Tensor, torch.Tensor, int, int]:
     """Validate; return float keypoints with missing joints zeroed, the missing flags, H, W."""
-    if not isinstance(kp, torch.Tensor):
-        kp = torch.as_tensor(kp)
+    kp = torch.as_tensor(kp)
     if kp.dim() < 2 or tuple(kp.shape[-2:]) != (NUM_JOINTS, 2):
         raise ValueError(
             f"{fn}: kp must have shape (..., {NUM_JOINTS}, 2) of (row, col); got {tuple(kp.shape)}"
@@ -53,11 +52,8 @@ def _prepare(kp, size, fn: str) -> tuple[torch.Tensor, torch.Tensor, int, int]:
     if kp.dtype == torch.bool or kp.is_complex():
         raise ValueError(f"{fn}: kp must be an int or float tensor; got {kp.dtype}")
     h, w = _check_size(size, fn)
-    missing = kp == MISSING
-    if kp.is_floating_point():
-        missing |= kp.isnan()
-    missing = missing.any(-1)  # (..., 18)
     float_input = kp.is_floating_point()
+    missing = ((kp == MISSING) | kp.isnan()).any(-1)  # (..., 18)
     kp = kp.to(torch.float64 if kp.dtype == torch.float64 else torch.float32)
     if float_input:  # NaN -> 0 so that nothing non-finite reaches the maps; -1 is harmless
         kp = kp.masked_fill(missing.unsqueeze(-1), 0.0)
