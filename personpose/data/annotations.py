@@ -82,13 +82,9 @@ class Annotations:
 
     def subset(self, names: Iterable[str]) -> Annotations:
         """The rows of ``names`` (in the given order)."""
+        names = list(names)
         rows = [self._index[n] for n in names]
-        return Annotations(
-            [self.names[r] for r in rows],
-            self.keypoints[rows],
-            [self.lines[r] for r in rows],
-            self.path,
-        )
+        return Annotations(names, self.keypoints[rows], [self.lines[r] for r in rows], self.path)
 
 
 @dataclass
@@ -114,10 +110,8 @@ class PairList:
 
     def select(self, indices: Iterable[int]) -> PairList:
         """The pairs at ``indices`` (in the given order)."""
-        indices = list(indices)
-        return PairList(
-            [self.pairs[i] for i in indices], [self.lines[i] for i in indices], self.path
-        )
+        rows = list(indices)
+        return PairList([self.pairs[i] for i in rows], [self.lines[i] for i in rows], self.path)
 
 
 def _parse_list(text: str, what: str, where: str) -> list[int]:
@@ -254,8 +248,7 @@ def check_annotations(annotations: Annotations, image_size: tuple[int, int] | No
 def format_annotation_line(name: str, kp: np.ndarray) -> str:
     """One annotation row ``name: [y...]: [x...]`` for keypoints (18, 2) (row, col)."""
     kp = np.asarray(kp).reshape(NUM_JOINTS, 2)
-    ys = json.dumps([int(v) for v in kp[:, 0]])
-    xs = json.dumps([int(v) for v in kp[:, 1]])
+    ys, xs = (json.dumps([int(v) for v in coords]) for coords in kp.T)
     return f"{name}: {ys}: {xs}"
 
 

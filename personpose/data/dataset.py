@@ -42,9 +42,7 @@ from personpose.data.annotations import (
     Annotations,
     DataFormatError,
     PairList,
-    check_annotations,
     check_images_exist,
-    check_pairs_annotated,
     read_annotations,
     read_pairs,
 )
@@ -112,13 +110,8 @@ class SplitFiles:
 
 def split_paths(root: Path, layout: Layout, split: str) -> tuple[Path, Path, Path, Path | None]:
     """(annotation CSV, pairs CSV, image folder, label folder or None) of ``split``."""
-    labels = root / layout.labels.format(split=split) if layout.labels else None
-    return (
-        root / layout.annotation.format(split=split),
-        root / layout.pairs.format(split=split),
-        root / layout.images.format(split=split),
-        labels,
-    )
+    names = (layout.annotation, layout.pairs, layout.images, layout.labels)
+    return tuple(root / name.format(split=split) if name else None for name in names)
 
 
 def has_split(root: Path, layout: Layout, split: str) -> bool:
@@ -181,11 +174,12 @@ class PairDataset(Dataset):
     """(source, target) pairs of one split; see the module docstring for the sample dict.
 
     Args:
-        files: the split's tables (:func:`load_split`): image folder, annotations (keypoints
-            in the model frame), pairs (every name annotated, its file present) and the folder
-            of target label maps ``<stem>.png`` (adds ``label2``), or None.
+        files: the split's tables from :func:`load_split`, which validated the CSVs (names
+            annotated, joints inside the frame): image folder, annotations in the model
+            frame, pairs and the folder of target label maps ``<stem>.png`` (adds ``label2``)
+            or None. Image and label files are checked here.
         policy: image size policy (files of ``source_size`` -> tensors of ``image_size``).
-        pairs_per_epoch: epoch mode with this many draws per epoch (None: file order).
+        pairs_per_epoch: epoch mode with this many (>= 1) draws per epoch (None: file order).
         seed: seed of the per-epoch draws (>= 0).
         sigma: pose-map Gaussian sigma (px).
         mask_options: extra keyword arguments of ``pose.part_masks``.
@@ -210,11 +204,8 @@ class PairDataset(Dataset):
         self.image_dir, self.label_dir, self.policy = files.image_dir, files.label_dir, policy
         if len(pairs) == 0:
             raise DataFormatError(f"{pairs.path}: no pairs; expected at least one 'from,to' row")
-        if pairs_per_epoch is not None and int(pairs_per_epoch) <= 0:
-            raise ValueError(f"pairs_per_epoch must be positive or None, got {pairs_per_epoch}")
         if seed < 0:
             raise ValueError(f"seed must be >= 0, got {seed}")
-        check_pairs_annotated(pairs, annotations)
         self.names = names = pairs.names()
         check_images_exist(self.image_dir, names, annotations)
         if self.label_dir is not None:
@@ -226,9 +217,7 @@ class PairDataset(Dataset):
                     f"{self.label_dir}: {len(missing)} of {len(targets)} target label maps "
                     f"do not exist (expected <image stem>.png): {shown}"
                 )
-        used = annotations.subset(names)
-        check_annotations(used, policy.image_size)
-        self.keypoints = used.keypoints
+        self.keypoints = annotations.subset(names).keypoints
         index = {n: i for i, n in enumerate(names)}
         self.pair_index = np.array([(index[a], index[b]) for a, b in pairs], dtype=np.int64)
         self.pairs_per_epoch = None if pairs_per_epoch is None else int(pairs_per_epoch)
@@ -319,13 +308,10 @@ class EpochPairSampler(DistributedSampler):
         self._resume = (int(epoch), int(skip))
 
     def __iter__(self):
-        n = len(self.dataset)
-        epoch, start = int(self.epoch), 0
-        if self._resume is not None and self._resume[0] == epoch:
-            start = self._resume[1]
+        epoch, n = int(self.epoch), len(self.dataset)
+        start = self._resume[1] if self._resume is not None and self._resume[0] == epoch else 0
         self._resume = None
-        positions = range(self.rank, self.total_size, self.num_replicas)
-        for pos in positions[start:]:
+        for pos in range(self.rank, self.total_size, self.num_replicas)[start:]:
             yield (epoch, pos % n)
 
 

@@ -57,9 +57,7 @@ class SizePolicy:
                 f"source_size {source_size} differs from image_size {image_size}: set "
                 "fit to 'center_crop' or 'resize' to adapt the images"
             )
-        if fit == "center_crop" and (
-            source_size[0] < image_size[0] or source_size[1] < image_size[1]
-        ):
+        if fit == "center_crop" and any(s < i for s, i in zip(source_size, image_size)):
             raise ValueError(
                 f"center_crop cannot enlarge {source_size} to {image_size}; use fit='resize'"
             )
@@ -72,10 +70,7 @@ class SizePolicy:
     @property
     def crop_offset(self) -> tuple[int, int]:
         """(top, left) px of the centre crop in the source frame."""
-        return (
-            (self.source_size[0] - self.image_size[0]) // 2,
-            (self.source_size[1] - self.image_size[1]) // 2,
-        )
+        return tuple((s - i) // 2 for s, i in zip(self.source_size, self.image_size))
 
     def keypoints(self, kp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Map keypoints (..., 18, 2) (row, col) from the source frame to the model frame.

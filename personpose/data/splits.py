@@ -37,11 +37,9 @@ def pair_ids(pairs: PairList, dataset: str) -> set[str]:
 
 
 def carve_val_ids(ids: Iterable[str], fraction: float, seed: int) -> set[str]:
-    """A seeded random ``fraction`` of the identities ``ids`` (at least one, and at
+    """A seeded random ``fraction`` (in (0, 1)) of the identities ``ids`` (at least one, and at
     least one left over) to use as the validation split. Pure function of (sorted ids, seed)."""
     unique = sorted(set(ids))
-    if not 0.0 < fraction < 1.0:
-        raise ValueError(f"val_fraction must be in (0, 1), got {fraction}")
     if len(unique) < 2:
         raise ValueError(f"cannot carve a validation split from {len(unique)} identities")
     n_val = min(max(1, int(round(fraction * len(unique)))), len(unique) - 1)
