@@ -233,11 +233,10 @@ def read_annotations(path: str | Path, image_size: tuple[int, int] | None = None
 def check_annotations(annotations: Annotations, image_size: tuple[int, int] | None) -> None:
     """Vectorised :func:`check_keypoints` over all rows; the error names the first bad line."""
     kp = annotations.keypoints
-    y, x = kp[..., 0], kp[..., 1]
-    missing_y, missing_x = y == MISSING, x == MISSING
-    bad = (missing_y != missing_x) | (~missing_y & ((y < 0) | (x < 0)))
+    missing = kp == MISSING
+    bad = (missing[..., 0] != missing[..., 1]) | ((kp < 0) & ~missing).any(-1)
     if image_size is not None:
-        bad |= ~missing_y & ((y >= image_size[0]) | (x >= image_size[1]))
+        bad |= ((kp >= np.array(image_size)) & ~missing).any(-1)
     rows = np.flatnonzero(bad.any(-1))
     if len(rows):
         r = int(rows[0])
@@ -312,24 +311,18 @@ def write_pairs(path: str | Path, pairs: Iterable[tuple[str, str]]) -> Path:
 
 
 def check_images_exist(
-    image_dir: str | Path, names: Sequence[str], annotations: Annotations | None = None
+    image_dir: str | Path, names: Sequence[str], annotations: Annotations
 ) -> None:
-    """Raise DataFormatError listing the first few (and the count of) missing image files."""
+    """Raise DataFormatError listing the first few (and the count of) missing image files
+    (``names``: plain file names, as :func:`check_image_name` requires, from ``annotations``)."""
     image_dir = Path(image_dir)
     if not image_dir.is_dir():
         raise DataFormatError(f"{image_dir}: image folder does not exist")
     present = {p.name for p in image_dir.iterdir()}
-    missing = [
-        n for n in names if n not in present and ("/" not in n or not (image_dir / n).is_file())
-    ]
-    if not missing:
-        return
-    if annotations is not None:
+    missing = [n for n in names if n not in present]
+    if missing:
         shown = [f"{n} (line {annotations.line_of(n)})" if n in annotations else n for n in missing]
-        source = f" named in {_where(annotations.path)}"
-    else:
-        shown, source = list(missing), ""
-    raise DataFormatError(
-        f"{image_dir}: {len(missing)} of {len(names)} image files{source} do not exist: "
-        f"{_listing(shown, len(missing))}"
-    )
+        raise DataFormatError(
+            f"{image_dir}: {len(missing)} of {len(names)} image files named in "
+            f"{_where(annotations.path)} do not exist: {_listing(shown, len(missing))}"
+        )

@@ -68,9 +68,7 @@ def _check_at_least(low: int, optional: bool = True, **values: Any) -> None:
     """ValueError naming ``data.<key>`` unless each value is an integer >= ``low`` (or None,
     when ``optional``)."""
     for key, value in values.items():
-        if value is None and optional:
-            continue
-        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        if (value is not None or not optional) and (type(value) is not int or value < low):
             raise ValueError(f"data.{key} must be an integer >= {low}, got {value!r}")
 
 
@@ -249,7 +247,7 @@ class PersonPoseDataModule(L.LightningDataModule):
             )
             rest, held_pairs = split_pairs(train.pairs, held, layout.id_rule)
             tables["train"] = replace(train, pairs=rest)
-            tables["val"] = replace(train, split="val", pairs=held_pairs)
+            tables["val"] = replace(train, pairs=held_pairs)
             self.val_source = "carved from train"
             self.val_ids = sorted(held)
         if "val" in tables:
@@ -318,11 +316,6 @@ class PersonPoseDataModule(L.LightningDataModule):
             return int(self.trainer.world_size)
         return int(os.environ.get("WORLD_SIZE", "1"))
 
-    @property
-    def steps_per_epoch(self) -> int:
-        """Training batches per epoch per process, for :attr:`world_size` processes."""
-        return self.steps_per_epoch_for(self.world_size)
-
     def steps_per_epoch_for(self, world_size: int) -> int:
         """Training batches per epoch per process when ``world_size`` processes share the
         draws (pass devices x nodes before ``trainer.fit`` under DDP)."""
@@ -339,13 +332,12 @@ class PersonPoseDataModule(L.LightningDataModule):
 
     # -- loaders ----------------------------------------------------------------------------
     def _loader(self, dataset, batch_size: int, loader_class=DataLoader, **kwargs) -> DataLoader:
-        workers = self.num_workers
         return loader_class(
             dataset,
             batch_size=batch_size,
-            num_workers=workers,
+            num_workers=self.num_workers,
             pin_memory=self.pin_memory,
-            persistent_workers=self.persistent_workers and workers > 0,
+            persistent_workers=self.persistent_workers and self.num_workers > 0,
             worker_init_fn=seed_worker,
             generator=torch.Generator().manual_seed(self.pair_seed),
             **kwargs,
@@ -363,13 +355,12 @@ class PersonPoseDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         sampler = self.train_sampler()
-        drop = self._drop_last(len(sampler))
         loader = self._loader(
             self.train_set,
             self.batch_size,
             loader_class=ResumableLoader,
             sampler=sampler,
-            drop_last=drop,
+            drop_last=self._drop_last(len(sampler)),
         )
         loader.progress = self._batches_trained
         return loader

@@ -101,7 +101,6 @@ def resolve_layout(layout: str | Layout, files: Mapping | None = None) -> Layout
 class SplitFiles:
     """The validated tables of one split; keypoints already in the model frame."""
 
-    split: str
     image_dir: Path
     annotations: Annotations
     pairs: PairList
@@ -152,7 +151,7 @@ def load_split(root: str | Path, layout: Layout, split: str, policy: SizePolicy)
     pairs = read_pairs(pairs_path, annotations)
     if label_dir is not None and not label_dir.is_dir():
         label_dir = None
-    return SplitFiles(split, image_dir, annotations, pairs, label_dir)
+    return SplitFiles(image_dir, annotations, pairs, label_dir)
 
 
 def epoch_pair_indices(
@@ -209,13 +208,12 @@ class PairDataset(Dataset):
         self.names = names = pairs.names()
         check_images_exist(self.image_dir, names, annotations)
         if self.label_dir is not None:
-            targets = list(dict.fromkeys(b for _, b in pairs))
-            missing = [n for n in targets if not self._label_path(n).is_file()]
+            targets = [self._label_path(n) for n in dict.fromkeys(b for _, b in pairs)]
+            missing = [p.name for p in targets if not p.is_file()]
             if missing:
-                shown = ", ".join(self._label_path(n).name for n in missing[:5])
                 raise DataFormatError(
                     f"{self.label_dir}: {len(missing)} of {len(targets)} target label maps "
-                    f"do not exist (expected <image stem>.png): {shown}"
+                    f"do not exist (expected <image stem>.png): {', '.join(missing[:5])}"
                 )
         self.keypoints = annotations.subset(names).keypoints
         index = {n: i for i, n in enumerate(names)}
@@ -328,10 +326,9 @@ class ResumableLoader(DataLoader):
     _yielded = 0
 
     def __iter__(self):
-        sampler = self.sampler
-        self._yielded = 0
-        if getattr(sampler, "_resume", None) is not None and sampler._resume[0] == sampler.epoch:
-            self._yielded = sampler._resume[1] // max(self.batch_size or 1, 1)
+        resume, self._yielded = getattr(self.sampler, "_resume", None), 0
+        if resume is not None and resume[0] == self.sampler.epoch:
+            self._yielded = resume[1] // (self.batch_size or 1)
         for batch in super().__iter__():
             self._yielded += 1
             yield batch

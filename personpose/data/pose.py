@@ -214,10 +214,9 @@ def draw_pose(kp: torch.Tensor, size: Sequence[int], width: float | None = None)
 
     p, q = kp[..., start, :], kp[..., end, :]  # (..., S, 2)
     seg = q - p
-    yy = torch.arange(h, device=kp.device, dtype=kp.dtype).view(h, 1)
-    xx = torch.arange(w, device=kp.device, dtype=kp.dtype).view(1, w)
-    rel_r = yy - p[..., 0, None, None]  # (..., S, H, 1)
-    rel_c = xx - p[..., 1, None, None]  # (..., S, 1, W)
+    rows, cols = _grid(h, w, kp.device, kp.dtype)
+    rel_r = rows[:, None] - p[..., 0, None, None]  # (..., S, H, 1)
+    rel_c = cols - p[..., 1, None, None]  # (..., S, 1, W)
     len2 = seg.square().sum(-1).clamp_min(1e-12)[..., None, None]
     t = ((rel_r * seg[..., 0, None, None] + rel_c * seg[..., 1, None, None]) / len2).clamp(0, 1)
     dist = torch.hypot(rel_r - t * seg[..., 0, None, None], rel_c - t * seg[..., 1, None, None])

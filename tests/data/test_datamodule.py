@@ -101,7 +101,7 @@ def test_synthetic_config_generates_through_ensure_dataset(fake_synth, tmp_path)
     assert batch["P1"].shape == (8, 3, 16, 8) and batch["label2"].shape == (8, 16, 8)
     val = next(iter(dm.val_dataloader()))
     assert val["name1"][:2] == ["0004_0.png", "0004_0.png"]
-    assert dm.steps_per_epoch == 4000 // 8
+    assert dm.steps_per_epoch_for(1) == 4000 // 8
 
 
 def instantiate_plain(cfg):
@@ -325,12 +325,12 @@ def test_worker_seeding_is_deterministic(tmp_path):
 def test_steps_per_epoch_and_drop_last(tmp_path):
     root = write_patn_folder(tmp_path / "data", labels=False)
     dm = _small(root, pairs_per_epoch=7, batch_size=2)
-    assert dm.steps_per_epoch == 3 and len(dm.train_dataloader()) == 3
+    assert dm.steps_per_epoch_for(1) == 3 and len(dm.train_dataloader()) == 3
     assert dm.steps_per_epoch_for(2) == 2  # 4 positions per rank (padded), batches of 2
     keep = _small(root, pairs_per_epoch=7, batch_size=2, drop_last=False)
-    assert keep.steps_per_epoch == 4 and len(keep.train_dataloader()) == 4
+    assert keep.steps_per_epoch_for(1) == 4 and len(keep.train_dataloader()) == 4
     tiny = _small(root, pairs_per_epoch=1, batch_size=2)
-    assert tiny.steps_per_epoch == 1 and len(tiny.train_dataloader()) == 1
+    assert tiny.steps_per_epoch_for(1) == 1 and len(tiny.train_dataloader()) == 1
     every = _small(root, pairs_per_epoch=None)
     every.setup("fit")
     assert len(every.train_set) == 18
@@ -354,5 +354,5 @@ def test_train_sampler_follows_the_trainer(tmp_path):
         dm = _small(root, pairs_per_epoch=6)
         dm.trainer = types.SimpleNamespace(world_size=2, global_rank=rank, current_epoch=3)
         shards.append(list(dm.train_sampler()))
-        assert dm.steps_per_epoch == 1
+        assert dm.steps_per_epoch_for(dm.world_size) == 1
     assert shards == [[(3, 0), (3, 2), (3, 4)], [(3, 1), (3, 3), (3, 5)]]
