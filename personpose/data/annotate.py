@@ -37,8 +37,7 @@ def keypoints_from_prediction(
     """MoveNet output (18, 2) float + scores (18,) -> PATN keypoints (18, 2) int64, -1 missing."""
     out = np.rint(kp).astype(np.int64)
     keep = scores >= min_score
-    neck, r_sho, l_sho = JOINT["neck"], JOINT["r_shoulder"], JOINT["l_shoulder"]
-    keep[neck] = keep[r_sho] and keep[l_sho]
+    keep[JOINT["neck"]] = keep[JOINT["r_shoulder"]] and keep[JOINT["l_shoulder"]]
     inside = ((out >= 0) & (out < np.asarray(size))).all(-1)
     out[~(keep & inside)] = MISSING
     return out

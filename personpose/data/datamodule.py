@@ -13,6 +13,7 @@ every index, so workers (persistent or not) and DDP ranks all agree.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import random
@@ -184,7 +185,6 @@ class PersonPoseDataModule(L.LightningDataModule):
         self.drop_last = bool(drop_last)
         self.allow_random_weights = bool(allow_random_weights)
         self.name = name or (layout if isinstance(layout, str) else "custom")
-        self._data_dir: Path | None = None
         self._tables: dict[str, SplitFiles] | None = None
         self.val_source: str | None = None
         self.val_ids: list[str] = []
@@ -206,18 +206,16 @@ class PersonPoseDataModule(L.LightningDataModule):
         options = dict(cfg.get("options") or {})
         return Path(ensure_dataset(self.root, cfg["preset"], int(cfg["ids"]), self.seed, **options))
 
-    @property
+    @functools.cached_property
     def data_dir(self) -> Path:
         """The folder the splits are read from (generated first for synthetic data)."""
-        if self._data_dir is None:
-            path = self._ensure_synthetic() if self.synth else self.root
-            if not path.is_dir():
-                raise DataFormatError(
-                    f"{path}: data folder does not exist; set data.root to your copy of the "
-                    f"{self.name} data set (PATN layout)"
-                )
-            self._data_dir = path
-        return self._data_dir
+        path = self._ensure_synthetic() if self.synth else self.root
+        if not path.is_dir():
+            raise DataFormatError(
+                f"{path}: data folder does not exist; set data.root to your copy of the "
+                f"{self.name} data set (PATN layout)"
+            )
+        return path
 
     def prepare_data(self) -> None:
         """Generate the synthetic set once per node (no-op for real data)."""

@@ -32,16 +32,6 @@ NORM_EPS = 1e-6  # each part is divided by (its maximum over the image + 1e-6)
 LOG2E = 1.4426950408889634  # exponents are kept in base 2: exp2 is ~2.5x faster than exp on CPU
 
 
-def _check_size(size: Sequence[int], fn: str) -> tuple[int, int]:
-    try:
-        h, w = (int(s) for s in size)
-    except (TypeError, ValueError):
-        raise ValueError(f"{fn}: size must be (H, W), two positive ints; got {size!r}") from None
-    if h <= 0 or w <= 0 or (h, w) != tuple(size):
-        raise ValueError(f"{fn}: size must be (H, W), two positive ints; got {size!r}")
-    return h, w
-
-
 def _prepare(kp, size, fn: str) -> tuple[torch.Tensor, torch.Tensor, int, int]:
     """Validate; return float keypoints with missing joints zeroed, the missing flags, H, W."""
     kp = torch.as_tensor(kp)
@@ -51,7 +41,12 @@ def _prepare(kp, size, fn: str) -> tuple[torch.Tensor, torch.Tensor, int, int]:
         )
     if kp.dtype == torch.bool or kp.is_complex():
         raise ValueError(f"{fn}: kp must be an int or float tensor; got {kp.dtype}")
-    h, w = _check_size(size, fn)
+    try:
+        h, w = (int(s) for s in size)
+    except (TypeError, ValueError):
+        h = w = 0
+    if h <= 0 or w <= 0 or (h, w) != tuple(size):
+        raise ValueError(f"{fn}: size must be (H, W), two positive ints; got {size!r}")
     float_input = kp.is_floating_point()
     missing = ((kp == MISSING) | kp.isnan()).any(-1)  # (..., 18)
     kp = kp.to(torch.float64 if kp.dtype == torch.float64 else torch.float32)
