@@ -186,8 +186,6 @@ class PersonPoseDataModule(L.LightningDataModule):
         self.allow_random_weights = bool(allow_random_weights)
         self.name = name or (layout if isinstance(layout, str) else "custom")
         self._tables: dict[str, SplitFiles] | None = None
-        self.val_source: str | None = None
-        self.val_ids: list[str] = []
         self.train_set: PairDataset | None = None
         self.val_set: PairDataset | None = None
         self.test_set: PairDataset | None = None
@@ -232,22 +230,17 @@ class PersonPoseDataModule(L.LightningDataModule):
             if has_split(root, layout, split):
                 self._check_frame(split)
                 tables[split] = load_split(root, layout, split, self.policy)
-        use_file = self.val_split == "file" or (
+        if self.val_split == "file" or (
             self.val_split == "auto" and has_split(root, layout, "val")
-        )
-        if use_file:
+        ):
             tables["val"] = load_split(root, layout, "val", self.policy)
-            self.val_source = "file"
         elif "train" in tables:
             train = tables["train"]
-            held = carve_val_ids(
-                pair_ids(train.pairs, layout.id_rule), self.val_fraction, self.seed
-            )
+            ids = pair_ids(train.pairs, layout.id_rule)
+            held = carve_val_ids(ids, self.val_fraction, self.seed)
             rest, held_pairs = split_pairs(train.pairs, held, layout.id_rule)
             tables["train"] = replace(train, pairs=rest)
             tables["val"] = replace(train, pairs=held_pairs)
-            self.val_source = "carved from train"
-            self.val_ids = sorted(held)
         if "val" in tables:
             tables["val"].pairs = subsample_pairs(
                 tables["val"].pairs, self.val_max_pairs, self.seed

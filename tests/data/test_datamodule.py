@@ -90,7 +90,8 @@ def test_synthetic_config_generates_through_ensure_dataset(fake_synth, tmp_path)
     dm.prepare_data()
     dm.setup("fit")
     assert fake_synth[0] == {"root": tmp_path / "cache", "preset": "market", "ids": 3, "seed": 0}
-    assert dm.val_source == "file" and dm.data_dir == tmp_path / "cache/market-3-0"
+    assert dm.data_dir == tmp_path / "cache/market-3-0"
+    assert dm.tables()["val"].pairs.path == dm.data_dir / "synth-pairs-val.csv"  # val from file
     train = dm.tables()["train"]
     assert (len(train.pairs), len(train.pairs.names()), train.label_dir is not None) == (
         18,
@@ -110,6 +111,10 @@ def instantiate_plain(cfg):
     return instantiate(cfg, _convert_="all")
 
 
+def _val_ids(dm) -> set[str]:
+    return {person_id(n, "market") for pair in dm.tables()["val"].pairs for n in pair}
+
+
 def test_real_market_val_carved_from_train_identities(real_data):
     cfg = _compose(
         "market",
@@ -126,18 +131,18 @@ def test_real_market_val_carved_from_train_identities(real_data):
     assert ids["val"] and ids["train"] and ids["test"]
     assert not (ids["val"] & ids["train"]) and not (ids["val"] & ids["test"])
     assert not (ids["train"] & ids["test"])
-    assert set(dm.val_ids) == ids["val"] and dm.val_source == "carved from train"
+    assert tables["val"].pairs.path == tables["train"].pairs.path  # carved from train
     assert len(tables["train"].pairs) + len(tables["val"].pairs) == 100
     assert len(dm.test_set) == 100 and len(dm.train_set) == 4000
     # seeded: the same seed gives the same identities, another seed others
     again = build_datamodule(cfg)
     again.setup("fit")
-    assert again.val_ids == dm.val_ids
+    assert _val_ids(again) == ids["val"]
     other = build_datamodule(
         _compose("market", [f"root={real_data / 'market'}", "seed=1", "val_fraction=0.2"])
     )
     other.setup("fit")
-    assert other.val_ids != dm.val_ids
+    assert _val_ids(other) != ids["val"]
     batch = next(iter(dm.train_dataloader()))
     assert batch["P1"].shape == (8, 3, 128, 64) and "label2" not in batch
     assert batch["mask2"].shape == (8, 11, 128, 64)
