@@ -64,8 +64,7 @@ def annotate_folder(
     keypoints = np.zeros((len(files), NUM_JOINTS, 2), np.int64)
     for i, path in enumerate(tqdm(files, desc="annotating", unit="img", disable=not progress)):
         img = read_rgb(path)
-        kp, scores = estimator.predict(img)
-        keypoints[i] = keypoints_from_prediction(kp, scores, img.shape[:2], min_score)
+        keypoints[i] = keypoints_from_prediction(*estimator.predict(img), img.shape[:2], min_score)
     return [p.name for p in files], keypoints
 
 

@@ -158,25 +158,22 @@ def check_keypoints(
 ) -> None:
     """Raise DataFormatError unless ``kp`` (18, 2) holds (row, col) inside ``image_size`` or -1."""
     label = f" ({name})" if name else ""
-    for j in range(NUM_JOINTS):
-        y, x = int(kp[j, 0]), int(kp[j, 1])
-        joint = f"joint {j} ({KEYPOINT_NAMES[j]}){label}"
+    for j, (y, x) in enumerate(np.asarray(kp, dtype=np.int64).reshape(NUM_JOINTS, 2).tolist()):
         if (y == MISSING) != (x == MISSING):
-            raise DataFormatError(
-                f"{where}: {joint} has y={y}, x={x}: a missing joint must be -1 in both lists"
-            )
-        if y == MISSING:
+            problem = f"has y={y}, x={x}: a missing joint must be -1 in both lists"
+        elif y == MISSING:
             continue
-        if y < 0 or x < 0:
-            raise DataFormatError(
-                f"{where}: {joint} has negative coordinates (y={y}, x={x}); expected >= 0 or -1"
-            )
-        if image_size is not None and (y >= image_size[0] or x >= image_size[1]):
+        elif y < 0 or x < 0:
+            problem = f"has negative coordinates (y={y}, x={x}); expected >= 0 or -1"
+        elif image_size is not None and (y >= image_size[0] or x >= image_size[1]):
             h, w = image_size
-            raise DataFormatError(
-                f"{where}: {joint} at (y={y}, x={x}) lies outside the {h}x{w} image "
+            problem = (
+                f"at (y={y}, x={x}) lies outside the {h}x{w} image "
                 f"(expected rows 0..{h - 1}, cols 0..{w - 1}, or -1 for missing)"
             )
+        else:
+            continue
+        raise DataFormatError(f"{where}: joint {j} ({KEYPOINT_NAMES[j]}){label} {problem}")
 
 
 def _read_csv_lines(path: Path, header: str, kind: str) -> list[str]:
@@ -271,13 +268,12 @@ def read_pairs(path: str | Path, annotations: Annotations | None = None) -> Pair
     for lineno, line in enumerate(raw_lines[1:], start=2):
         if not line.strip():
             continue
+        where = _where(path, lineno)
         fields = [f.strip() for f in line.split(",")]
         if len(fields) != 2 or not all(fields):
-            raise DataFormatError(
-                f"{_where(path, lineno)}: expected two image names 'from,to', got {line!r}"
-            )
+            raise DataFormatError(f"{where}: expected two image names 'from,to', got {line!r}")
         for name in fields:
-            check_image_name(name, _where(path, lineno))
+            check_image_name(name, where)
         pairs.append((fields[0], fields[1]))
         lines.append(lineno)
     result = PairList(pairs, lines, path)

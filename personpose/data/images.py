@@ -24,6 +24,7 @@ from personpose.data.annotations import DataFormatError
 from personpose.data.keypoints import MISSING
 
 FIT_MODES = ("none", "center_crop", "resize")
+FIT_HINT = "; set data.fit to 'center_crop' or 'resize' and data.source_size to the file size"
 
 
 def _size(value, what: str) -> tuple[int, int]:
@@ -140,11 +141,7 @@ def _check_size(img: Image.Image, path: Path, policy: SizePolicy) -> None:
     h, w = img.height, img.width
     if (h, w) != policy.source_size:
         eh, ew = policy.source_size
-        hint = (
-            "; set data.fit to 'center_crop' or 'resize' and data.source_size to the file size"
-            if policy.fit == "none"
-            else ""
-        )
+        hint = FIT_HINT if policy.fit == "none" else ""
         raise DataFormatError(f"{path}: image is {h}x{w} (HxW), expected {eh}x{ew}{hint}")
 
 

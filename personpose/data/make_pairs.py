@@ -35,8 +35,7 @@ DISTRACTOR_PREFIXES = ("0000", "-1")
 
 def has_torso(kp: np.ndarray) -> np.ndarray:
     """(..., 18, 2) keypoints -> (...) bool: both shoulders and both hips present."""
-    kp = np.asarray(kp)[..., TORSO_JOINTS, :]
-    return np.all(kp != MISSING, axis=(-2, -1))
+    return np.all(np.asarray(kp)[..., TORSO_JOINTS, :] != MISSING, axis=(-2, -1))
 
 
 def eligible_names(annotations: Annotations, dataset: str) -> list[str]:
