@@ -41,10 +41,9 @@ def _where(path: Path | str | None, line: int | None = None) -> str:
     return f"{where}:{line}" if line is not None else where
 
 
-def _listing(items: Sequence[str], total: int | None = None) -> str:
-    total = len(items) if total is None else total
-    shown = ", ".join(items[:MAX_LISTED])
-    return shown + (f", ... ({total} in total)" if total > MAX_LISTED else f" ({total} in total)")
+def _listing(items: Sequence[str]) -> str:
+    more = ", ..." if len(items) > MAX_LISTED else ""
+    return f"{', '.join(items[:MAX_LISTED])}{more} ({len(items)} in total)"
 
 
 @dataclass
@@ -320,5 +319,5 @@ def check_images_exist(
         shown = [f"{n} (line {annotations.line_of(n)})" if n in annotations else n for n in missing]
         raise DataFormatError(
             f"{image_dir}: {len(missing)} of {len(names)} image files named in "
-            f"{_where(annotations.path)} do not exist: {_listing(shown, len(missing))}"
+            f"{_where(annotations.path)} do not exist: {_listing(shown)}"
         )

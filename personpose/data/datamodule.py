@@ -289,7 +289,8 @@ class PersonPoseDataModule(L.LightningDataModule):
         return PairDataset(tables[split], self.policy, **self.dataset_kwargs, **kwargs)
 
     def setup(self, stage: str | None = None) -> None:
-        """Build the data sets of ``stage`` (fit: train + val; validate: val; test: test)."""
+        """Build the data sets of ``stage`` (fit: train + val; validate: val; test: test); each
+        is built once, so the loaders call this freely."""
         if stage in (None, "fit") and self.train_set is None:
             n_train = len(self.tables()["train"].pairs) if "train" in self.tables() else 0
             per_epoch = self.pairs_per_epoch if self.pairs_per_epoch is not None else n_train
@@ -309,8 +310,7 @@ class PersonPoseDataModule(L.LightningDataModule):
     def steps_per_epoch_for(self, world_size: int) -> int:
         """Training batches per epoch per process when ``world_size`` processes share the
         draws (pass devices x nodes before ``trainer.fit`` under DDP)."""
-        if self.train_set is None:
-            self.setup("fit")
+        self.setup("fit")
         per_rank = math.ceil(len(self.train_set) / int(world_size))
         if self._drop_last(per_rank):
             return per_rank // self.batch_size
@@ -335,8 +335,7 @@ class PersonPoseDataModule(L.LightningDataModule):
 
     def train_sampler(self) -> EpochPairSampler:
         """The epoch-aware sampler (sharded over DDP ranks when attached to a trainer)."""
-        if self.train_set is None:
-            self.setup("fit")
+        self.setup("fit")
         rank = int(self.trainer.global_rank) if self.trainer is not None else 0
         sampler = EpochPairSampler(self.train_set, num_replicas=self.world_size, rank=rank)
         if self.trainer is not None:
@@ -362,13 +361,11 @@ class PersonPoseDataModule(L.LightningDataModule):
         return int(self.trainer.fit_loop.epoch_loop.batch_progress.current.processed)
 
     def val_dataloader(self) -> DataLoader:
-        if self.val_set is None:
-            self.setup("validate")
+        self.setup("validate")
         return self._loader(self.val_set, self.eval_batch_size, shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
-        if self.test_set is None:
-            self.setup("test")
+        self.setup("test")
         return self._loader(self.test_set, self.eval_batch_size, shuffle=False)
 
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int = 0) -> dict:

@@ -149,7 +149,6 @@ def read_rgb(path: str | Path) -> np.ndarray:
     """Any image file (8/16-bit grayscale, RGBA, palette...) as 8-bit RGB ``(H, W, 3)`` uint8,
     converted as in training (:func:`to_rgb`); unreadable files raise
     :class:`DataFormatError` naming the file."""
-    path = Path(path)
     with _open(path) as img:
         return np.array(to_rgb(img), dtype=np.uint8)
 
@@ -174,7 +173,6 @@ def verify_images(paths: Iterable[Path], policy: SizePolicy, mode: str | bool = 
 
 def load_image(path: str | Path, policy: SizePolicy) -> torch.Tensor:
     """Read an image file as float32 (3, H, W) in [-1, 1] at ``policy.image_size``."""
-    path = Path(path)
     img = to_rgb(_open(path))
     _check_size(img, path, policy)
     arr = np.array(policy.apply(img), dtype=np.uint8)
@@ -183,7 +181,6 @@ def load_image(path: str | Path, policy: SizePolicy) -> torch.Tensor:
 
 def load_label_map(path: str | Path, policy: SizePolicy) -> torch.Tensor:
     """Read a single-channel label PNG (0 background, 1..K parts) as int64 (H, W)."""
-    path = Path(path)
     img = _open(path)
     if img.mode not in ("L", "P", "I", "I;16", "I;16B", "I;16L", "I;16N"):
         raise DataFormatError(
