@@ -27,7 +27,6 @@ import numpy as np
 from personpose.data.keypoints import JOINT, MISSING, NUM_JOINTS
 from personpose.data.movenet import MoveNet, MoveNetUnavailable
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 DEFAULT_MIN_SCORE = 0.3
 
 
@@ -52,7 +51,7 @@ def annotate_folder(
     """Names and keypoints (N, 18, 2) int64 of every image of ``images_dir``."""
     from tqdm.auto import tqdm
 
-    from personpose.data.images import read_rgb
+    from personpose.data.images import IMAGE_SUFFIXES, read_rgb
 
     images_dir = Path(images_dir)
     if not images_dir.is_dir():

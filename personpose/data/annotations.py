@@ -179,12 +179,11 @@ def _read_csv_lines(path: Path, header: str, kind: str) -> list[str]:
     """The lines of a UTF-8 CSV whose first line is ``header`` (spaces ignored); raises
     :class:`DataFormatError` naming the file (and line 1 for a wrong header)."""
     try:
-        text = path.read_text(encoding="utf-8-sig")  # a leading byte-order mark is accepted
+        raw_lines = path.read_text(encoding="utf-8-sig").splitlines()  # a BOM is accepted
     except OSError as exc:
         raise DataFormatError(f"{path}: cannot read {kind} file ({exc.strerror})") from None
     except UnicodeDecodeError:
         raise DataFormatError(f"{path}: not a UTF-8 text file") from None
-    raw_lines = text.splitlines()
     if not raw_lines or raw_lines[0].replace(" ", "").strip() != header:
         first = raw_lines[0][:60] if raw_lines else ""
         raise DataFormatError(f"{_where(path, 1)}: expected header {header!r}, got {first!r}")

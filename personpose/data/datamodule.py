@@ -41,7 +41,7 @@ from personpose.data.dataset import (
     resolve_layout,
     split_paths,
 )
-from personpose.data.images import SizePolicy
+from personpose.data.images import IMAGE_SUFFIXES, SizePolicy
 from personpose.data.splits import (
     carve_val_ids,
     check_disjoint,
@@ -51,7 +51,6 @@ from personpose.data.splits import (
 )
 
 VAL_SPLITS = ("auto", "file", "carve")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
 def seed_worker(worker_id: int) -> None:

@@ -265,9 +265,8 @@ class PairDataset(Dataset):
 
     def sample(self, pair: int) -> dict:
         """The sample dict of pair ``pair`` (file order)."""
-        a, b = self.pair_index[pair]
-        name1, name2 = self.names[a], self.names[b]
-        kp = torch.from_numpy(self.keypoints[[a, b]])  # (2, 18, 2) int64
+        name1, name2 = self.pair_names(pair)
+        kp = torch.from_numpy(self.keypoints[self.pair_index[pair]])  # (2, 18, 2) int64
         out = {
             "P1": load_image(self.image_dir / name1, self.policy),
             "P2": load_image(self.image_dir / name2, self.policy),
@@ -299,11 +298,9 @@ class EpochPairSampler(DistributedSampler):
         if dataset.pairs_per_epoch is None:
             raise ValueError("EpochPairSampler needs a PairDataset with pairs_per_epoch set")
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=False)
+        # (epoch, skip): the next pass over that epoch starts after ``skip`` positions (set by
+        # ResumableLoader.load_state_dict for a mid-epoch resume)
         self._resume: tuple[int, int] | None = None
-
-    def resume(self, epoch: int, skip: int) -> None:
-        """Start the next pass over ``epoch`` after its first ``skip`` items (mid-epoch resume)."""
-        self._resume = (int(epoch), int(skip))
 
     def __iter__(self):
         epoch, n = int(self.epoch), len(self.dataset)
@@ -339,6 +336,6 @@ class ResumableLoader(DataLoader):
         return {"epoch": int(self.sampler.epoch), "batches": int(done)}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        skip = int(state_dict["batches"]) * int(self.batch_size or 1)
-        self.sampler.set_epoch(int(state_dict["epoch"]))
-        self.sampler.resume(int(state_dict["epoch"]), skip)
+        epoch = int(state_dict["epoch"])
+        self.sampler.set_epoch(epoch)
+        self.sampler._resume = (epoch, int(state_dict["batches"]) * int(self.batch_size or 1))

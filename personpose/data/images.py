@@ -24,6 +24,7 @@ from personpose.data.annotations import DataFormatError
 from personpose.data.keypoints import MISSING
 
 FIT_MODES = ("none", "center_crop", "resize")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")  # image files of a data folder (lower case)
 FIT_HINT = "; set data.fit to 'center_crop' or 'resize' and data.source_size to the file size"
 
 
