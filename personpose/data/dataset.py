@@ -148,10 +148,8 @@ def load_split(root: str | Path, layout: Layout, split: str, policy: SizePolicy)
                 f"should hold {ann_path.name}, {pairs_path.name} and {image_dir.name}/"
             )
     annotations = fit_annotations(read_annotations(ann_path, policy.source_size), policy)
-    pairs = read_pairs(pairs_path, annotations)
-    if label_dir is not None and not label_dir.is_dir():
-        label_dir = None
-    return SplitFiles(image_dir, annotations, pairs, label_dir)
+    labels = label_dir if label_dir is not None and label_dir.is_dir() else None
+    return SplitFiles(image_dir, annotations, read_pairs(pairs_path, annotations), labels)
 
 
 def epoch_pair_indices(
