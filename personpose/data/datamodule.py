@@ -229,9 +229,8 @@ class PersonPoseDataModule(L.LightningDataModule):
             if has_split(root, layout, split):
                 self._check_frame(split)
                 tables[split] = load_split(root, layout, split, self.policy)
-        if self.val_split == "file" or (
-            self.val_split == "auto" and has_split(root, layout, "val")
-        ):
+        auto_file = self.val_split == "auto" and has_split(root, layout, "val")
+        if self.val_split == "file" or auto_file:
             tables["val"] = load_split(root, layout, "val", self.policy)
         elif "train" in tables:
             train = tables["train"]
@@ -240,10 +239,8 @@ class PersonPoseDataModule(L.LightningDataModule):
             rest, held_pairs = split_pairs(train.pairs, held, layout.id_rule)
             tables["train"] = replace(train, pairs=rest)
             tables["val"] = replace(train, pairs=held_pairs)
-        if "val" in tables:
-            tables["val"].pairs = subsample_pairs(
-                tables["val"].pairs, self.val_max_pairs, self.seed
-            )
+        if (val := tables.get("val")) is not None:
+            val.pairs = subsample_pairs(val.pairs, self.val_max_pairs, self.seed)
         if self.require_disjoint:
             check_disjoint({k: t.pairs for k, t in tables.items()}, layout.id_rule)
         self._tables = tables
@@ -382,11 +379,7 @@ class PersonPoseDataModule(L.LightningDataModule):
     # -- checkpoints ------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """Saved in checkpoints: the settings that fix the pair sequence."""
-        return {
-            "pair_seed": self.pair_seed,
-            "pairs_per_epoch": self.pairs_per_epoch,
-            "seed": self.seed,
-        }
+        return {k: getattr(self, k) for k in ("pair_seed", "pairs_per_epoch", "seed")}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Warn when a resumed run would see a different pair sequence."""

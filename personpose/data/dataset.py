@@ -265,14 +265,8 @@ class PairDataset(Dataset):
         """The sample dict of pair ``pair`` (file order)."""
         name1, name2 = self.pair_names(pair)
         kp = torch.from_numpy(self.keypoints[self.pair_index[pair]])  # (2, 18, 2) int64
-        out = {
-            "P1": load_image(self.image_dir / name1, self.policy),
-            "P2": load_image(self.image_dir / name2, self.policy),
-            "kp1": kp[0],
-            "kp2": kp[1],
-            "name1": name1,
-            "name2": name2,
-        }
+        p1, p2 = (load_image(self.image_dir / name, self.policy) for name in (name1, name2))
+        out = {"P1": p1, "P2": p2, "kp1": kp[0], "kp2": kp[1], "name1": name1, "name2": name2}
         if self.with_maps:
             size = self.policy.image_size
             bp = pose.pose_heatmaps(kp, size, sigma=self.sigma)

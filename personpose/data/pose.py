@@ -95,10 +95,8 @@ def _part_tables(device: torch.device, dtype: torch.dtype, scale: float):
     is the mean of joints a and b (a == b for limbs), log2(e) / (2 v_perp) (10,), v_par floor."""
     ends = [(j[0], j[0], j[1], j[1]) if len(j) == 2 else tuple(j) for j in PART_JOINTS]
     ends = torch.tensor(ends, dtype=torch.long, device=device).flatten()  # (40,)
-    half_inv_perp = torch.tensor(
-        [0.5 * LOG2E / (s * scale) ** 2 for s in PART_PERP_SIGMA], dtype=dtype
-    )
-    return ends, half_inv_perp.to(device), PAR_VAR_FLOOR * scale**2
+    half_inv_perp = [0.5 * LOG2E / (s * scale) ** 2 for s in PART_PERP_SIGMA]
+    return ends, torch.tensor(half_inv_perp, dtype=dtype, device=device), PAR_VAR_FLOOR * scale**2
 
 
 def part_masks(
