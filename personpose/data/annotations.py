@@ -232,9 +232,8 @@ def check_annotations(annotations: Annotations, image_size: tuple[int, int] | No
     bad = (missing[..., 0] != missing[..., 1]) | ((kp < 0) & ~missing).any(-1)
     if image_size is not None:
         bad |= ((kp >= np.array(image_size)) & ~missing).any(-1)
-    rows = np.flatnonzero(bad.any(-1))
-    if len(rows):
-        r = int(rows[0])
+    if bad.any():
+        r = int(bad.any(-1).argmax())  # the first bad row
         where = _where(annotations.path, annotations.lines[r])
         check_keypoints(kp[r], image_size, where, annotations.names[r])
 

@@ -254,9 +254,8 @@ class PairDataset(Dataset):
         epoch, pos = int(epoch), int(pos)
         if not 0 <= pos < len(self):
             raise IndexError(f"index {pos} out of range for {len(self)} items")
-        if self.pairs_per_epoch is None:
-            return self.sample(pos)
-        return self.sample(int(self.epoch_indices(epoch)[pos]))
+        pair = pos if self.pairs_per_epoch is None else int(self.epoch_indices(epoch)[pos])
+        return self.sample(pair)
 
     def _label_path(self, name: str) -> Path:
         return self.label_dir / (Path(name).stem + ".png")

@@ -103,8 +103,7 @@ class SizePolicy:
         if self.fit == "center_crop":
             top, left = self.crop_offset
             return img.crop((left, top, left + w, top + h))
-        resample = Image.Resampling.NEAREST if nearest else Image.Resampling.BICUBIC
-        return img.resize((w, h), resample=resample)
+        return img.resize((w, h), Image.Resampling.NEAREST if nearest else Image.Resampling.BICUBIC)
 
 
 def _open(path: Path, decode: bool = True) -> Image.Image:
@@ -128,8 +127,6 @@ def _open(path: Path, decode: bool = True) -> Image.Image:
 
 def to_rgb(img: Image.Image) -> Image.Image:
     """Convert grayscale (8/16 bit), RGBA, LA, palette, CMYK... to 8-bit RGB (alpha dropped)."""
-    if img.mode == "RGB":
-        return img
     if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
         arr = np.asarray(img, dtype=np.float64)
         img = Image.fromarray(np.clip(np.rint(arr / 257.0), 0, 255).astype(np.uint8), "L")

@@ -47,11 +47,10 @@ def _prepare(kp, size, fn: str) -> tuple[torch.Tensor, torch.Tensor, int, int]:
         h = w = 0
     if h <= 0 or w <= 0 or (h, w) != tuple(size):
         raise ValueError(f"{fn}: size must be (H, W), two positive ints; got {size!r}")
-    float_input = kp.is_floating_point()
     missing = ((kp == MISSING) | kp.isnan()).any(-1)  # (..., 18)
+    # missing joints (-1 or NaN) -> 0: nothing non-finite reaches the maps, which mask them out
     kp = kp.to(torch.float64 if kp.dtype == torch.float64 else torch.float32)
-    if float_input:  # NaN -> 0 so that nothing non-finite reaches the maps; -1 is harmless
-        kp = kp.masked_fill(missing.unsqueeze(-1), 0.0)
+    kp = kp.masked_fill(missing.unsqueeze(-1), 0.0)
     return kp, missing, h, w
 
 
@@ -197,8 +196,8 @@ def draw_pose(kp: torch.Tensor, size: Sequence[int], width: float | None = None)
     half = max(1.0, h / 128) if width is None else float(width)
     bones = torch.tensor(SKELETON_BONES, dtype=torch.long, device=kp.device)
     joints = torch.arange(NUM_JOINTS, device=kp.device)
-    start = torch.cat((bones[:, 0], joints))  # segments: bones, then zero-length joint "dots"
-    end = torch.cat((bones[:, 1], joints))
+    # segments (S, 2): the bones, then zero-length joint "dots"
+    start, end = torch.cat((bones, torch.stack((joints, joints), 1))).T
     radius = torch.tensor([half] * len(bones) + [2 * half] * NUM_JOINTS, device=kp.device)
     hue = torch.arange(len(bones), dtype=torch.float32, device=kp.device) / len(bones)
     phase = torch.tensor([0.0, 1 / 3, 2 / 3], device=kp.device)
