@@ -289,11 +289,10 @@ def check_pairs_annotated(pairs: PairList, annotations: Annotations) -> None:
     ]
     if absent:
         line, col, name = absent[0]
-        names = list(dict.fromkeys(n for _, _, n in absent))
         raise DataFormatError(
             f"{_where(pairs.path, line)}: image {name!r} (column {col!r}) is not in the "
             f"annotation file {_where(annotations.path)}; every pair must name annotated "
-            f"images. Absent names: {_listing(names)}"
+            f"images. Absent names: {_listing(list(dict.fromkeys(n for *_, n in absent)))}"
         )
 
 

@@ -262,13 +262,14 @@ class PersonPoseDataModule(L.LightningDataModule):
             return
         if (h, w) == self.policy.source_size:
             return
-        key, size, hint = "data.source_size", list(self.policy.source_size), ""
-        if self.policy.fit == "none":
-            key = "data.image_size"
-            hint = (
-                f" (or data.source_size=[{h},{w}] with data.fit=resize or center_crop to "
-                f"train at {size})"
-            )
+        key = "data.image_size" if self.policy.fit == "none" else "data.source_size"
+        size = list(self.policy.source_size)
+        hint = (
+            f" (or data.source_size=[{h},{w}] with data.fit=resize or center_crop to train "
+            f"at {size})"
+            if self.policy.fit == "none"
+            else ""
+        )
         raise DataFormatError(
             f"{key}={size} (H, W) does not match the images of {image_dir}: {first.name} is "
             f"{h}x{w}; set {key}=[{h},{w}]{hint}"

@@ -121,12 +121,11 @@ def has_split(root: Path, layout: Layout, split: str) -> bool:
 def fit_annotations(annotations: Annotations, policy: SizePolicy) -> Annotations:
     """Map keypoints to the model frame; one CropWarning counts joints that left the frame."""
     kp, lost = policy.keypoints(annotations.keypoints)
-    n_lost = int(lost.sum())
-    if n_lost:
+    if lost.any():
         (sh, sw), (h, w) = policy.source_size, policy.image_size
         warnings.warn(
-            f"{annotations.path}: {policy.fit} {sh}x{sw} -> {h}x{w} puts {n_lost} joints of "
-            f"{int(lost.any(-1).sum())} images outside the frame; they are set to -1 (missing)",
+            f"{annotations.path}: {policy.fit} {sh}x{sw} -> {h}x{w} puts {lost.sum()} joints of "
+            f"{lost.any(-1).sum()} images outside the frame; they are set to -1 (missing)",
             CropWarning,
             stacklevel=2,
         )
@@ -314,7 +313,8 @@ class ResumableLoader(DataLoader):
     _yielded = 0
 
     def __iter__(self):
-        resume, self._yielded = getattr(self.sampler, "_resume", None), 0
+        resume = getattr(self.sampler, "_resume", None)
+        self._yielded = 0
         if resume is not None and resume[0] == self.sampler.epoch:
             self._yielded = resume[1] // (self.batch_size or 1)
         for batch in super().__iter__():

@@ -55,8 +55,7 @@ class MoveNet:
         h, w = image.shape[:2]
         side = max(h, w)
         top, left = (side - h) // 2, (side - w) // 2
-        square = np.zeros((side, side, 3), np.uint8)
-        square[top : top + h, left : left + w] = image
+        square = np.pad(image, ((top, side - h - top), (left, side - w - left), (0, 0)))
         small = Image.fromarray(square).resize((INPUT_SIZE, INPUT_SIZE), Image.BILINEAR)
         self._interp.set_tensor(self._in, np.asarray(small)[None])
         self._interp.invoke()
