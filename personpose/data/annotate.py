@@ -27,7 +27,6 @@ import numpy as np
 from personpose.data.keypoints import JOINT, MISSING, NUM_JOINTS
 from personpose.data.movenet import MoveNet, MoveNetUnavailable
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 DEFAULT_MIN_SCORE = 0.3
 
 
@@ -35,12 +34,10 @@ def keypoints_from_prediction(
     kp: np.ndarray, scores: np.ndarray, size: tuple[int, int], min_score: float
 ) -> np.ndarray:
     """MoveNet output (18, 2) float + scores (18,) -> PATN keypoints (18, 2) int64, -1 missing."""
-    h, w = size
     out = np.rint(kp).astype(np.int64)
     keep = scores >= min_score
-    neck, r_sho, l_sho = JOINT["neck"], JOINT["r_shoulder"], JOINT["l_shoulder"]
-    keep[neck] = keep[r_sho] and keep[l_sho]
-    inside = (out[:, 0] >= 0) & (out[:, 0] < h) & (out[:, 1] >= 0) & (out[:, 1] < w)
+    keep[JOINT["neck"]] = keep[JOINT["r_shoulder"]] and keep[JOINT["l_shoulder"]]
+    inside = ((out >= 0) & (out < np.asarray(size))).all(-1)
     out[~(keep & inside)] = MISSING
     return out
 
@@ -54,7 +51,7 @@ def annotate_folder(
     """Names and keypoints (N, 18, 2) int64 of every image of ``images_dir``."""
     from tqdm.auto import tqdm
 
-    from personpose.data.images import read_rgb
+    from personpose.data.images import IMAGE_SUFFIXES, read_rgb
 
     images_dir = Path(images_dir)
     if not images_dir.is_dir():
@@ -66,8 +63,7 @@ def annotate_folder(
     keypoints = np.zeros((len(files), NUM_JOINTS, 2), np.int64)
     for i, path in enumerate(tqdm(files, desc="annotating", unit="img", disable=not progress)):
         img = read_rgb(path)
-        kp, scores = estimator.predict(img)
-        keypoints[i] = keypoints_from_prediction(kp, scores, img.shape[:2], min_score)
+        keypoints[i] = keypoints_from_prediction(*estimator.predict(img), img.shape[:2], min_score)
     return [p.name for p in files], keypoints
 
 
@@ -88,8 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
 
-    from personpose.data.annotations import ANNOTATION_HEADER, format_annotation_line
-    from personpose.io.atomic import atomic_write_text
+    from personpose.data.annotations import write_annotations
 
     try:
         names, keypoints = annotate_folder(
@@ -98,8 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, MoveNetUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    rows = [ANNOTATION_HEADER] + [format_annotation_line(n, k) for n, k in zip(names, keypoints)]
-    atomic_write_text(args.out, "\n".join(rows) + "\n")
+    write_annotations(args.out, names, keypoints)
     present = (keypoints != MISSING).all(-1).mean()
     print(f"{len(names)} images annotated ({present:.0%} of joints present) -> {args.out}")
     return 0

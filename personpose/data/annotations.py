@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from personpose.data.keypoints import KEYPOINT_NAMES, MISSING, NUM_JOINTS
+from personpose.io.atomic import atomic_write_text
 
 ANNOTATION_HEADER = "name:keypoints_y:keypoints_x"
 PAIRS_HEADER = "from,to"
@@ -40,10 +41,9 @@ def _where(path: Path | str | None, line: int | None = None) -> str:
     return f"{where}:{line}" if line is not None else where
 
 
-def _listing(items: Sequence[str], total: int | None = None) -> str:
-    total = len(items) if total is None else total
-    shown = ", ".join(items[:MAX_LISTED])
-    return shown + (f", ... ({total} in total)" if total > MAX_LISTED else f" ({total} in total)")
+def _listing(items: Sequence[str]) -> str:
+    more = ", ..." if len(items) > MAX_LISTED else ""
+    return f"{', '.join(items[:MAX_LISTED])}{more} ({len(items)} in total)"
 
 
 @dataclass
@@ -72,10 +72,6 @@ class Annotations:
     def __contains__(self, name: object) -> bool:
         return name in self._index
 
-    def index(self, name: str) -> int:
-        """Row of ``name`` (KeyError if absent)."""
-        return self._index[name]
-
     def __getitem__(self, name: str) -> np.ndarray:
         """Keypoints (18, 2) int64 of image ``name``."""
         return self.keypoints[self._index[name]]
@@ -85,17 +81,9 @@ class Annotations:
 
     def subset(self, names: Iterable[str]) -> Annotations:
         """The rows of ``names`` (in the given order)."""
+        names = list(names)
         rows = [self._index[n] for n in names]
-        return Annotations(
-            [self.names[r] for r in rows],
-            self.keypoints[rows],
-            [self.lines[r] for r in rows],
-            self.path,
-        )
-
-    def with_keypoints(self, keypoints: np.ndarray) -> Annotations:
-        """The same images with other keypoints (e.g. after a crop)."""
-        return Annotations(list(self.names), keypoints, list(self.lines), self.path)
+        return Annotations(names, self.keypoints[rows], [self.lines[r] for r in rows], self.path)
 
 
 @dataclass
@@ -121,10 +109,8 @@ class PairList:
 
     def select(self, indices: Iterable[int]) -> PairList:
         """The pairs at ``indices`` (in the given order)."""
-        indices = list(indices)
-        return PairList(
-            [self.pairs[i] for i in indices], [self.lines[i] for i in indices], self.path
-        )
+        rows = list(indices)
+        return PairList([self.pairs[i] for i in rows], [self.lines[i] for i in rows], self.path)
 
 
 def _parse_list(text: str, what: str, where: str) -> list[int]:
@@ -171,37 +157,33 @@ def check_keypoints(
 ) -> None:
     """Raise DataFormatError unless ``kp`` (18, 2) holds (row, col) inside ``image_size`` or -1."""
     label = f" ({name})" if name else ""
-    for j in range(NUM_JOINTS):
-        y, x = int(kp[j, 0]), int(kp[j, 1])
-        joint = f"joint {j} ({KEYPOINT_NAMES[j]}){label}"
+    for j, (y, x) in enumerate(np.asarray(kp, dtype=np.int64).reshape(NUM_JOINTS, 2).tolist()):
         if (y == MISSING) != (x == MISSING):
-            raise DataFormatError(
-                f"{where}: {joint} has y={y}, x={x}: a missing joint must be -1 in both lists"
-            )
-        if y == MISSING:
+            problem = f"has y={y}, x={x}: a missing joint must be -1 in both lists"
+        elif y == MISSING:
             continue
-        if y < 0 or x < 0:
-            raise DataFormatError(
-                f"{where}: {joint} has negative coordinates (y={y}, x={x}); expected >= 0 or -1"
-            )
-        if image_size is not None and (y >= image_size[0] or x >= image_size[1]):
+        elif y < 0 or x < 0:
+            problem = f"has negative coordinates (y={y}, x={x}); expected >= 0 or -1"
+        elif image_size is not None and (y >= image_size[0] or x >= image_size[1]):
             h, w = image_size
-            raise DataFormatError(
-                f"{where}: {joint} at (y={y}, x={x}) lies outside the {h}x{w} image "
+            problem = (
+                f"at (y={y}, x={x}) lies outside the {h}x{w} image "
                 f"(expected rows 0..{h - 1}, cols 0..{w - 1}, or -1 for missing)"
             )
+        else:
+            continue
+        raise DataFormatError(f"{where}: joint {j} ({KEYPOINT_NAMES[j]}){label} {problem}")
 
 
 def _read_csv_lines(path: Path, header: str, kind: str) -> list[str]:
     """The lines of a UTF-8 CSV whose first line is ``header`` (spaces ignored); raises
     :class:`DataFormatError` naming the file (and line 1 for a wrong header)."""
     try:
-        text = path.read_text(encoding="utf-8-sig")  # a leading byte-order mark is accepted
+        raw_lines = path.read_text(encoding="utf-8-sig").splitlines()  # a BOM is accepted
     except OSError as exc:
         raise DataFormatError(f"{path}: cannot read {kind} file ({exc.strerror})") from None
     except UnicodeDecodeError:
         raise DataFormatError(f"{path}: not a UTF-8 text file") from None
-    raw_lines = text.splitlines()
     if not raw_lines or raw_lines[0].replace(" ", "").strip() != header:
         first = raw_lines[0][:60] if raw_lines else ""
         raise DataFormatError(f"{_where(path, 1)}: expected header {header!r}, got {first!r}")
@@ -216,10 +198,7 @@ def read_annotations(path: str | Path, image_size: tuple[int, int] | None = None
     """
     path = Path(path)
     raw_lines = _read_csv_lines(path, ANNOTATION_HEADER, "annotation")
-    names: list[str] = []
-    keypoints: list[np.ndarray] = []
-    lines: list[int] = []
-    seen: dict[str, int] = {}
+    rows: dict[str, tuple[int, list[int], list[int]]] = {}  # name -> (line, ys, xs)
     for lineno, line in enumerate(raw_lines[1:], start=2):
         if not line.strip():
             continue
@@ -233,20 +212,15 @@ def read_annotations(path: str | Path, image_size: tuple[int, int] | None = None
         if not name:
             raise DataFormatError(f"{where}: empty image name")
         check_image_name(name, where)
-        if name in seen:
+        if name in rows:
             raise DataFormatError(
-                f"{where}: duplicate name {name!r} (first on line {seen[name]}); "
+                f"{where}: duplicate name {name!r} (first on line {rows[name][0]}); "
                 "expected each image once"
             )
         ys = _parse_list(fields[1], "keypoints_y", where)
-        xs = _parse_list(fields[2], "keypoints_x", where)
-        kp = np.stack([np.asarray(ys, np.int64), np.asarray(xs, np.int64)], axis=-1)
-        seen[name] = lineno
-        names.append(name)
-        keypoints.append(kp)
-        lines.append(lineno)
-    kps = np.stack(keypoints) if keypoints else np.zeros((0, NUM_JOINTS, 2), np.int64)
-    result = Annotations(names, kps, lines, path)
+        rows[name] = (lineno, ys, _parse_list(fields[2], "keypoints_x", where))
+    kps = [list(zip(ys, xs)) for _, ys, xs in rows.values()]
+    result = Annotations(list(rows), kps, [line for line, _, _ in rows.values()], path)
     check_annotations(result, image_size)
     return result
 
@@ -254,14 +228,12 @@ def read_annotations(path: str | Path, image_size: tuple[int, int] | None = None
 def check_annotations(annotations: Annotations, image_size: tuple[int, int] | None) -> None:
     """Vectorised :func:`check_keypoints` over all rows; the error names the first bad line."""
     kp = annotations.keypoints
-    y, x = kp[..., 0], kp[..., 1]
-    missing_y, missing_x = y == MISSING, x == MISSING
-    bad = (missing_y != missing_x) | (~missing_y & ((y < 0) | (x < 0)))
+    missing = kp == MISSING
+    bad = (missing[..., 0] != missing[..., 1]) | ((kp < 0) & ~missing).any(-1)
     if image_size is not None:
-        bad |= ~missing_y & ((y >= image_size[0]) | (x >= image_size[1]))
-    rows = np.flatnonzero(bad.any(-1))
-    if len(rows):
-        r = int(rows[0])
+        bad |= ((kp >= np.array(image_size)) & ~missing).any(-1)
+    if bad.any():
+        r = int(bad.any(-1).argmax())  # the first bad row
         where = _where(annotations.path, annotations.lines[r])
         check_keypoints(kp[r], image_size, where, annotations.names[r])
 
@@ -269,22 +241,19 @@ def check_annotations(annotations: Annotations, image_size: tuple[int, int] | No
 def format_annotation_line(name: str, kp: np.ndarray) -> str:
     """One annotation row ``name: [y...]: [x...]`` for keypoints (18, 2) (row, col)."""
     kp = np.asarray(kp).reshape(NUM_JOINTS, 2)
-    ys = json.dumps([int(v) for v in kp[:, 0]])
-    xs = json.dumps([int(v) for v in kp[:, 1]])
+    ys, xs = (json.dumps([int(v) for v in coords]) for coords in kp.T)
     return f"{name}: {ys}: {xs}"
 
 
 def write_annotations(
     path: str | Path, names: Sequence[str], keypoints: np.ndarray | Sequence
 ) -> Path:
-    """Write an annotation CSV (PATN style, with a space after each ':')."""
-    path = Path(path)
+    """Write an annotation CSV (PATN style, with a space after each ':'), atomically."""
     keypoints = np.asarray(keypoints, dtype=np.int64).reshape(-1, NUM_JOINTS, 2)
     if len(names) != len(keypoints):
         raise ValueError(f"{len(names)} names but {len(keypoints)} keypoint sets")
     rows = [ANNOTATION_HEADER] + [format_annotation_line(n, k) for n, k in zip(names, keypoints)]
-    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
-    return path
+    return atomic_write_text(path, "\n".join(rows) + "\n")
 
 
 def read_pairs(path: str | Path, annotations: Annotations | None = None) -> PairList:
@@ -296,13 +265,12 @@ def read_pairs(path: str | Path, annotations: Annotations | None = None) -> Pair
     for lineno, line in enumerate(raw_lines[1:], start=2):
         if not line.strip():
             continue
+        where = _where(path, lineno)
         fields = [f.strip() for f in line.split(",")]
         if len(fields) != 2 or not all(fields):
-            raise DataFormatError(
-                f"{_where(path, lineno)}: expected two image names 'from,to', got {line!r}"
-            )
+            raise DataFormatError(f"{where}: expected two image names 'from,to', got {line!r}")
         for name in fields:
-            check_image_name(name, _where(path, lineno))
+            check_image_name(name, where)
         pairs.append((fields[0], fields[1]))
         lines.append(lineno)
     result = PairList(pairs, lines, path)
@@ -321,41 +289,32 @@ def check_pairs_annotated(pairs: PairList, annotations: Annotations) -> None:
     ]
     if absent:
         line, col, name = absent[0]
-        names = list(dict.fromkeys(n for _, _, n in absent))
         raise DataFormatError(
             f"{_where(pairs.path, line)}: image {name!r} (column {col!r}) is not in the "
             f"annotation file {_where(annotations.path)}; every pair must name annotated "
-            f"images. Absent names: {_listing(names)}"
+            f"images. Absent names: {_listing(list(dict.fromkeys(n for *_, n in absent)))}"
         )
 
 
 def write_pairs(path: str | Path, pairs: Iterable[tuple[str, str]]) -> Path:
-    """Write a pairs CSV with header ``from,to``."""
-    path = Path(path)
+    """Write a pairs CSV with header ``from,to``, atomically."""
     rows = [PAIRS_HEADER] + [f"{a},{b}" for a, b in pairs]
-    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
-    return path
+    return atomic_write_text(path, "\n".join(rows) + "\n")
 
 
 def check_images_exist(
-    image_dir: str | Path, names: Sequence[str], annotations: Annotations | None = None
+    image_dir: str | Path, names: Sequence[str], annotations: Annotations
 ) -> None:
-    """Raise DataFormatError listing the first few (and the count of) missing image files."""
+    """Raise DataFormatError listing the first few (and the count of) missing image files
+    (``names``: plain file names, as :func:`check_image_name` requires, from ``annotations``)."""
     image_dir = Path(image_dir)
     if not image_dir.is_dir():
         raise DataFormatError(f"{image_dir}: image folder does not exist")
     present = {p.name for p in image_dir.iterdir()}
-    missing = [
-        n for n in names if n not in present and ("/" not in n or not (image_dir / n).is_file())
-    ]
-    if not missing:
-        return
-    if annotations is not None:
+    missing = [n for n in names if n not in present]
+    if missing:
         shown = [f"{n} (line {annotations.line_of(n)})" if n in annotations else n for n in missing]
-        source = f" named in {_where(annotations.path)}"
-    else:
-        shown, source = list(missing), ""
-    raise DataFormatError(
-        f"{image_dir}: {len(missing)} of {len(names)} image files{source} do not exist: "
-        f"{_listing(shown, len(missing))}"
-    )
+        raise DataFormatError(
+            f"{image_dir}: {len(missing)} of {len(names)} image files named in "
+            f"{_where(annotations.path)} do not exist: {_listing(shown)}"
+        )

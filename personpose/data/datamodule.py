@@ -13,11 +13,13 @@ every index, so workers (persistent or not) and DDP ranks all agree.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import random
+import warnings
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +41,7 @@ from personpose.data.dataset import (
     resolve_layout,
     split_paths,
 )
-from personpose.data.images import SizePolicy
+from personpose.data.images import IMAGE_SUFFIXES, SizePolicy
 from personpose.data.splits import (
     carve_val_ids,
     check_disjoint,
@@ -49,16 +51,6 @@ from personpose.data.splits import (
 )
 
 VAL_SPLITS = ("auto", "file", "carve")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-
-
-def _plain(value: Any) -> Any:
-    """OmegaConf containers (as Hydra passes them) -> plain Python."""
-    from omegaconf import DictConfig, ListConfig, OmegaConf
-
-    if isinstance(value, (DictConfig, ListConfig)):
-        return OmegaConf.to_container(value, resolve=True)
-    return value
 
 
 def seed_worker(worker_id: int) -> None:
@@ -76,9 +68,7 @@ def _check_at_least(low: int, optional: bool = True, **values: Any) -> None:
     """ValueError naming ``data.<key>`` unless each value is an integer >= ``low`` (or None,
     when ``optional``)."""
     for key, value in values.items():
-        if value is None and optional:
-            continue
-        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        if (value is not None or not optional) and (type(value) is not int or value < low):
             raise ValueError(f"data.{key} must be an integer >= {low}, got {value!r}")
 
 
@@ -86,8 +76,9 @@ def build_datamodule(cfg: Mapping) -> PersonPoseDataModule:
     """Instantiate the ``_target_`` of a data config (``conf/data/*.yaml``; default
     :class:`PersonPoseDataModule`)."""
     from hydra.utils import instantiate
+    from omegaconf import DictConfig, OmegaConf
 
-    plain = dict(_plain(cfg))
+    plain = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
     plain.setdefault("_target_", f"{__name__}.PersonPoseDataModule")
     return instantiate(plain, _convert_="all")
 
@@ -126,7 +117,7 @@ class PersonPoseDataModule(L.LightningDataModule):
             pretrained networks (VGG-19 for the perceptual losses) on this data set; read by
             the training code from this attribute, and the choice is recorded.
             (No ``save_hyperparameters``: Lightning fails when module and data module log the
-            same key with different values; :meth:`describe` gives the provenance instead.)
+            same key with different values; ``results.json`` records the data identity.)
         name: data set name for logs and results (None: ``layout``).
     """
 
@@ -169,8 +160,8 @@ class PersonPoseDataModule(L.LightningDataModule):
         if not 0 < float(val_fraction) < 1:
             raise ValueError(f"data.val_fraction must lie in (0, 1), got {val_fraction}")
         self.root = Path(str(root)).expanduser()
-        self.layout = resolve_layout(layout, _plain(files))
-        self.policy = SizePolicy.create(_plain(image_size), _plain(source_size), fit)
+        self.layout = resolve_layout(layout, files)
+        self.policy = SizePolicy.create(image_size, source_size, fit)
         self.batch_size = int(batch_size)
         self.eval_batch_size = int(eval_batch_size or batch_size)
         self.num_workers = int(num_workers)
@@ -180,10 +171,10 @@ class PersonPoseDataModule(L.LightningDataModule):
         self.val_split = val_split
         self.val_fraction = float(val_fraction)
         self.val_max_pairs = None if val_max_pairs is None else int(val_max_pairs)
-        self.synth = _plain(synth)
+        self.synth = synth
         self.dataset_kwargs = {
             "sigma": float(sigma),
-            "mask_options": _plain(mask_options) or {},
+            "mask_options": dict(mask_options or {}),
             "with_maps": bool(with_maps),
             "verify_images": verify_images,
         }
@@ -193,10 +184,7 @@ class PersonPoseDataModule(L.LightningDataModule):
         self.drop_last = bool(drop_last)
         self.allow_random_weights = bool(allow_random_weights)
         self.name = name or (layout if isinstance(layout, str) else "custom")
-        self._data_dir: Path | None = None
         self._tables: dict[str, SplitFiles] | None = None
-        self.val_source: str | None = None
-        self.val_ids: list[str] = []
         self.train_set: PairDataset | None = None
         self.val_set: PairDataset | None = None
         self.test_set: PairDataset | None = None
@@ -215,18 +203,16 @@ class PersonPoseDataModule(L.LightningDataModule):
         options = dict(cfg.get("options") or {})
         return Path(ensure_dataset(self.root, cfg["preset"], int(cfg["ids"]), self.seed, **options))
 
-    @property
+    @functools.cached_property
     def data_dir(self) -> Path:
         """The folder the splits are read from (generated first for synthetic data)."""
-        if self._data_dir is None:
-            path = self._ensure_synthetic() if self.synth else self.root
-            if not path.is_dir():
-                raise DataFormatError(
-                    f"{path}: data folder does not exist; set data.root to your copy of the "
-                    f"{self.name} data set (PATN layout)"
-                )
-            self._data_dir = path
-        return self._data_dir
+        path = self._ensure_synthetic() if self.synth else self.root
+        if not path.is_dir():
+            raise DataFormatError(
+                f"{path}: data folder does not exist; set data.root to your copy of the "
+                f"{self.name} data set (PATN layout)"
+            )
+        return path
 
     def prepare_data(self) -> None:
         """Generate the synthetic set once per node (no-op for real data)."""
@@ -243,29 +229,18 @@ class PersonPoseDataModule(L.LightningDataModule):
             if has_split(root, layout, split):
                 self._check_frame(split)
                 tables[split] = load_split(root, layout, split, self.policy)
-        use_file = self.val_split == "file" or (
-            self.val_split == "auto" and has_split(root, layout, "val")
-        )
-        if use_file:
-            val = load_split(root, layout, "val", self.policy)
-            self.val_source = "file"
+        auto_file = self.val_split == "auto" and has_split(root, layout, "val")
+        if self.val_split == "file" or auto_file:
+            tables["val"] = load_split(root, layout, "val", self.policy)
         elif "train" in tables:
             train = tables["train"]
-            held = carve_val_ids(
-                pair_ids(train.pairs, layout.id_rule), self.val_fraction, self.seed
-            )
-            rest, held_pairs, _ = split_pairs(train.pairs, held, layout.id_rule)
-            tables["train"] = SplitFiles(
-                "train", train.image_dir, train.annotations, rest, train.label_dir
-            )
-            val = SplitFiles("val", train.image_dir, train.annotations, held_pairs, train.label_dir)
-            self.val_source = "carved from train"
-            self.val_ids = sorted(held)
-        else:
-            val = None
-        if val is not None:
+            ids = pair_ids(train.pairs, layout.id_rule)
+            held = carve_val_ids(ids, self.val_fraction, self.seed)
+            rest, held_pairs = split_pairs(train.pairs, held, layout.id_rule)
+            tables["train"] = replace(train, pairs=rest)
+            tables["val"] = replace(train, pairs=held_pairs)
+        if (val := tables.get("val")) is not None:
             val.pairs = subsample_pairs(val.pairs, self.val_max_pairs, self.seed)
-            tables["val"] = val
         if self.require_disjoint:
             check_disjoint({k: t.pairs for k, t in tables.items()}, layout.id_rule)
         self._tables = tables
@@ -303,18 +278,16 @@ class PersonPoseDataModule(L.LightningDataModule):
     def _dataset(self, split: str, **kwargs) -> PairDataset:
         tables = self.tables()
         if split not in tables:
-            ann, pairs = (
-                self.layout.annotation.format(split=split),
-                self.layout.pairs.format(split=split),
-            )
+            paths = split_paths(self.data_dir, self.layout, split)[:3]
+            ann, pairs, images = (p.relative_to(self.data_dir) for p in paths)
             raise DataFormatError(
-                f"{self.data_dir}: no {split!r} split; expected {ann}, {pairs} and "
-                f"{self.layout.images.format(split=split)}/"
+                f"{self.data_dir}: no {split!r} split; expected {ann}, {pairs} and {images}/"
             )
-        return PairDataset.from_split(tables[split], self.policy, **self.dataset_kwargs, **kwargs)
+        return PairDataset(tables[split], self.policy, **self.dataset_kwargs, **kwargs)
 
     def setup(self, stage: str | None = None) -> None:
-        """Build the data sets of ``stage`` (fit: train + val; validate: val; test: test)."""
+        """Build the data sets of ``stage`` (fit: train + val; validate: val; test: test); each
+        is built once, so the loaders call this freely."""
         if stage in (None, "fit") and self.train_set is None:
             n_train = len(self.tables()["train"].pairs) if "train" in self.tables() else 0
             per_epoch = self.pairs_per_epoch if self.pairs_per_epoch is not None else n_train
@@ -325,28 +298,16 @@ class PersonPoseDataModule(L.LightningDataModule):
             self.test_set = self._dataset("test")
 
     @property
-    def image_size(self) -> tuple[int, int]:
-        """(H, W) px of the samples."""
-        return self.policy.image_size
-
-    @property
     def world_size(self) -> int:
         """Processes sharing the training draws (the trainer's, else env WORLD_SIZE, else 1)."""
-        trainer = getattr(self, "trainer", None)
-        if trainer is not None:
-            return int(trainer.world_size)
+        if self.trainer is not None:
+            return int(self.trainer.world_size)
         return int(os.environ.get("WORLD_SIZE", "1"))
-
-    @property
-    def steps_per_epoch(self) -> int:
-        """Training batches per epoch per process, for :attr:`world_size` processes."""
-        return self.steps_per_epoch_for(self.world_size)
 
     def steps_per_epoch_for(self, world_size: int) -> int:
         """Training batches per epoch per process when ``world_size`` processes share the
         draws (pass devices x nodes before ``trainer.fit`` under DDP)."""
-        if self.train_set is None:
-            self.setup("fit")
+        self.setup("fit")
         per_rank = math.ceil(len(self.train_set) / int(world_size))
         if self._drop_last(per_rank):
             return per_rank // self.batch_size
@@ -358,13 +319,12 @@ class PersonPoseDataModule(L.LightningDataModule):
 
     # -- loaders ----------------------------------------------------------------------------
     def _loader(self, dataset, batch_size: int, loader_class=DataLoader, **kwargs) -> DataLoader:
-        workers = self.num_workers
         return loader_class(
             dataset,
             batch_size=batch_size,
-            num_workers=workers,
+            num_workers=self.num_workers,
             pin_memory=self.pin_memory,
-            persistent_workers=self.persistent_workers and workers > 0,
+            persistent_workers=self.persistent_workers and self.num_workers > 0,
             worker_init_fn=seed_worker,
             generator=torch.Generator().manual_seed(self.pair_seed),
             **kwargs,
@@ -372,47 +332,38 @@ class PersonPoseDataModule(L.LightningDataModule):
 
     def train_sampler(self) -> EpochPairSampler:
         """The epoch-aware sampler (sharded over DDP ranks when attached to a trainer)."""
-        if self.train_set is None:
-            self.setup("fit")
-        trainer = getattr(self, "trainer", None)
-        rank = int(trainer.global_rank) if trainer is not None else 0
+        self.setup("fit")
+        rank = int(self.trainer.global_rank) if self.trainer is not None else 0
         sampler = EpochPairSampler(self.train_set, num_replicas=self.world_size, rank=rank)
-        if trainer is not None:
-            sampler.set_epoch(int(trainer.current_epoch))
+        if self.trainer is not None:
+            sampler.set_epoch(int(self.trainer.current_epoch))
         return sampler
 
     def train_dataloader(self) -> DataLoader:
         sampler = self.train_sampler()
-        drop = self._drop_last(len(sampler))
         loader = self._loader(
             self.train_set,
             self.batch_size,
             loader_class=ResumableLoader,
             sampler=sampler,
-            drop_last=drop,
+            drop_last=self._drop_last(len(sampler)),
         )
         loader.progress = self._batches_trained
         return loader
 
     def _batches_trained(self) -> int | None:
         """Batches of the current epoch whose training step ran (Lightning's progress)."""
-        trainer = getattr(self, "trainer", None)
-        if trainer is None:
+        if self.trainer is None:
             return None
-        return int(trainer.fit_loop.epoch_loop.batch_progress.current.processed)
+        return int(self.trainer.fit_loop.epoch_loop.batch_progress.current.processed)
 
     def val_dataloader(self) -> DataLoader:
-        if self.val_set is None:
-            self.setup("validate")
+        self.setup("validate")
         return self._loader(self.val_set, self.eval_batch_size, shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
-        if self.test_set is None:
-            self.setup("test")
+        self.setup("test")
         return self._loader(self.test_set, self.eval_batch_size, shuffle=False)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self.test_dataloader()
 
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int = 0) -> dict:
         """Add the pose maps ``BP1``, ``BP2`` (N, 18, H, W) and part masks ``mask2``
@@ -426,49 +377,15 @@ class PersonPoseDataModule(L.LightningDataModule):
         masks = pose.part_masks(batch["kp2"], size, **self.dataset_kwargs["mask_options"])
         return {**batch, "BP1": bp[:, 0], "BP2": bp[:, 1], "mask2": masks}
 
-    # -- provenance -------------------------------------------------------------------------
-    def describe(self) -> dict[str, Any]:
-        """What was loaded, for results.json: folder, sizes, splits and their counts."""
-        out: dict[str, Any] = {
-            "name": self.name,
-            "data_dir": str(self.data_dir),
-            "layout": asdict(self.layout),
-            "image_size": list(self.policy.image_size),
-            "source_size": list(self.policy.source_size),
-            "fit": self.policy.fit,
-            "seed": self.seed,
-            "pair_seed": self.pair_seed,
-            "pairs_per_epoch": self.pairs_per_epoch,
-            "val_source": None,
-            "splits": {},
-        }
-        tables = self.tables()
-        out["val_source"] = self.val_source
-        if self.val_ids:
-            out["val_ids"] = len(self.val_ids)
-        for split, t in tables.items():
-            names = t.pairs.names()
-            out["splits"][split] = {
-                "pairs": len(t.pairs),
-                "images": len(names),
-                "labels": t.label_dir is not None,
-            }
-        return out
-
+    # -- checkpoints ------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """Saved in checkpoints: the settings that fix the pair sequence."""
-        return {
-            "pair_seed": self.pair_seed,
-            "pairs_per_epoch": self.pairs_per_epoch,
-            "seed": self.seed,
-        }
+        return {k: getattr(self, k) for k in ("pair_seed", "pairs_per_epoch", "seed")}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Warn when a resumed run would see a different pair sequence."""
-        import warnings
-
-        changed = {k: (v, self.state_dict().get(k)) for k, v in state_dict.items()}
-        changed = {k: v for k, v in changed.items() if v[0] != v[1]}
+        now = self.state_dict()
+        changed = {k: (v, now.get(k)) for k, v in state_dict.items() if v != now.get(k)}
         if changed:
             warnings.warn(
                 f"resuming with different data settings {changed} (checkpoint, now): the "

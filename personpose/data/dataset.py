@@ -42,9 +42,7 @@ from personpose.data.annotations import (
     Annotations,
     DataFormatError,
     PairList,
-    check_annotations,
     check_images_exist,
-    check_pairs_annotated,
     read_annotations,
     read_pairs,
 )
@@ -84,12 +82,10 @@ LAYOUTS: dict[str, Layout] = {
 def resolve_layout(layout: str | Layout, files: Mapping | None = None) -> Layout:
     """A named layout with overrides of its keys (annotation, pairs, images, labels, id_rule);
     None values keep the layout's name, ``labels: ""`` ignores label maps."""
-    if isinstance(layout, Layout):
-        base = layout
-    elif layout in LAYOUTS:
-        base = LAYOUTS[layout]
-    else:
-        raise ValueError(f"unknown layout {layout!r}; expected one of {sorted(LAYOUTS)}")
+    if not isinstance(layout, Layout):
+        if layout not in LAYOUTS:
+            raise ValueError(f"unknown layout {layout!r}; expected one of {sorted(LAYOUTS)}")
+        layout = LAYOUTS[layout]
     if files:
         unknown = set(files) - {"annotation", "pairs", "images", "labels", "id_rule"}
         if unknown:
@@ -97,15 +93,14 @@ def resolve_layout(layout: str | Layout, files: Mapping | None = None) -> Layout
         chosen = {k: v for k, v in files.items() if v is not None}
         if chosen.get("labels") == "":
             chosen["labels"] = None
-        base = replace(base, **chosen)
-    return base
+        layout = replace(layout, **chosen)
+    return layout
 
 
 @dataclass
 class SplitFiles:
     """The validated tables of one split; keypoints already in the model frame."""
 
-    split: str
     image_dir: Path
     annotations: Annotations
     pairs: PairList
@@ -114,13 +109,8 @@ class SplitFiles:
 
 def split_paths(root: Path, layout: Layout, split: str) -> tuple[Path, Path, Path, Path | None]:
     """(annotation CSV, pairs CSV, image folder, label folder or None) of ``split``."""
-    labels = root / layout.labels.format(split=split) if layout.labels else None
-    return (
-        root / layout.annotation.format(split=split),
-        root / layout.pairs.format(split=split),
-        root / layout.images.format(split=split),
-        labels,
-    )
+    names = (layout.annotation, layout.pairs, layout.images, layout.labels)
+    return tuple(root / name.format(split=split) if name else None for name in names)
 
 
 def has_split(root: Path, layout: Layout, split: str) -> bool:
@@ -131,16 +121,15 @@ def has_split(root: Path, layout: Layout, split: str) -> bool:
 def fit_annotations(annotations: Annotations, policy: SizePolicy) -> Annotations:
     """Map keypoints to the model frame; one CropWarning counts joints that left the frame."""
     kp, lost = policy.keypoints(annotations.keypoints)
-    n_lost = int(lost.sum())
-    if n_lost:
+    if lost.any():
         (sh, sw), (h, w) = policy.source_size, policy.image_size
         warnings.warn(
-            f"{annotations.path}: {policy.fit} {sh}x{sw} -> {h}x{w} puts {n_lost} joints of "
-            f"{int(lost.any(-1).sum())} images outside the frame; they are set to -1 (missing)",
+            f"{annotations.path}: {policy.fit} {sh}x{sw} -> {h}x{w} puts {lost.sum()} joints of "
+            f"{lost.any(-1).sum()} images outside the frame; they are set to -1 (missing)",
             CropWarning,
             stacklevel=2,
         )
-    return annotations.with_keypoints(kp)
+    return replace(annotations, keypoints=kp)
 
 
 def load_split(root: str | Path, layout: Layout, split: str, policy: SizePolicy) -> SplitFiles:
@@ -158,10 +147,8 @@ def load_split(root: str | Path, layout: Layout, split: str, policy: SizePolicy)
                 f"should hold {ann_path.name}, {pairs_path.name} and {image_dir.name}/"
             )
     annotations = fit_annotations(read_annotations(ann_path, policy.source_size), policy)
-    pairs = read_pairs(pairs_path, annotations)
-    if label_dir is not None and not label_dir.is_dir():
-        label_dir = None
-    return SplitFiles(split, image_dir, annotations, pairs, label_dir)
+    labels = label_dir if label_dir is not None and label_dir.is_dir() else None
+    return SplitFiles(image_dir, annotations, read_pairs(pairs_path, annotations), labels)
 
 
 def epoch_pair_indices(
@@ -183,12 +170,12 @@ class PairDataset(Dataset):
     """(source, target) pairs of one split; see the module docstring for the sample dict.
 
     Args:
-        image_dir: folder of the image files.
-        annotations: keypoints in the model frame (after ``fit_annotations``).
-        pairs: the pairs; every name must be annotated and its file present.
+        files: the split's tables from :func:`load_split`, which validated the CSVs (names
+            annotated, joints inside the frame): image folder, annotations in the model
+            frame, pairs and the folder of target label maps ``<stem>.png`` (adds ``label2``)
+            or None. Image and label files are checked here.
         policy: image size policy (files of ``source_size`` -> tensors of ``image_size``).
-        label_dir: folder of target label maps ``<stem>.png`` (adds ``label2``), or None.
-        pairs_per_epoch: epoch mode with this many draws per epoch (None: file order).
+        pairs_per_epoch: epoch mode with this many (>= 1) draws per epoch (None: file order).
         seed: seed of the per-epoch draws (>= 0).
         sigma: pose-map Gaussian sigma (px).
         mask_options: extra keyword arguments of ``pose.part_masks``.
@@ -199,12 +186,9 @@ class PairDataset(Dataset):
 
     def __init__(
         self,
-        image_dir: str | Path,
-        annotations: Annotations,
-        pairs: PairList,
+        files: SplitFiles,
         policy: SizePolicy,
         *,
-        label_dir: str | Path | None = None,
         pairs_per_epoch: int | None = None,
         seed: int = 0,
         sigma: float = 6.0,
@@ -212,33 +196,25 @@ class PairDataset(Dataset):
         with_maps: bool = True,
         verify_images: str | bool = "header",
     ) -> None:
-        self.image_dir = Path(image_dir)
-        self.policy = policy
-        self.label_dir = Path(label_dir) if label_dir is not None else None
+        annotations, pairs = files.annotations, files.pairs
+        self.image_dir, self.label_dir, self.policy = files.image_dir, files.label_dir, policy
         if len(pairs) == 0:
             raise DataFormatError(f"{pairs.path}: no pairs; expected at least one 'from,to' row")
-        if pairs_per_epoch is not None and int(pairs_per_epoch) <= 0:
-            raise ValueError(f"pairs_per_epoch must be positive or None, got {pairs_per_epoch}")
         if seed < 0:
             raise ValueError(f"seed must be >= 0, got {seed}")
-        check_pairs_annotated(pairs, annotations)
-        names = pairs.names()
+        self.names = names = pairs.names()
         check_images_exist(self.image_dir, names, annotations)
         if self.label_dir is not None:
-            targets = list(dict.fromkeys(b for _, b in pairs))
-            missing = [n for n in targets if not self._label_path(n).is_file()]
+            targets = [self._label_path(n) for n in dict.fromkeys(b for _, b in pairs)]
+            missing = [p.name for p in targets if not p.is_file()]
             if missing:
-                shown = ", ".join(self._label_path(n).name for n in missing[:5])
                 raise DataFormatError(
                     f"{self.label_dir}: {len(missing)} of {len(targets)} target label maps "
-                    f"do not exist (expected <image stem>.png): {shown}"
+                    f"do not exist (expected <image stem>.png): {', '.join(missing[:5])}"
                 )
+        self.keypoints = annotations.subset(names).keypoints
         index = {n: i for i, n in enumerate(names)}
-        self.names = names
-        self.keypoints = np.stack([annotations[n] for n in names]).astype(np.int64)
-        check_annotations(annotations.subset(names), policy.image_size)
         self.pair_index = np.array([(index[a], index[b]) for a, b in pairs], dtype=np.int64)
-        self.pairs_path = pairs.path
         self.pairs_per_epoch = None if pairs_per_epoch is None else int(pairs_per_epoch)
         self.seed = int(seed)
         self.sigma = float(sigma)
@@ -248,42 +224,10 @@ class PairDataset(Dataset):
         self._draws: tuple[int, np.ndarray] | None = None
         check_images((self.image_dir / n for n in names), policy, verify_images)
 
-    @classmethod
-    def from_split(cls, files: SplitFiles, policy: SizePolicy, **kwargs) -> PairDataset:
-        """A data set over the tables of :func:`load_split`."""
-        return cls(
-            files.image_dir,
-            files.annotations,
-            files.pairs,
-            policy,
-            label_dir=files.label_dir,
-            **kwargs,
-        )
-
-    @classmethod
-    def from_folder(
-        cls,
-        root: str | Path,
-        split: str,
-        layout: str | Layout = "market",
-        image_size=(128, 64),
-        source_size=None,
-        fit: str = "none",
-        **kwargs,
-    ) -> PairDataset:
-        """Read split ``split`` of the PATN folder ``root`` (see :data:`LAYOUTS`)."""
-        policy = SizePolicy.create(image_size, source_size, fit)
-        files = load_split(root, resolve_layout(layout), split, policy)
-        return cls.from_split(files, policy, **kwargs)
-
     @property
     def num_pairs(self) -> int:
         """Pairs in the file (epoch mode draws from these)."""
         return len(self.pair_index)
-
-    @property
-    def has_labels(self) -> bool:
-        return self.label_dir is not None
 
     def __len__(self) -> int:
         return self.num_pairs if self.pairs_per_epoch is None else self.pairs_per_epoch
@@ -299,41 +243,28 @@ class PairDataset(Dataset):
             self._draws = (epoch, draws)
         return self._draws[1]
 
-    def pair_at(self, index: int | tuple[int, int]) -> int:
-        """Pair index (file order) behind a data set index or an (epoch, position) tuple."""
-        if isinstance(index, tuple):
-            epoch, pos = (int(v) for v in index)
-        else:
-            epoch, pos = self.epoch, int(index)
-        if not 0 <= pos < len(self):
-            raise IndexError(f"index {pos} out of range for {len(self)} items")
-        if self.pairs_per_epoch is None:
-            return pos
-        return int(self.epoch_indices(epoch)[pos])
-
     def pair_names(self, pair: int) -> tuple[str, str]:
         a, b = self.pair_index[pair]
         return self.names[a], self.names[b]
 
     def __getitem__(self, index: int | tuple[int, int]) -> dict:
-        return self.sample(self.pair_at(index))
+        """The sample at a position (of epoch ``self.epoch``) or an (epoch, position) tuple."""
+        epoch, pos = index if isinstance(index, tuple) else (self.epoch, index)
+        epoch, pos = int(epoch), int(pos)
+        if not 0 <= pos < len(self):
+            raise IndexError(f"index {pos} out of range for {len(self)} items")
+        pair = pos if self.pairs_per_epoch is None else int(self.epoch_indices(epoch)[pos])
+        return self.sample(pair)
 
     def _label_path(self, name: str) -> Path:
         return self.label_dir / (Path(name).stem + ".png")
 
     def sample(self, pair: int) -> dict:
         """The sample dict of pair ``pair`` (file order)."""
-        a, b = self.pair_index[pair]
-        name1, name2 = self.names[a], self.names[b]
-        kp = torch.from_numpy(self.keypoints[[a, b]])  # (2, 18, 2) int64
-        out = {
-            "P1": load_image(self.image_dir / name1, self.policy),
-            "P2": load_image(self.image_dir / name2, self.policy),
-            "kp1": kp[0],
-            "kp2": kp[1],
-            "name1": name1,
-            "name2": name2,
-        }
+        name1, name2 = self.pair_names(pair)
+        kp = torch.from_numpy(self.keypoints[self.pair_index[pair]])  # (2, 18, 2) int64
+        p1, p2 = (load_image(self.image_dir / name, self.policy) for name in (name1, name2))
+        out = {"P1": p1, "P2": p2, "kp1": kp[0], "kp2": kp[1], "name1": name1, "name2": name2}
         if self.with_maps:
             size = self.policy.image_size
             bp = pose.pose_heatmaps(kp, size, sigma=self.sigma)
@@ -357,20 +288,15 @@ class EpochPairSampler(DistributedSampler):
         if dataset.pairs_per_epoch is None:
             raise ValueError("EpochPairSampler needs a PairDataset with pairs_per_epoch set")
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=False)
+        # (epoch, skip): the next pass over that epoch starts after ``skip`` positions (set by
+        # ResumableLoader.load_state_dict for a mid-epoch resume)
         self._resume: tuple[int, int] | None = None
 
-    def resume(self, epoch: int, skip: int) -> None:
-        """Start the next pass over ``epoch`` after its first ``skip`` items (mid-epoch resume)."""
-        self._resume = (int(epoch), int(skip))
-
     def __iter__(self):
-        n = len(self.dataset)
-        epoch, start = int(self.epoch), 0
-        if self._resume is not None and self._resume[0] == epoch:
-            start = self._resume[1]
+        epoch, n = int(self.epoch), len(self.dataset)
+        start = self._resume[1] if self._resume is not None and self._resume[0] == epoch else 0
         self._resume = None
-        positions = range(self.rank, self.total_size, self.num_replicas)
-        for pos in positions[start:]:
+        for pos in range(self.rank, self.total_size, self.num_replicas)[start:]:
             yield (epoch, pos % n)
 
 
@@ -387,10 +313,10 @@ class ResumableLoader(DataLoader):
     _yielded = 0
 
     def __iter__(self):
-        sampler = self.sampler
+        resume = getattr(self.sampler, "_resume", None)
         self._yielded = 0
-        if getattr(sampler, "_resume", None) is not None and sampler._resume[0] == sampler.epoch:
-            self._yielded = sampler._resume[1] // max(self.batch_size or 1, 1)
+        if resume is not None and resume[0] == self.sampler.epoch:
+            self._yielded = resume[1] // (self.batch_size or 1)
         for batch in super().__iter__():
             self._yielded += 1
             yield batch
@@ -401,6 +327,6 @@ class ResumableLoader(DataLoader):
         return {"epoch": int(self.sampler.epoch), "batches": int(done)}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        skip = int(state_dict["batches"]) * int(self.batch_size or 1)
-        self.sampler.set_epoch(int(state_dict["epoch"]))
-        self.sampler.resume(int(state_dict["epoch"]), skip)
+        epoch = int(state_dict["epoch"])
+        self.sampler.set_epoch(epoch)
+        self.sampler._resume = (epoch, int(state_dict["batches"]) * int(self.batch_size or 1))

@@ -9,7 +9,6 @@ from typing import Any
 from personpose.data.dataset import Layout, split_paths
 
 SPLITS = ("train", "val", "test")
-CHUNK = 1 << 20
 
 
 def data_identity(data_dir: str | Path, layout: Layout) -> dict[str, Any]:
@@ -18,15 +17,10 @@ def data_identity(data_dir: str | Path, layout: Layout) -> dict[str, Any]:
     val, test), in that order. Cheap (the CSVs only, tens of MB at most); two folders whose
     CSVs differ in one byte, or that sit in different places, have different identities."""
     root = Path(data_dir).expanduser().resolve()
+    paths = [p for split in SPLITS for p in split_paths(root, layout, split)[:2] if p.is_file()]
     digest = hashlib.sha256()
-    files = []
-    for split in SPLITS:
-        for path in split_paths(root, layout, split)[:2]:
-            if not path.is_file():
-                continue
-            files.append(path.name)
-            digest.update(f"{path.name}\0{path.stat().st_size}\0".encode())
-            with path.open("rb") as f:
-                while chunk := f.read(CHUNK):
-                    digest.update(chunk)
-    return {"root": str(root), "csv_sha256": digest.hexdigest(), "files": files}
+    for path in paths:
+        data = path.read_bytes()  # tens of MB at most
+        digest.update(f"{path.name}\0{len(data)}\0".encode())
+        digest.update(data)
+    return {"root": str(root), "csv_sha256": digest.hexdigest(), "files": [p.name for p in paths]}

@@ -24,6 +24,8 @@ from personpose.data.annotations import DataFormatError
 from personpose.data.keypoints import MISSING
 
 FIT_MODES = ("none", "center_crop", "resize")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")  # image files of a data folder (lower case)
+FIT_HINT = "; set data.fit to 'center_crop' or 'resize' and data.source_size to the file size"
 
 
 def _size(value, what: str) -> tuple[int, int]:
@@ -57,9 +59,7 @@ class SizePolicy:
                 f"source_size {source_size} differs from image_size {image_size}: set "
                 "fit to 'center_crop' or 'resize' to adapt the images"
             )
-        if fit == "center_crop" and (
-            source_size[0] < image_size[0] or source_size[1] < image_size[1]
-        ):
+        if fit == "center_crop" and any(s < i for s, i in zip(source_size, image_size)):
             raise ValueError(
                 f"center_crop cannot enlarge {source_size} to {image_size}; use fit='resize'"
             )
@@ -72,10 +72,7 @@ class SizePolicy:
     @property
     def crop_offset(self) -> tuple[int, int]:
         """(top, left) px of the centre crop in the source frame."""
-        return (
-            (self.source_size[0] - self.image_size[0]) // 2,
-            (self.source_size[1] - self.image_size[1]) // 2,
-        )
+        return tuple((s - i) // 2 for s, i in zip(self.source_size, self.image_size))
 
     def keypoints(self, kp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Map keypoints (..., 18, 2) (row, col) from the source frame to the model frame.
@@ -84,29 +81,19 @@ class SizePolicy:
         that fall outside the frame after a crop (they are set to -1).
         """
         kp = np.asarray(kp, dtype=np.int64)
-        present = (kp[..., 0] != MISSING) & (kp[..., 1] != MISSING)
-        out = kp.copy()
+        present = (kp != MISSING).all(-1)
         lost = np.zeros(present.shape, dtype=bool)
         if self.identity:
-            return out, lost
-        h, w = self.image_size
+            return kp.copy(), lost
+        size = np.array(self.image_size, dtype=np.int64)
         if self.fit == "center_crop":
-            top, left = self.crop_offset
-            moved = kp - np.array([top, left], dtype=np.int64)
-            inside = (
-                (moved[..., 0] >= 0)
-                & (moved[..., 0] < h)
-                & (moved[..., 1] >= 0)
-                & (moved[..., 1] < w)
-            )
+            moved = kp - np.array(self.crop_offset, dtype=np.int64)
+            inside = ((moved >= 0) & (moved < size)).all(-1)
             lost = present & ~inside
-            out = np.where((present & inside)[..., None], moved, MISSING)
-        else:  # resize: pixel centres map onto pixel centres
-            scale = np.array(self.image_size, np.float64) / np.array(self.source_size, np.float64)
-            scaled = np.rint((kp + 0.5) * scale - 0.5).astype(np.int64)
-            scaled = np.clip(scaled, 0, np.array([h - 1, w - 1]))
-            out = np.where(present[..., None], scaled, MISSING)
-        return out.astype(np.int64), lost
+            return np.where((present & inside)[..., None], moved, MISSING), lost
+        # resize: pixel centres map onto pixel centres
+        scaled = np.rint((kp + 0.5) * (size / np.array(self.source_size)) - 0.5).astype(np.int64)
+        return np.where(present[..., None], np.clip(scaled, 0, size - 1), MISSING), lost
 
     def apply(self, img: Image.Image, *, nearest: bool = False) -> Image.Image:
         """Fit a PIL image of ``source_size`` to ``image_size`` (no size check here)."""
@@ -116,8 +103,7 @@ class SizePolicy:
         if self.fit == "center_crop":
             top, left = self.crop_offset
             return img.crop((left, top, left + w, top + h))
-        resample = Image.Resampling.NEAREST if nearest else Image.Resampling.BICUBIC
-        return img.resize((w, h), resample=resample)
+        return img.resize((w, h), Image.Resampling.NEAREST if nearest else Image.Resampling.BICUBIC)
 
 
 def _open(path: Path, decode: bool = True) -> Image.Image:
@@ -141,8 +127,6 @@ def _open(path: Path, decode: bool = True) -> Image.Image:
 
 def to_rgb(img: Image.Image) -> Image.Image:
     """Convert grayscale (8/16 bit), RGBA, LA, palette, CMYK... to 8-bit RGB (alpha dropped)."""
-    if img.mode == "RGB":
-        return img
     if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
         arr = np.asarray(img, dtype=np.float64)
         img = Image.fromarray(np.clip(np.rint(arr / 257.0), 0, 255).astype(np.uint8), "L")
@@ -155,11 +139,7 @@ def _check_size(img: Image.Image, path: Path, policy: SizePolicy) -> None:
     h, w = img.height, img.width
     if (h, w) != policy.source_size:
         eh, ew = policy.source_size
-        hint = (
-            "; set data.fit to 'center_crop' or 'resize' and data.source_size to the file size"
-            if policy.fit == "none"
-            else ""
-        )
+        hint = FIT_HINT if policy.fit == "none" else ""
         raise DataFormatError(f"{path}: image is {h}x{w} (HxW), expected {eh}x{ew}{hint}")
 
 
@@ -167,16 +147,8 @@ def read_rgb(path: str | Path) -> np.ndarray:
     """Any image file (8/16-bit grayscale, RGBA, palette...) as 8-bit RGB ``(H, W, 3)`` uint8,
     converted as in training (:func:`to_rgb`); unreadable files raise
     :class:`DataFormatError` naming the file."""
-    path = Path(path)
     with _open(path) as img:
         return np.array(to_rgb(img), dtype=np.uint8)
-
-
-def image_to_tensor(img: Image.Image) -> torch.Tensor:
-    """8-bit RGB PIL image -> float32 tensor (3, H, W) in [-1, 1]."""
-    arr = np.asarray(img, dtype=np.uint8)
-    t = torch.from_numpy(arr.copy()).permute(2, 0, 1).to(torch.float32)
-    return t / 127.5 - 1.0
 
 
 VERIFY_MODES = ("header", "decode", "off")
@@ -199,15 +171,14 @@ def verify_images(paths: Iterable[Path], policy: SizePolicy, mode: str | bool = 
 
 def load_image(path: str | Path, policy: SizePolicy) -> torch.Tensor:
     """Read an image file as float32 (3, H, W) in [-1, 1] at ``policy.image_size``."""
-    path = Path(path)
     img = to_rgb(_open(path))
     _check_size(img, path, policy)
-    return image_to_tensor(policy.apply(img))
+    arr = np.array(policy.apply(img), dtype=np.uint8)
+    return torch.from_numpy(arr).permute(2, 0, 1).to(torch.float32) / 127.5 - 1.0
 
 
 def load_label_map(path: str | Path, policy: SizePolicy) -> torch.Tensor:
     """Read a single-channel label PNG (0 background, 1..K parts) as int64 (H, W)."""
-    path = Path(path)
     img = _open(path)
     if img.mode not in ("L", "P", "I", "I;16", "I;16B", "I;16L", "I;16N"):
         raise DataFormatError(

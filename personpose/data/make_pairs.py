@@ -35,19 +35,14 @@ DISTRACTOR_PREFIXES = ("0000", "-1")
 
 def has_torso(kp: np.ndarray) -> np.ndarray:
     """(..., 18, 2) keypoints -> (...) bool: both shoulders and both hips present."""
-    kp = np.asarray(kp)[..., TORSO_JOINTS, :]
-    return np.all(kp != MISSING, axis=(-2, -1))
-
-
-def is_distractor(name: str, dataset: str) -> bool:
-    """Market junk/distractor images (ids ``0000`` and ``-1``); never for other sets."""
-    return dataset == "market" and name.startswith(DISTRACTOR_PREFIXES)
+    return np.all(np.asarray(kp)[..., TORSO_JOINTS, :] != MISSING, axis=(-2, -1))
 
 
 def eligible_names(annotations: Annotations, dataset: str) -> list[str]:
-    """Images usable in pairs, in file order."""
+    """Images usable in pairs (torso present, not a Market distractor), in file order."""
+    skip = DISTRACTOR_PREFIXES if dataset == "market" else ()
     ok = has_torso(annotations.keypoints)
-    return [n for n, keep in zip(annotations.names, ok) if keep and not is_distractor(n, dataset)]
+    return [n for n, keep in zip(annotations.names, ok) if keep and not n.startswith(skip)]
 
 
 def build_pairs(

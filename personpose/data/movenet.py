@@ -16,7 +16,8 @@ import numpy as np
 INPUT_SIZE = 192
 # OpenPose-18 joint j <- COCO-17 joint COCO_OF_OPENPOSE[j]; None = neck (mean of 5 and 6).
 COCO_OF_OPENPOSE = (0, None, 6, 8, 10, 5, 7, 9, 12, 14, 16, 11, 13, 15, 2, 1, 4, 3)
-COCO_L_SHOULDER, COCO_R_SHOULDER = 5, 6
+COCO_INDEX = [0 if c is None else c for c in COCO_OF_OPENPOSE]  # the neck is set apart
+NECK, COCO_L_SHOULDER, COCO_R_SHOULDER = COCO_OF_OPENPOSE.index(None), 5, 6
 
 
 class MoveNetUnavailable(RuntimeError):
@@ -54,20 +55,14 @@ class MoveNet:
         h, w = image.shape[:2]
         side = max(h, w)
         top, left = (side - h) // 2, (side - w) // 2
-        square = np.zeros((side, side, 3), np.uint8)
-        square[top : top + h, left : left + w] = image
+        square = np.pad(image, ((top, side - h - top), (left, side - w - left), (0, 0)))
         small = Image.fromarray(square).resize((INPUT_SIZE, INPUT_SIZE), Image.BILINEAR)
         self._interp.set_tensor(self._in, np.asarray(small)[None])
         self._interp.invoke()
         out = self._interp.get_tensor(self._out)[0, 0]  # (17, 3): y, x, score
         yx = out[:, :2].astype(np.float64) * side - np.array([top, left], np.float64)
         score = out[:, 2].astype(np.float64)
-        kp = np.zeros((18, 2))
-        sc = np.zeros(18)
-        for j, c in enumerate(COCO_OF_OPENPOSE):
-            if c is None:
-                kp[j] = (yx[COCO_L_SHOULDER] + yx[COCO_R_SHOULDER]) / 2
-                sc[j] = min(score[COCO_L_SHOULDER], score[COCO_R_SHOULDER])
-            else:
-                kp[j], sc[j] = yx[c], score[c]
+        kp, sc = yx[COCO_INDEX], score[COCO_INDEX]
+        kp[NECK] = (yx[COCO_L_SHOULDER] + yx[COCO_R_SHOULDER]) / 2
+        sc[NECK] = min(score[COCO_L_SHOULDER], score[COCO_R_SHOULDER])
         return kp, sc

@@ -32,35 +32,25 @@ NORM_EPS = 1e-6  # each part is divided by (its maximum over the image + 1e-6)
 LOG2E = 1.4426950408889634  # exponents are kept in base 2: exp2 is ~2.5x faster than exp on CPU
 
 
-def _check_size(size: Sequence[int], fn: str) -> tuple[int, int]:
-    try:
-        h, w = (int(s) for s in size)
-    except (TypeError, ValueError):
-        raise ValueError(f"{fn}: size must be (H, W), two positive ints; got {size!r}") from None
-    if h <= 0 or w <= 0 or (h, w) != tuple(size):
-        raise ValueError(f"{fn}: size must be (H, W), two positive ints; got {size!r}")
-    return h, w
-
-
 def _prepare(kp, size, fn: str) -> tuple[torch.Tensor, torch.Tensor, int, int]:
     """Validate; return float keypoints with missing joints zeroed, the missing flags, H, W."""
-    if not isinstance(kp, torch.Tensor):
-        kp = torch.as_tensor(kp)
+    kp = torch.as_tensor(kp)
     if kp.dim() < 2 or tuple(kp.shape[-2:]) != (NUM_JOINTS, 2):
         raise ValueError(
             f"{fn}: kp must have shape (..., {NUM_JOINTS}, 2) of (row, col); got {tuple(kp.shape)}"
         )
     if kp.dtype == torch.bool or kp.is_complex():
         raise ValueError(f"{fn}: kp must be an int or float tensor; got {kp.dtype}")
-    h, w = _check_size(size, fn)
-    missing = kp == MISSING
-    if kp.is_floating_point():
-        missing |= kp.isnan()
-    missing = missing.any(-1)  # (..., 18)
-    float_input = kp.is_floating_point()
+    try:
+        h, w = (int(s) for s in size)
+    except (TypeError, ValueError):
+        h = w = 0
+    if h <= 0 or w <= 0 or (h, w) != tuple(size):
+        raise ValueError(f"{fn}: size must be (H, W), two positive ints; got {size!r}")
+    missing = ((kp == MISSING) | kp.isnan()).any(-1)  # (..., 18)
+    # missing joints (-1 or NaN) -> 0: nothing non-finite reaches the maps, which mask them out
     kp = kp.to(torch.float64 if kp.dtype == torch.float64 else torch.float32)
-    if float_input:  # NaN -> 0 so that nothing non-finite reaches the maps; -1 is harmless
-        kp = kp.masked_fill(missing.unsqueeze(-1), 0.0)
+    kp = kp.masked_fill(missing.unsqueeze(-1), 0.0)
     return kp, missing, h, w
 
 
@@ -104,10 +94,8 @@ def _part_tables(device: torch.device, dtype: torch.dtype, scale: float):
     is the mean of joints a and b (a == b for limbs), log2(e) / (2 v_perp) (10,), v_par floor."""
     ends = [(j[0], j[0], j[1], j[1]) if len(j) == 2 else tuple(j) for j in PART_JOINTS]
     ends = torch.tensor(ends, dtype=torch.long, device=device).flatten()  # (40,)
-    half_inv_perp = torch.tensor(
-        [0.5 * LOG2E / (s * scale) ** 2 for s in PART_PERP_SIGMA], dtype=dtype
-    )
-    return ends, half_inv_perp.to(device), PAR_VAR_FLOOR * scale**2
+    half_inv_perp = [0.5 * LOG2E / (s * scale) ** 2 for s in PART_PERP_SIGMA]
+    return ends, torch.tensor(half_inv_perp, dtype=dtype, device=device), PAR_VAR_FLOOR * scale**2
 
 
 def part_masks(
@@ -208,8 +196,8 @@ def draw_pose(kp: torch.Tensor, size: Sequence[int], width: float | None = None)
     half = max(1.0, h / 128) if width is None else float(width)
     bones = torch.tensor(SKELETON_BONES, dtype=torch.long, device=kp.device)
     joints = torch.arange(NUM_JOINTS, device=kp.device)
-    start = torch.cat((bones[:, 0], joints))  # segments: bones, then zero-length joint "dots"
-    end = torch.cat((bones[:, 1], joints))
+    # segments (S, 2): the bones, then zero-length joint "dots"
+    start, end = torch.cat((bones, torch.stack((joints, joints), 1))).T
     radius = torch.tensor([half] * len(bones) + [2 * half] * NUM_JOINTS, device=kp.device)
     hue = torch.arange(len(bones), dtype=torch.float32, device=kp.device) / len(bones)
     phase = torch.tensor([0.0, 1 / 3, 2 / 3], device=kp.device)
@@ -218,10 +206,9 @@ def draw_pose(kp: torch.Tensor, size: Sequence[int], width: float | None = None)
 
     p, q = kp[..., start, :], kp[..., end, :]  # (..., S, 2)
     seg = q - p
-    yy = torch.arange(h, device=kp.device, dtype=kp.dtype).view(h, 1)
-    xx = torch.arange(w, device=kp.device, dtype=kp.dtype).view(1, w)
-    rel_r = yy - p[..., 0, None, None]  # (..., S, H, 1)
-    rel_c = xx - p[..., 1, None, None]  # (..., S, 1, W)
+    rows, cols = _grid(h, w, kp.device, kp.dtype)
+    rel_r = rows[:, None] - p[..., 0, None, None]  # (..., S, H, 1)
+    rel_c = cols - p[..., 1, None, None]  # (..., S, 1, W)
     len2 = seg.square().sum(-1).clamp_min(1e-12)[..., None, None]
     t = ((rel_r * seg[..., 0, None, None] + rel_c * seg[..., 1, None, None]) / len2).clamp(0, 1)
     dist = torch.hypot(rel_r - t * seg[..., 0, None, None], rel_c - t * seg[..., 1, None, None])

@@ -28,16 +28,13 @@ def proportion_ratios(kps: np.ndarray, height: int) -> dict[str, np.ndarray]:
     vis = (kps >= 0).all(-1)
     t = torso_length(kps)
 
-    def limb(pairs):
-        vals = []
-        for a, b in pairs:
-            m = vis[:, a] & vis[:, b] & ~np.isnan(t)
-            vals.append(np.linalg.norm(kps[m, a] - kps[m, b], axis=-1) / t[m])
-        return np.concatenate(vals)
+    def ratio(a, b):  # limb a-b over the torso, where both joints and the torso are visible
+        m = vis[:, a] & vis[:, b] & ~np.isnan(t)
+        return np.linalg.norm(kps[m, a] - kps[m, b], axis=-1) / t[m]
 
     return {
-        "upper_arm/torso": limb(UPPER_ARMS),
-        "thigh/torso": limb(THIGHS),
+        "upper_arm/torso": np.concatenate([ratio(a, b) for a, b in UPPER_ARMS]),
+        "thigh/torso": np.concatenate([ratio(a, b) for a, b in THIGHS]),
         "torso/height": t[~np.isnan(t)] / height,
     }
 

@@ -11,6 +11,7 @@ identities to hold out as the validation split, so train, val and test share no 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 
 import numpy as np
@@ -35,55 +36,43 @@ def pair_ids(pairs: PairList, dataset: str) -> set[str]:
     return {person_id(n, dataset) for pair in pairs for n in pair}
 
 
-def carve_val_ids(ids: Iterable[str], fraction: float, seed: int, min_ids: int = 1) -> set[str]:
-    """A seeded random ``fraction`` of the identities ``ids`` (at least ``min_ids``, and at
+def carve_val_ids(ids: Iterable[str], fraction: float, seed: int) -> set[str]:
+    """A seeded random ``fraction`` (in (0, 1)) of the identities ``ids`` (at least one, and at
     least one left over) to use as the validation split. Pure function of (sorted ids, seed)."""
     unique = sorted(set(ids))
-    if not 0.0 < fraction < 1.0:
-        raise ValueError(f"val_fraction must be in (0, 1), got {fraction}")
     if len(unique) < 2:
         raise ValueError(f"cannot carve a validation split from {len(unique)} identities")
-    n_val = min(max(min_ids, int(round(fraction * len(unique)))), len(unique) - 1)
+    n_val = min(max(1, int(round(fraction * len(unique)))), len(unique) - 1)
     rng = np.random.default_rng([int(seed), _VAL_STREAM])
     chosen = rng.choice(len(unique), size=n_val, replace=False)
     return {unique[i] for i in chosen}
 
 
-def split_pairs(
-    pairs: PairList, held_out: set[str], dataset: str
-) -> tuple[PairList, PairList, int]:
+def split_pairs(pairs: PairList, held_out: set[str], dataset: str) -> tuple[PairList, PairList]:
     """Split ``pairs`` (file order kept) into (rest, held-out) by identity.
 
     A pair goes to the held-out part when both images belong to ``held_out`` identities, to
-    the rest when neither does; a pair across the boundary is dropped (third value: count).
+    the rest when neither does; a pair across the boundary is dropped.
     """
-    rest, held, dropped = [], [], 0
+    rest, held = [], []
     for i, (a, b) in enumerate(pairs):
         ina, inb = person_id(a, dataset) in held_out, person_id(b, dataset) in held_out
-        if ina and inb:
-            held.append(i)
-        elif not ina and not inb:
-            rest.append(i)
-        else:
-            dropped += 1
-    return pairs.select(rest), pairs.select(held), dropped
+        if ina == inb:
+            (held if ina else rest).append(i)
+    return pairs.select(rest), pairs.select(held)
 
 
 def check_disjoint(splits: dict[str, PairList], dataset: str) -> None:
     """Raise ValueError if two splits share a person identity (listing a few and the count)."""
     ids = {name: pair_ids(p, dataset) for name, p in splits.items()}
-    keys = list(ids)
-    for i, a in enumerate(keys):
-        for b in keys[i + 1 :]:
-            common = sorted(ids[a] & ids[b])
-            if common:
-                pa, pb = splits[a].path, splits[b].path
-                shown = ", ".join(common[:5])
-                raise ValueError(
-                    f"splits {a!r} ({pa}) and {b!r} ({pb}) share {len(common)} person "
-                    f"identities (e.g. {shown}); expected disjoint identities "
-                    f"(id rule: {dataset!r})"
-                )
+    for a, b in itertools.combinations(ids, 2):
+        common = sorted(ids[a] & ids[b])
+        if common:
+            raise ValueError(
+                f"splits {a!r} ({splits[a].path}) and {b!r} ({splits[b].path}) share "
+                f"{len(common)} person identities (e.g. {', '.join(common[:5])}); expected "
+                f"disjoint identities (id rule: {dataset!r})"
+            )
 
 
 def subsample_pairs(pairs: PairList, max_pairs: int | None, seed: int) -> PairList:

@@ -191,7 +191,7 @@ def test_missing_image_files_listed_with_count(tmp_path):
     assert "p_1.jpg (line 3), p_2.jpg (line 4), p_3.jpg (line 5), p_5.jpg (line 7)" in msg
     assert "(7 in total)" in msg and "p_7.jpg" not in msg
     with pytest.raises(DataFormatError, match="image folder does not exist"):
-        check_images_exist(tmp_path / "nowhere", ["p_0.jpg"])
+        check_images_exist(tmp_path / "nowhere", ["p_0.jpg"], ann)
 
 
 def test_byte_order_mark_is_accepted(tmp_path):

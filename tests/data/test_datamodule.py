@@ -90,20 +90,29 @@ def test_synthetic_config_generates_through_ensure_dataset(fake_synth, tmp_path)
     dm.prepare_data()
     dm.setup("fit")
     assert fake_synth[0] == {"root": tmp_path / "cache", "preset": "market", "ids": 3, "seed": 0}
-    info = dm.describe()
-    assert info["val_source"] == "file" and info["data_dir"] == str(tmp_path / "cache/market-3-0")
-    assert info["splits"]["train"] == {"pairs": 18, "images": 9, "labels": True}
+    assert dm.data_dir == tmp_path / "cache/market-3-0"
+    assert dm.tables()["val"].pairs.path == dm.data_dir / "synth-pairs-val.csv"  # val from file
+    train = dm.tables()["train"]
+    assert (len(train.pairs), len(train.pairs.names()), train.label_dir is not None) == (
+        18,
+        9,
+        True,
+    )
     batch = next(iter(dm.train_dataloader()))
     assert batch["P1"].shape == (8, 3, 16, 8) and batch["label2"].shape == (8, 16, 8)
     val = next(iter(dm.val_dataloader()))
     assert val["name1"][:2] == ["0004_0.png", "0004_0.png"]
-    assert dm.steps_per_epoch == 4000 // 8
+    assert dm.steps_per_epoch_for(1) == 4000 // 8
 
 
 def instantiate_plain(cfg):
     from hydra.utils import instantiate
 
     return instantiate(cfg, _convert_="all")
+
+
+def _val_ids(dm) -> set[str]:
+    return {person_id(n, "market") for pair in dm.tables()["val"].pairs for n in pair}
 
 
 def test_real_market_val_carved_from_train_identities(real_data):
@@ -122,18 +131,18 @@ def test_real_market_val_carved_from_train_identities(real_data):
     assert ids["val"] and ids["train"] and ids["test"]
     assert not (ids["val"] & ids["train"]) and not (ids["val"] & ids["test"])
     assert not (ids["train"] & ids["test"])
-    assert set(dm.val_ids) == ids["val"] and dm.val_source == "carved from train"
+    assert tables["val"].pairs.path == tables["train"].pairs.path  # carved from train
     assert len(tables["train"].pairs) + len(tables["val"].pairs) == 100
     assert len(dm.test_set) == 100 and len(dm.train_set) == 4000
     # seeded: the same seed gives the same identities, another seed others
     again = build_datamodule(cfg)
     again.setup("fit")
-    assert again.val_ids == dm.val_ids
+    assert _val_ids(again) == ids["val"]
     other = build_datamodule(
         _compose("market", [f"root={real_data / 'market'}", "seed=1", "val_fraction=0.2"])
     )
     other.setup("fit")
-    assert other.val_ids != dm.val_ids
+    assert _val_ids(other) != ids["val"]
     batch = next(iter(dm.train_dataloader()))
     assert batch["P1"].shape == (8, 3, 128, 64) and "label2" not in batch
     assert batch["mask2"].shape == (8, 11, 128, 64)
@@ -321,12 +330,12 @@ def test_worker_seeding_is_deterministic(tmp_path):
 def test_steps_per_epoch_and_drop_last(tmp_path):
     root = write_patn_folder(tmp_path / "data", labels=False)
     dm = _small(root, pairs_per_epoch=7, batch_size=2)
-    assert dm.steps_per_epoch == 3 and len(dm.train_dataloader()) == 3
+    assert dm.steps_per_epoch_for(1) == 3 and len(dm.train_dataloader()) == 3
     assert dm.steps_per_epoch_for(2) == 2  # 4 positions per rank (padded), batches of 2
     keep = _small(root, pairs_per_epoch=7, batch_size=2, drop_last=False)
-    assert keep.steps_per_epoch == 4 and len(keep.train_dataloader()) == 4
+    assert keep.steps_per_epoch_for(1) == 4 and len(keep.train_dataloader()) == 4
     tiny = _small(root, pairs_per_epoch=1, batch_size=2)
-    assert tiny.steps_per_epoch == 1 and len(tiny.train_dataloader()) == 1
+    assert tiny.steps_per_epoch_for(1) == 1 and len(tiny.train_dataloader()) == 1
     every = _small(root, pairs_per_epoch=None)
     every.setup("fit")
     assert len(every.train_set) == 18
@@ -350,5 +359,5 @@ def test_train_sampler_follows_the_trainer(tmp_path):
         dm = _small(root, pairs_per_epoch=6)
         dm.trainer = types.SimpleNamespace(world_size=2, global_rank=rank, current_epoch=3)
         shards.append(list(dm.train_sampler()))
-        assert dm.steps_per_epoch == 1
+        assert dm.steps_per_epoch_for(dm.world_size) == 1
     assert shards == [[(3, 0), (3, 2), (3, 4)], [(3, 1), (3, 3), (3, 5)]]

@@ -31,6 +31,14 @@ from personpose.data.images import SizePolicy
 TINY = (16, 8)
 
 
+def from_folder(
+    root, split, layout="market", image_size=(128, 64), source_size=None, fit="none", **kw
+):
+    """The PairDataset of split ``split`` of the PATN folder ``root``."""
+    policy = SizePolicy.create(image_size, source_size, fit)
+    return PairDataset(load_split(root, resolve_layout(layout), split, policy), policy, **kw)
+
+
 def write_patn_folder(
     root: Path,
     splits: dict[str, list[str]] | None = None,
@@ -79,8 +87,8 @@ def _manual_image(path: Path) -> torch.Tensor:
 
 def test_real_market_sample_dict(real_data):
     root = real_data / "market"
-    ds = PairDataset.from_folder(root, "test", "market", image_size=(128, 64))
-    assert len(ds) == ds.num_pairs == 100 and not ds.has_labels
+    ds = from_folder(root, "test", "market", image_size=(128, 64))
+    assert len(ds) == ds.num_pairs == 100 and ds.label_dir is None
     pairs = read_pairs(root / "market-pairs-test.csv")
     ann = read_annotations(root / "market-annotation-test.csv")
     s = ds[0]
@@ -117,7 +125,7 @@ def test_real_market_sample_dict(real_data):
 
 
 def test_real_deepfashion_sample(real_data):
-    ds = PairDataset.from_folder(
+    ds = from_folder(
         real_data / "deepfashion", "test", "deepfashion", image_size=(256, 176), with_maps=False
     )
     assert len(ds) == 200
@@ -129,8 +137,8 @@ def test_real_deepfashion_sample(real_data):
 def test_epoch_draws_are_a_pure_function_of_seed_epoch_position(tmp_path):
     root = write_patn_folder(tmp_path, labels=False)
     kwargs = dict(image_size=TINY, pairs_per_epoch=5, seed=7)
-    a = PairDataset.from_folder(root, "train", "synth", **kwargs)
-    b = PairDataset.from_folder(root, "train", "synth", **kwargs)
+    a = from_folder(root, "train", "synth", **kwargs)
+    b = from_folder(root, "train", "synth", **kwargs)
     assert a.num_pairs == 18 and len(a) == 5
     draws = {e: epoch_pair_indices(18, 5, 7, e) for e in range(4)}
     assert draws[0].tolist() == epoch_pair_indices(18, 5, 7, 0).tolist()  # deterministic
@@ -154,7 +162,7 @@ def test_epoch_draws_are_a_pure_function_of_seed_epoch_position(tmp_path):
 
 def test_sampler_yields_epoch_and_shards_over_ranks(tmp_path):
     root = write_patn_folder(tmp_path, labels=False)
-    ds = PairDataset.from_folder(root, "train", "synth", image_size=TINY, pairs_per_epoch=7)
+    ds = from_folder(root, "train", "synth", image_size=TINY, pairs_per_epoch=7)
     s = EpochPairSampler(ds)
     assert list(s) == [(0, i) for i in range(7)] and len(s) == 7
     s.set_epoch(3)
@@ -166,28 +174,28 @@ def test_sampler_yields_epoch_and_shards_over_ranks(tmp_path):
     assert [len(g) for g in got] == [3, 3, 3] and all(len(sh) == 3 for sh in shards)
     assert {p for g in got for _, p in g} == set(range(7))
     assert got[0] == [(1, 0), (1, 3), (1, 6)] and got[2] == [(1, 2), (1, 5), (1, 1)]
-    file_order = PairDataset.from_folder(root, "train", "synth", image_size=TINY)
+    file_order = from_folder(root, "train", "synth", image_size=TINY)
     with pytest.raises(ValueError, match="pairs_per_epoch"):
         EpochPairSampler(file_order)
 
 
 def test_label_maps(tmp_path):
     root = write_patn_folder(tmp_path, labels=True)
-    ds = PairDataset.from_folder(root, "val", "synth", image_size=TINY)
-    assert ds.has_labels and len(ds) == 6
+    ds = from_folder(root, "val", "synth", image_size=TINY)
+    assert ds.label_dir is not None and len(ds) == 6
     s = ds[1]
     expected = np.asarray(Image.open(root / "val-labels" / s["name2"]), dtype=np.int64)
     assert s["label2"].dtype == torch.int64 and s["label2"].shape == TINY
     np.testing.assert_array_equal(s["label2"].numpy(), expected)
     (root / "val-labels" / "0004_2.png").unlink()
     with pytest.raises(DataFormatError) as err:
-        PairDataset.from_folder(root, "val", "synth", image_size=TINY)
+        from_folder(root, "val", "synth", image_size=TINY)
     assert str(root / "val-labels") in str(err.value)
     assert "1 of 3 target label maps do not exist" in str(err.value) and "0004_2.png" in str(
         err.value
     )
     no_labels = resolve_layout("synth", {"labels": ""})
-    assert not PairDataset.from_folder(root, "val", no_labels, image_size=TINY).has_labels
+    assert from_folder(root, "val", no_labels, image_size=TINY).label_dir is None
 
 
 def test_missing_images_and_unannotated_pairs_fail_at_construction(tmp_path):
@@ -195,7 +203,7 @@ def test_missing_images_and_unannotated_pairs_fail_at_construction(tmp_path):
     for k in (0, 1, 3):
         (root / "train" / f"0002_{k}.png").unlink()
     with pytest.raises(DataFormatError) as err:
-        PairDataset.from_folder(root, "train", "synth", image_size=TINY)
+        from_folder(root, "train", "synth", image_size=TINY)
     msg = str(err.value)
     assert msg.startswith(f"{root / 'train'}: 3 of 12 image files named in ")
     assert "synth-annotation-train.csv" in msg and "0002_0.png (line 6)" in msg
@@ -204,13 +212,13 @@ def test_missing_images_and_unannotated_pairs_fail_at_construction(tmp_path):
         "from,to\n0005_0.png,0005_1.png\n0005_1.png,9_9.png\n"
     )
     with pytest.raises(DataFormatError) as err:
-        PairDataset.from_folder(root, "test", "synth", image_size=TINY)
+        from_folder(root, "test", "synth", image_size=TINY)
     assert str(err.value).startswith(f"{root / 'synth-pairs-test.csv'}:3: image '9_9.png'")
     (root / "synth-pairs-test.csv").write_text("from,to\n")
     with pytest.raises(DataFormatError, match="no pairs"):
-        PairDataset.from_folder(root, "test", "synth", image_size=TINY)
+        from_folder(root, "test", "synth", image_size=TINY)
     with pytest.raises(DataFormatError, match="annotation CSV of split 'nope' does not exist"):
-        PairDataset.from_folder(root, "nope", "synth", image_size=TINY)
+        from_folder(root, "nope", "synth", image_size=TINY)
 
 
 def test_corrupt_and_wrong_size_images(tmp_path):
@@ -219,22 +227,22 @@ def test_corrupt_and_wrong_size_images(tmp_path):
     good = bad.read_bytes()
     bad.write_bytes(b"\x89PNG\r\n\x1a\n garbage")
     with pytest.raises(DataFormatError, match=f"^{bad}: unreadable or corrupt"):
-        PairDataset.from_folder(root, "val", "synth", image_size=TINY)  # headers checked
-    ds = PairDataset.from_folder(root, "val", "synth", image_size=TINY, verify_images="off")
+        from_folder(root, "val", "synth", image_size=TINY)  # headers checked
+    ds = from_folder(root, "val", "synth", image_size=TINY, verify_images="off")
     with pytest.raises(DataFormatError, match=f"^{bad}: unreadable or corrupt"):
         ds[0]  # pair (0004_0, 0004_1)
     Image.fromarray(np.zeros((16, 9, 3), np.uint8)).save(bad)
     wrong_size = f"^{bad}: image is 16x9 \\(HxW\\), expected 16x8"
     with pytest.raises(DataFormatError, match=wrong_size):
-        PairDataset.from_folder(root, "val", "synth", image_size=TINY)
+        from_folder(root, "val", "synth", image_size=TINY)
     with pytest.raises(DataFormatError, match=wrong_size):
         ds[0]
     bad.write_bytes(good[: len(good) // 2])  # truncated: the header is intact
-    PairDataset.from_folder(root, "val", "synth", image_size=TINY)
+    from_folder(root, "val", "synth", image_size=TINY)
     with pytest.raises(DataFormatError, match=f"^{bad}: unreadable or corrupt"):
-        PairDataset.from_folder(root, "val", "synth", image_size=TINY, verify_images="decode")
+        from_folder(root, "val", "synth", image_size=TINY, verify_images="decode")
     with pytest.raises(ValueError, match="verify_images must be one of"):
-        PairDataset.from_folder(root, "val", "synth", image_size=TINY, verify_images="all")
+        from_folder(root, "val", "synth", image_size=TINY, verify_images="all")
 
 
 def test_keypoints_outside_the_image_are_named(tmp_path):
@@ -244,7 +252,7 @@ def test_keypoints_outside_the_image_are_named(tmp_path):
     kp[1, 4] = (16, 3)
     write_annotations(root / "synth-annotation-test.csv", ann.names, kp)
     with pytest.raises(DataFormatError) as err:
-        PairDataset.from_folder(root, "test", "synth", image_size=TINY)
+        from_folder(root, "test", "synth", image_size=TINY)
     assert str(err.value).startswith(f"{root / 'synth-annotation-test.csv'}:3: joint 4 (r_wrist)")
     assert "outside the 16x8 image" in str(err.value)
 
@@ -257,7 +265,7 @@ def test_center_crop_dataset(tmp_path):
     kp[0, 1] = (4, 2)
     write_annotations(root / "synth-annotation-test.csv", ann.names, kp)
     with pytest.warns(UserWarning, match="puts .* joints of .* images outside the frame"):
-        ds = PairDataset.from_folder(
+        ds = from_folder(
             root, "test", "synth", image_size=TINY, source_size=(16, 12), fit="center_crop"
         )
     s = ds[0]
@@ -271,6 +279,6 @@ def test_center_crop_dataset(tmp_path):
 def test_load_split_keeps_file_order(tmp_path):
     root = write_patn_folder(tmp_path, labels=False)
     files = load_split(root, LAYOUTS["synth"], "train", SizePolicy.create(TINY))
-    ds = PairDataset.from_split(files, SizePolicy.create(TINY))
+    ds = PairDataset(files, SizePolicy.create(TINY))
     assert [ds.pair_names(i) for i in range(ds.num_pairs)] == files.pairs.pairs
     assert [(ds[i]["name1"], ds[i]["name2"]) for i in range(3)] == files.pairs.pairs[:3]
