@@ -51,14 +51,9 @@ def annotate_folder(
     """Names and keypoints (N, 18, 2) int64 of every image of ``images_dir``."""
     from tqdm.auto import tqdm
 
-    from personpose.data.images import IMAGE_SUFFIXES, read_rgb
+    from personpose.data.images import image_files, read_rgb
 
-    images_dir = Path(images_dir)
-    if not images_dir.is_dir():
-        raise FileNotFoundError(f"{images_dir}: image folder does not exist")
-    files = sorted(p for p in images_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise FileNotFoundError(f"{images_dir}: no image files ({', '.join(IMAGE_SUFFIXES)})")
+    files = image_files(Path(images_dir), "image")
     estimator = MoveNet(model)
     keypoints = np.zeros((len(files), NUM_JOINTS, 2), np.int64)
     for i, path in enumerate(tqdm(files, desc="annotating", unit="img", disable=not progress)):

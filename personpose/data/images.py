@@ -24,8 +24,19 @@ from personpose.data.annotations import DataFormatError
 from personpose.data.keypoints import MISSING
 
 FIT_MODES = ("none", "center_crop", "resize")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")  # image files of a data folder (lower case)
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")  # image files of a folder (lower case)
 FIT_HINT = "; set data.fit to 'center_crop' or 'resize' and data.source_size to the file size"
+
+
+def image_files(folder: Path, what: str, error: type[Exception] = FileNotFoundError) -> list[Path]:
+    """The image files directly in ``folder``, sorted by name; ``error`` (naming the folder) if
+    it does not exist or holds none. ``what``: the folder's role, for the message."""
+    if not folder.is_dir():
+        raise error(f"{folder}: {what} folder does not exist")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise error(f"{folder}: no image files ({', '.join(IMAGE_SUFFIXES)})")
+    return files
 
 
 def _size(value, what: str) -> tuple[int, int]:

@@ -22,10 +22,9 @@ from torch import Tensor
 from torchmetrics.utilities import dim_zero_cat
 from tqdm.auto import tqdm
 
-from personpose.data.images import read_rgb
+from personpose.data.images import image_files, read_rgb
 from personpose.metrics.base import SuiteMetric
 from personpose.metrics.inception import PREPROCESS, InceptionFeatures
-from personpose.metrics.layouts import image_files
 
 GFLA_BATCH = 64
 

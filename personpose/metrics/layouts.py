@@ -28,11 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
-from personpose.data.images import read_rgb
+from personpose.data.images import IMAGE_SUFFIXES, image_files, read_rgb
 
 LAYOUTS = ("deform", "vunet", "patn", "gfla", "single")
 STRIP_LAYOUTS = ("deform", "vunet", "patn")
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp")
 # Known panel aspect ratios (W / H): Market 64/128, DeepFashion 176/256 and 256/256.
 PANEL_ASPECTS = (0.5, 176 / 256, 1.0)
 # Index of (source, target, generated) in a strip of n panels.
@@ -69,22 +68,11 @@ class LoadedPair:
     offset: tuple[int, int] = (0, 0)
 
 
-def image_files(folder: Path, what: str, error: type[Exception] = LayoutError) -> list[Path]:
-    """The image files directly in ``folder``, sorted by name; ``error`` (naming the folder) if
-    it does not exist or holds none. ``what``: the folder's role, for the message."""
-    if not folder.is_dir():
-        raise error(f"{folder}: {what} folder does not exist")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS)
-    if not files:
-        raise error(f"{folder}: no image files ({', '.join(IMAGE_EXTS)})")
-    return files
-
-
 def _resolve(part: str, names: Collection[str] | None) -> str | None:
     """``part`` as an annotation name (trying common image extensions), or None."""
     if names is None or part in names:
         return part
-    return next((part + ext for ext in IMAGE_EXTS if part + ext in names), None)
+    return next((part + ext for ext in IMAGE_SUFFIXES if part + ext in names), None)
 
 
 def _split_at(stem: str, sep: str, names: Collection[str] | None, path: Path) -> tuple[str, str]:
@@ -143,8 +131,8 @@ def parse_name(filename: str | Path, layout: str, names: Collection[str] | None 
 
 def _find(folder: Path, name: str) -> Path | None:
     """``folder / name``, else the file of that name with another image extension, or None."""
-    stem = Path(name).stem if Path(name).suffix.lower() in IMAGE_EXTS else name
-    candidates = [folder / name] + [folder / (stem + ext) for ext in IMAGE_EXTS]
+    stem = Path(name).stem if Path(name).suffix.lower() in IMAGE_SUFFIXES else name
+    candidates = [folder / name] + [folder / (stem + ext) for ext in IMAGE_SUFFIXES]
     return next((p for p in candidates if p.is_file()), None)
 
 
@@ -159,7 +147,7 @@ def scan(
     """Every prediction file of ``pred_dir`` (sorted by name) as a :class:`PairFile`."""
     if layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}; expected one of {LAYOUTS}")
-    files = image_files(Path(pred_dir), "prediction")
+    files = image_files(Path(pred_dir), "prediction", LayoutError)
     if layout in STRIP_LAYOUTS:
         return [PairFile(p, *parse_name(p, layout, names), layout) for p in files]
     if gt_dir is None:
@@ -178,7 +166,7 @@ def scan(
 def _key(name: str) -> str:
     """An image name without its image extension (files may drop or change it)."""
     suffix = Path(name).suffix
-    return name[: -len(suffix)] if suffix.lower() in IMAGE_EXTS else name
+    return name[: -len(suffix)] if suffix.lower() in IMAGE_SUFFIXES else name
 
 
 def _listing(items: Sequence, n: int = 3) -> str:
