@@ -61,7 +61,7 @@ def test_gan_step_updates_all_three_networks():
     g, discriminators = bench.load_models("patn_tiny")
     nets = (g, *discriminators.values())
     before = [[p.detach().clone() for p in m.parameters()] for m in nets]
-    losses = bench.GANStep(g, discriminators)(bench.synthetic_batch(2, 32, 16))
+    losses = bench.gan_step(g, discriminators)(bench.synthetic_batch(2, 32, 16))
     assert set(losses) == {"g", "d_appearance", "d_shape"}
     for old, net in zip(before, nets):
         assert any(not torch.equal(a, b) for a, b in zip(old, net.parameters()))
