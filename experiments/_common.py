@@ -27,11 +27,10 @@ def machine(**extra) -> dict:
     return {"cpu": cpu, "python": platform.python_version(), **extra}
 
 
-def time_calls(fn: Callable[[], object], warmup: int, repeats: int, sync=None) -> list[float]:
-    """Wall seconds of ``repeats`` calls of ``fn`` after ``warmup`` untimed calls; ``sync()``
-    (e.g. ``torch.cuda.synchronize``) before and after each timed call."""
-    for _ in range(warmup):
-        fn()
+def time_calls(fn: Callable[[], object], repeats: int, sync=None) -> list[float]:
+    """Wall seconds of ``repeats`` calls of ``fn`` after one untimed call; ``sync()`` (e.g.
+    ``torch.cuda.synchronize``) before and after each timed call."""
+    fn()
     times = []
     for _ in range(repeats):
         if sync:

@@ -98,7 +98,7 @@ def make_poses(n: int, size: tuple[int, int], seed: int = 0) -> np.ndarray:
 
 def median_s(fn, poses, size, repeats: int, sync=None) -> float:
     """Median seconds of ``fn(next(poses), size)`` over ``repeats`` calls after a warm-up call."""
-    return statistics.median(time_calls(lambda: fn(next(poses), size), 1, repeats, sync))
+    return statistics.median(time_calls(lambda: fn(next(poses), size), repeats, sync))
 
 
 def row(size, method, device, threads, batch, t_maps: float, t_masks: float, t_base: float):

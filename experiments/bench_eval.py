@@ -95,8 +95,8 @@ def main(argv=None) -> int:
     for name, folder in SETS.items():
         gen, tgt, kp = load_pairs(REAL, folder, n)
         n = len(gen)  # the pairs files may hold fewer
-        loop = functools.partial(baseline, gen[:n_base], tgt[:n_base], kp[:n_base])
-        methods = {"skimage loop": loop}
+        few = (gen[:n_base], tgt[:n_base], kp[:n_base])  # the baseline's images
+        methods = {"skimage loop": functools.partial(baseline, *few)}
         for label, (dtype, comp) in VARIANTS.items():
             methods[label] = functools.partial(ours, gen, tgt, kp, args.batch, dtype, comp)
             methods[label]()  # warm-up: compiles
@@ -106,7 +106,7 @@ def main(argv=None) -> int:
         rows.append((name, "skimage/numpy per-image loop", base_ips, 1.0, 0.0))
         for label, (dtype, comp) in VARIANTS.items():
             ips = 1e3 * n / statistics.median(ms[label])
-            check = ours(gen[:n_base], tgt[:n_base], kp[:n_base], args.batch, dtype, comp)
+            check = ours(*few, args.batch, dtype, comp)
             diff = max(abs(check[k] - v_base[k]) for k in METRICS)
             rows.append((name, f"personpose batched, {label}", ips, ips / base_ips, diff))
             record[label] = {"images_per_s": ips, "speedup": ips / base_ips, "max_abs_diff": diff}

@@ -69,9 +69,8 @@ def ensure_old_checkout(path: Path, commit: str = OLD_COMMIT) -> Path:
     if (path / "personpose" / "run.py").is_file():
         return path
     path.mkdir(parents=True, exist_ok=True)
-    archive = subprocess.run(
-        ["git", "-C", str(REPO), "archive", commit], capture_output=True, check=True
-    ).stdout
+    cmd = ["git", "-C", str(REPO), "archive", commit]
+    archive = subprocess.run(cmd, capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(path)], input=archive, check=True)
     return path
 

@@ -46,6 +46,9 @@ from torch import Tensor, nn
 sys.path.insert(0, str(Path(__file__).parent))  # the scripts' shared helpers
 from _common import REPO, RESULTS, machine, markdown_table, time_calls, write_json  # noqa: E402
 
+from personpose.losses.adversarial import PATNAdversarial  # noqa: E402
+from personpose.losses.config import VGG_TERMS  # noqa: E402
+
 # Seconds per iteration of the study authors' code on this 2-core CPU (from the issue).
 REFERENCE_S = {(128, 64, 8): 10.6, (256, 176, 4): 29.3}
 MEMORY_FORMATS = {"channels_last": torch.channels_last, "contiguous": torch.contiguous_format}
@@ -60,8 +63,6 @@ MEMORY_MEASURE = (
 def load_models(model: str) -> tuple[nn.Module, dict[str, nn.Module]]:
     """Generator and ``{"appearance": D_PP (6 ch), "shape": D_PB (21 ch)}`` from
     ``conf/model/<model>.yaml``."""
-    from personpose.losses.adversarial import PATNAdversarial
-
     cfg = OmegaConf.load(REPO / "conf" / "model" / f"{model}.yaml")
     channels = PATNAdversarial.IN_CHANNELS
     discs = {n: instantiate(cfg.discriminator, in_channels=c) for n, c in channels.items()}
@@ -140,8 +141,6 @@ def gan_step(g, discriminators, recon_loss=l1_loss, lambda_gan: float = 5.0, bf1
     """One PATN training iteration as ``fn(batch) -> {"g", "d_appearance", "d_shape"}`` losses:
     ``recon_loss(fake, batch)`` (a stand-in L1 by default) plus PATN's adversarial objective
     (:class:`PATNAdversarial`, BCE, no pool, weight ``lambda_gan``), Adam for all three nets."""
-    from personpose.losses.adversarial import PATNAdversarial
-
     adversarial = PATNAdversarial("bce", pool_size=0, weight=lambda_gan)
     nets = [g, *(discriminators[n] for n in adversarial.ORDER)]
     optimizers = [torch.optim.Adam(m.parameters(), lr=2e-4, betas=(0.5, 0.999)) for m in nets]
@@ -224,7 +223,7 @@ def _max_rss_mb() -> float:
 def speed_row(args: argparse.Namespace, h: int, w: int, n: int) -> dict:
     """One row of the speed table, measured in this (fresh) process."""
     rss_start = _max_rss_mb()  # torch, hydra and the project imported; nothing built yet
-    warmup, repeats = (1, 1) if args.quick else (1, 3)
+    repeats = 1 if args.quick else 3  # after one warm-up iteration
     fmt = MEMORY_FORMATS[args.memory_format]
     torch.manual_seed(0)
     g, discriminators = load_models(args.model)
@@ -235,7 +234,7 @@ def speed_row(args: argparse.Namespace, h: int, w: int, n: int) -> dict:
     recon = l1_loss if args.loss == "l1_standin" else project_loss(args.loss)
     step = gan_step(g, discriminators, recon_loss=recon, bf16=args.bf16)
     load_before = os.getloadavg()[0]
-    times = time_calls(lambda: step(batch), warmup, repeats)
+    times = time_calls(lambda: step(batch), repeats)
     peak = _max_rss_mb()
     med = statistics.median(times)
     ref = REFERENCE_S.get((h, w, n))
@@ -362,9 +361,6 @@ def _timed_iteration(module, optimizers, batch_iter, clock: _Clock, step_terms: 
     each part timed by ``clock``: the loss terms of ``step_terms`` run forward on a detached
     copy of the generated image (and of the VGG features), and their gradients are carried
     back through the VGG and the generator afterwards, so each part is timed alone."""
-    from personpose.losses.adversarial import PATNAdversarial
-    from personpose.losses.config import VGG_TERMS
-
     loss, discs, g = module.loss, module.discriminators, module.generator
     opt_g, *opt_d = optimizers
     batch = clock("data loading (one batch)", lambda: next(batch_iter))
@@ -421,7 +417,6 @@ def bench_parts(args: argparse.Namespace) -> list[dict]:
     import lightning as L
 
     from personpose.data.datamodule import build_datamodule
-    from personpose.losses.config import VGG_TERMS
     from personpose.run import build_module
 
     warmup, repeats = (1, 2) if args.quick else (2, 10)
@@ -484,9 +479,8 @@ def _size(text: str) -> tuple[int, int, int]:
     try:
         h, w, n = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"--sizes: {text!r}; expected HxWxN, e.g. 128x64x8"
-        ) from None
+        msg = f"--sizes: {text!r}; expected HxWxN, e.g. 128x64x8"
+        raise argparse.ArgumentTypeError(msg) from None
     return h, w, n
 
 
