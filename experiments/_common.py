@@ -27,18 +27,20 @@ def machine(**extra) -> dict:
     return {"cpu": cpu, "python": platform.python_version(), **extra}
 
 
-def time_calls(fn: Callable[[], object], repeats: int, sync=None) -> list[float]:
+def no_sync() -> None:
+    """What a CPU timing waits for before and after a call: nothing."""
+
+
+def time_calls(fn: Callable[[], object], repeats: int, sync=no_sync) -> list[float]:
     """Wall seconds of ``repeats`` calls of ``fn`` after one untimed call; ``sync()`` (e.g.
     ``torch.cuda.synchronize``) before and after each timed call."""
     fn()
     times = []
     for _ in range(repeats):
-        if sync:
-            sync()
+        sync()
         t0 = time.perf_counter()
         fn()
-        if sync:
-            sync()
+        sync()
         times.append(time.perf_counter() - t0)
     return times
 

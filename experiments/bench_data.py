@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))  # the scripts' shared helpers
-from _common import RESULTS, machine, markdown_table, time_calls, write_json  # noqa: E402
+from _common import RESULTS, machine, markdown_table, no_sync, time_calls, write_json  # noqa: E402
 
 from personpose.data.keypoints import PART_JOINTS, PART_PERP_SIGMA  # noqa: E402
 from personpose.data.pose import part_masks, pose_heatmaps  # noqa: E402
@@ -96,7 +96,7 @@ def make_poses(n: int, size: tuple[int, int], seed: int = 0) -> np.ndarray:
     return kp
 
 
-def median_s(fn, poses, size, repeats: int, sync=None) -> float:
+def median_s(fn, poses, size, repeats: int, sync=no_sync) -> float:
     """Median seconds of ``fn(next(poses), size)`` over ``repeats`` calls after a warm-up call."""
     return statistics.median(time_calls(lambda: fn(next(poses), size), repeats, sync))
 
@@ -137,7 +137,7 @@ def bench_maps(args) -> dict:
             row(name, "numpy, reference structure (float64)", "cpu", 1, 1, t_bm, t_bk, base)
         )
         for device in devices:
-            sync = torch.cuda.synchronize if device == "cuda" else None
+            sync = torch.cuda.synchronize if device == "cuda" else no_sync
             for threads in args.threads if device == "cpu" else args.threads[:1]:
                 torch.set_num_threads(threads)
                 for batch in (1, args.batch):
