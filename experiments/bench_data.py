@@ -12,31 +12,27 @@ outputs (29 maps x H x W float32 per sample), a large share of their time in a V
 
 Usage:
     python experiments/bench_data.py [--quick] [--threads 2 [1 ...]]
-        [--batch 32] [--device cpu|cuda]
+        [--batch 32] [--repeats 20] [--device cpu|cuda]
         [--out experiments/results/bench_data.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
-import platform
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:  # run as a script from a checkout without `pip install -e .`
-    sys.path.insert(0, str(REPO))
-DEFAULT_OUT = REPO / "experiments" / "results" / "bench_data.json"
+sys.path.insert(0, str(Path(__file__).parent))  # the scripts' shared helpers
+from _common import RESULTS, machine, markdown_table, no_sync, time_calls, write_json  # noqa: E402
 
 from personpose.data.keypoints import PART_JOINTS, PART_PERP_SIGMA  # noqa: E402
 from personpose.data.pose import part_masks, pose_heatmaps  # noqa: E402
-from personpose.io.atomic import atomic_write_json  # noqa: E402
 
 SIZES = ((256, 176), (128, 64))
 # A standing pose at 128x64 (row, col), scaled and jittered to make the benchmark poses.
@@ -45,6 +41,8 @@ STAND = np.array(
      (92, 25), (116, 24), (68, 38), (91, 42), (115, 45), (17, 35), (17, 29), (19, 38), (19, 26)],
     dtype=np.float64,
 )  # fmt: skip
+COLS = ["size", "method", "device", "threads", "batch", "pose_maps_ms", "part_masks_ms",
+        "total_ms", "speedup"]  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------
@@ -87,10 +85,6 @@ def numpy_part_masks(kp: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.concatenate([1.0 - parts.max(-1, keepdims=True), parts], -1)
 
 
-# ---------------------------------------------------------------------------------------------
-# helpers
-
-
 def make_poses(n: int, size: tuple[int, int], seed: int = 0) -> np.ndarray:
     """(n, 18, 2) int64 plausible poses in the frame, about 10% of the joints missing."""
     h, w = size
@@ -102,166 +96,87 @@ def make_poses(n: int, size: tuple[int, int], seed: int = 0) -> np.ndarray:
     return kp
 
 
-def median_time(fn, repeats: int, sync=None) -> float:
-    """Median wall time (s) of ``fn()`` over ``repeats`` runs after one warm-up run."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        if sync:
-            sync()
-        t0 = time.perf_counter()
-        fn()
-        if sync:
-            sync()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+def median_s(fn, poses, size, repeats: int, sync=no_sync) -> float:
+    """Median seconds of ``fn(next(poses), size)`` over ``repeats`` calls after a warm-up call."""
+    return statistics.median(time_calls(lambda: fn(next(poses), size), repeats, sync))
 
 
-def markdown(rows: list[dict], cols: list[str]) -> str:
-    def fmt(v):
-        return f"{v:.3g}" if isinstance(v, float) else str(v)
-
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in cols) + " |" for r in rows]
-    return "\n".join(lines)
+def row(size, method, device, threads, batch, t_maps: float, t_masks: float, t_base: float):
+    """A table row from seconds per sample."""
+    total = t_maps + t_masks
+    ms = (t_maps * 1e3, t_masks * 1e3, total * 1e3)
+    return dict(zip(COLS, (size, method, device, threads, batch, *ms, t_base / total), strict=True))
 
 
-# ---------------------------------------------------------------------------------------------
-# section: pose maps + part masks
+def _fmt(v) -> str:
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
 
 
 def bench_maps(args) -> dict:
+    """Pose maps + part masks, time per sample, and the baseline's agreement with ours."""
     rows, checks = [], []
     devices = ["cpu"] + (["cuda"] if args.device == "cuda" else [])
     for size in SIZES:
+        name = f"{size[0]}x{size[1]}"
         kp = make_poses(max(args.batch, args.repeats), size, seed=1)
         # correctness: the baseline and ours agree (float32 vs float64)
-        n_check = 3 if args.quick else 8
-        ours_bp = pose_heatmaps(torch.from_numpy(kp[:n_check]), size).numpy()
-        ours_m = part_masks(torch.from_numpy(kp[:n_check]), size).numpy()
-        ref_bp = np.stack([numpy_pose_maps(k, size).transpose(2, 0, 1) for k in kp[:n_check]])
-        ref_m = np.stack([numpy_part_masks(k, size).transpose(2, 0, 1) for k in kp[:n_check]])
-        checks.append(
-            {
-                "size": f"{size[0]}x{size[1]}",
-                "samples": n_check,
-                "max_abs_diff_pose_maps": float(np.abs(ours_bp - ref_bp).max()),
-                "max_abs_diff_part_masks": float(np.abs(ours_m - ref_m).max()),
-            }
-        )
+        sample = kp[: 3 if args.quick else 8]
+        ours_bp = pose_heatmaps(torch.from_numpy(sample), size).numpy()
+        ours_m = part_masks(torch.from_numpy(sample), size).numpy()
+        ref_bp = np.stack([numpy_pose_maps(k, size).transpose(2, 0, 1) for k in sample])
+        ref_m = np.stack([numpy_part_masks(k, size).transpose(2, 0, 1) for k in sample])
+        diffs = {"pose_maps": np.abs(ours_bp - ref_bp), "part_masks": np.abs(ours_m - ref_m)}
+        checks.append({"size": name, "samples": len(sample)})
+        checks[-1].update({f"max_abs_diff_{k}": float(v.max()) for k, v in diffs.items()})
 
-        it = iter(range(10**9))
-
-        def baseline_maps(kp=kp, size=size, it=it):
-            numpy_pose_maps(kp[next(it) % len(kp)], size)
-
-        def baseline_masks(kp=kp, size=size, it=it):
-            numpy_part_masks(kp[next(it) % len(kp)], size)
-
-        t_bm = median_time(baseline_maps, args.repeats)
-        t_bk = median_time(baseline_masks, args.repeats)
+        poses = itertools.cycle(kp)  # a new pose per call, on through both
+        t_bm = median_s(numpy_pose_maps, poses, size, args.repeats)
+        t_bk = median_s(numpy_part_masks, poses, size, args.repeats)
         base = t_bm + t_bk
         rows.append(
-            {
-                "size": f"{size[0]}x{size[1]}",
-                "method": "numpy, reference structure (float64)",
-                "device": "cpu",
-                "threads": 1,
-                "batch": 1,
-                "pose_maps_ms": t_bm * 1e3,
-                "part_masks_ms": t_bk * 1e3,
-                "total_ms": base * 1e3,
-                "speedup": 1.0,
-            }
+            row(name, "numpy, reference structure (float64)", "cpu", 1, 1, t_bm, t_bk, base)
         )
         for device in devices:
-            sync = torch.cuda.synchronize if device == "cuda" else None
+            sync = torch.cuda.synchronize if device == "cuda" else no_sync
             for threads in args.threads if device == "cpu" else args.threads[:1]:
                 torch.set_num_threads(threads)
                 for batch in (1, args.batch):
                     if batch == 1:  # cycle through the poses, one (18, 2) tensor per call
-                        pool = [torch.from_numpy(k).to(device) for k in kp]
-                        nxt = iter(range(10**9))
-
-                        def one(fn, pool=pool, nxt=nxt, size=size):
-                            fn(pool[next(nxt) % len(pool)], size)
-
-                        t_m = median_time(lambda: one(pose_heatmaps), args.repeats, sync)
-                        t_k = median_time(lambda: one(part_masks), args.repeats, sync)
+                        poses = itertools.cycle([torch.from_numpy(k).to(device) for k in kp])
                     else:
-                        k = torch.from_numpy(kp[:batch]).to(device)
-                        t_m = median_time(
-                            lambda k=k, s=size: pose_heatmaps(k, s), args.repeats, sync
-                        )
-                        t_k = median_time(lambda k=k, s=size: part_masks(k, s), args.repeats, sync)
-                    total = (t_m + t_k) / batch
-                    rows.append(
-                        {
-                            "size": f"{size[0]}x{size[1]}",
-                            "method": "personpose.data.pose (torch, float32)",
-                            "device": device,
-                            "threads": threads if device == "cpu" else "",
-                            "batch": batch,
-                            "pose_maps_ms": t_m / batch * 1e3,
-                            "part_masks_ms": t_k / batch * 1e3,
-                            "total_ms": total * 1e3,
-                            "speedup": base / total,
-                        }
-                    )
+                        poses = itertools.repeat(torch.from_numpy(kp[:batch]).to(device))
+                    t_m = median_s(pose_heatmaps, poses, size, args.repeats, sync) / batch
+                    t_k = median_s(part_masks, poses, size, args.repeats, sync) / batch
+                    method = "personpose.data.pose (torch, float32)"
+                    threads_col = threads if device == "cpu" else ""
+                    rows.append(row(name, method, device, threads_col, batch, t_m, t_k, base))
     torch.set_num_threads(args.threads[0])
-    cols = ["size", "method", "device", "threads", "batch", "pose_maps_ms", "part_masks_ms",
-            "total_ms", "speedup"]  # fmt: skip
     print("\n## Pose maps (18 ch) + part masks (11 ch), time per sample\n")
-    print(markdown(rows, cols))
+    print(markdown_table(rows, COLS, fmt=_fmt))
     print("\nBaseline vs ours (float32):\n")
-    print(markdown(checks, list(checks[0])))
+    print(markdown_table(checks, fmt=_fmt))
     return {"rows": rows, "agreement": checks}
-
-
-SECTIONS = {"maps": bench_maps}
 
 
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--quick", action="store_true", help="few repeats, few loader samples")
-    p.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=list(SECTIONS))
-    p.add_argument(
-        "--threads",
-        type=int,
-        nargs="+",
-        default=[2],
-        help="torch.set_num_threads; several values add rows (the first one is kept)",
-    )
+    threads = "torch.set_num_threads; several values add rows (the first one is kept)"
+    p.add_argument("--threads", type=int, nargs="+", default=[2], help=threads)
     p.add_argument("--batch", type=int, default=32, help="batch size of the batched torch rows")
     p.add_argument("--repeats", type=int, default=None, help="timed repeats (median)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="cuda adds GPU rows")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    p.add_argument("--out", type=Path, default=RESULTS / "bench_data.json")
     args = p.parse_args(argv)
     args.repeats = args.repeats or (5 if args.quick else 20)
     if args.device == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda: no CUDA device")
     torch.set_num_threads(args.threads[0])
-
-    result = {
-        "meta": {
-            "torch": torch.__version__,
-            "numpy": np.__version__,
-            "python": platform.python_version(),
-            "machine": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(),
-            "threads": args.threads,
-            "quick": args.quick,
-            "repeats": args.repeats,
-            "load_average_start": os.getloadavg(),
-        }
-    }
-    for name in args.sections:
-        result[name] = SECTIONS[name](args)
+    meta = machine(torch=torch.__version__, numpy=np.__version__, cpu_count=os.cpu_count())
+    meta.update(threads=args.threads, quick=args.quick, repeats=args.repeats)
+    result = {"meta": {**meta, "load_average_start": os.getloadavg()}, "maps": bench_maps(args)}
     result["meta"]["load_average_end"] = os.getloadavg()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(args.out, result)
-    print(f"\nwrote {args.out}")
-    return result
+    return write_json(args.out, result)
 
 
 if __name__ == "__main__":

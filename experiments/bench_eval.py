@@ -18,26 +18,23 @@ the generated one). Prints a Markdown table; writes JSON (experiments/results/be
 from __future__ import annotations
 
 import argparse
-import platform
+import functools
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from skimage.metrics import structural_similarity
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).parent))  # the scripts' shared helpers
+from _common import REAL, RESULTS, SKIMAGE_GAUSSIAN, machine, round_robin, write_json  # noqa: E402
 
 from personpose.data.pose import part_masks  # noqa: E402
-from personpose.io.atomic import atomic_write_json  # noqa: E402
 from personpose.metrics.part_ssim_metric import PartSSIM  # noqa: E402
 from personpose.metrics.ssim_variants import MaskSSIM, SSIMPatn  # noqa: E402
 from tests.metrics.helpers import load_pairs, reference_mask, ssim_0142  # noqa: E402
 
-REAL = REPO.parent / "shared" / "data" / "real"
 SETS = {"DeepFashion 256x176": "deepfashion", "Market 128x64": "market"}
 METRICS = ["ssim_patn", "mask_ssim", "pssim"]
 VARIANTS = {  # label -> (SSIM metrics' dtype, compile)
@@ -45,14 +42,6 @@ VARIANTS = {  # label -> (SSIM metrics' dtype, compile)
     "float64": (torch.float64, False),
     "float32, compiled": (torch.float32, True),
 }
-
-
-def skimage_ssim(t: np.ndarray, g: np.ndarray, sigma: float, data_range: float) -> float:
-    """Today's scikit-image Gaussian SSIM (PSSIM's background term: sigma 0.8, 7 taps)."""
-    return structural_similarity(
-        t, g, gaussian_weights=True, sigma=sigma, use_sample_covariance=False,
-        channel_axis=-1, data_range=data_range,
-    )  # fmt: skip
 
 
 def pssim_numpy(x: np.ndarray, y: np.ndarray, kp: np.ndarray) -> float:
@@ -66,7 +55,8 @@ def pssim_numpy(x: np.ndarray, y: np.ndarray, kp: np.ndarray) -> float:
         var = (w * x * x).sum((0, 1)) - mx**2 + (w * y * y).sum((0, 1)) - my**2
         cov = (w * x * y).sum((0, 1)) - mx * my
         s.append((2 * mx * my + c1) / (mx**2 + my**2 + c1) * (2 * cov + c2) / (var + c2))
-    b = skimage_ssim(m[0][..., None] * x, m[0][..., None] * y, sigma=0.8, data_range=1.0)
+    bg = m[0][..., None]  # background: today's scikit-image Gaussian SSIM, sigma 0.8, 7 taps
+    b = structural_similarity(bg * x, bg * y, sigma=0.8, data_range=1.0, **SKIMAGE_GAUSSIAN)
     return (float(np.mean(s)) + b) / 2
 
 
@@ -96,9 +86,7 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer images and rounds")
     parser.add_argument("--batch", type=int, default=32, help="the evaluate command's default")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument(
-        "--out", type=Path, default=REPO / "experiments" / "results" / "bench_eval.json"
-    )
+    parser.add_argument("--out", type=Path, default=RESULTS / "bench_eval.json")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     n, n_base, repeats = (64, 16, 2) if args.quick else (96, 32, 5)
@@ -107,27 +95,18 @@ def main(argv=None) -> int:
     for name, folder in SETS.items():
         gen, tgt, kp = load_pairs(REAL, folder, n)
         n = len(gen)  # the pairs files may hold fewer
-        methods = {
-            "skimage loop": lambda g=gen, t=tgt, k=kp: baseline(g[:n_base], t[:n_base], k[:n_base])
-        }
+        few = (gen[:n_base], tgt[:n_base], kp[:n_base])  # the baseline's images
+        methods = {"skimage loop": functools.partial(baseline, *few)}
         for label, (dtype, comp) in VARIANTS.items():
-            methods[label] = lambda d=dtype, c=comp, g=gen, t=tgt, k=kp: ours(
-                g, t, k, args.batch, d, c
-            )
+            methods[label] = functools.partial(ours, gen, tgt, kp, args.batch, dtype, comp)
             methods[label]()  # warm-up: compiles
-        times: dict = {k: [] for k in methods}
-        out: dict = {}
-        for _ in range(repeats):
-            for label, fn in methods.items():
-                t0 = time.perf_counter()
-                out[label] = fn()
-                times[label].append(time.perf_counter() - t0)
-        base_ips, v_base = n_base / statistics.median(times["skimage loop"]), out["skimage loop"]
+        ms, _, out = round_robin(methods, repeats)
+        base_ips, v_base = 1e3 * n_base / statistics.median(ms["skimage loop"]), out["skimage loop"]
         record = {"data": name, "images": n, "baseline_images": n_base, "baseline": base_ips}
         rows.append((name, "skimage/numpy per-image loop", base_ips, 1.0, 0.0))
         for label, (dtype, comp) in VARIANTS.items():
-            ips = n / statistics.median(times[label])
-            check = ours(gen[:n_base], tgt[:n_base], kp[:n_base], args.batch, dtype, comp)
+            ips = 1e3 * n / statistics.median(ms[label])
+            check = ours(*few, args.batch, dtype, comp)
             diff = max(abs(check[k] - v_base[k]) for k in METRICS)
             rows.append((name, f"personpose batched, {label}", ips, ips / base_ips, diff))
             record[label] = {"images_per_s": ips, "speedup": ips / base_ips, "max_abs_diff": diff}
@@ -144,13 +123,11 @@ def main(argv=None) -> int:
         "threads": args.threads,
         "batch": args.batch,
         "quick": args.quick,
-        "machine": platform.processor() or platform.machine(),
-        "torch": torch.__version__,
+        **machine(torch=torch.__version__),
         "results": records,
         "table": "\n".join(lines),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(args.out, doc)
+    write_json(args.out, doc)
     return 0
 
 

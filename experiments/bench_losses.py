@@ -20,7 +20,7 @@ Usage: python experiments/bench_losses.py [--quick] [--out experiments/results/b
 from __future__ import annotations
 
 import argparse
-import platform
+import functools
 import statistics
 import sys
 import time
@@ -29,14 +29,15 @@ from pathlib import Path
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).parent))  # the scripts' shared helpers
+from _common import RESULTS, machine, round_robin, write_json  # noqa: E402
 
 from personpose.data.pose import part_masks  # noqa: E402
-from personpose.io.atomic import atomic_write_json  # noqa: E402
 from personpose.losses.part_ssim import part_ssim  # noqa: E402
 from personpose.losses.ssim import ssim  # noqa: E402
 
 WIN, SIGMA = 7, 0.8
+MSSSIM = dict(data_range=1.0, win_size=WIN, win_sigma=SIGMA)  # pytorch-msssim's arguments
 SIZES = [(8, 3, 256, 176), (32, 3, 128, 64)]
 
 
@@ -62,9 +63,7 @@ def peer_ssim() -> dict:
         return full[..., WIN // 2 : -(WIN // 2), WIN // 2 : -(WIN // 2)].mean()
 
     return {
-        "pytorch-msssim": lambda x, y: pytorch_msssim.ssim(
-            x, y, data_range=1.0, win_size=WIN, win_sigma=SIGMA
-        ),
+        "pytorch-msssim": lambda x, y: pytorch_msssim.ssim(x, y, **MSSSIM),
         "piq": lambda x, y: piq.ssim(x, y, kernel_size=WIN, kernel_sigma=SIGMA, downsample=False),
         "kornia": kornia_ssim,
         "torchmetrics": torchmetrics_ssim,
@@ -87,7 +86,7 @@ def pssim_repeat(x, y, masks):
     c1, c2 = 0.01**2, 0.03**2
     s = (2 * mx * my + c1) / (mx**2 + my**2 + c1) * (2 * cov + c2) / (var + c2)
     bg = masks[:, :1]
-    b = pytorch_msssim.ssim(bg * x, bg * y, data_range=1.0, win_size=WIN, win_sigma=SIGMA)
+    b = pytorch_msssim.ssim(bg * x, bg * y, **MSSSIM)
     return (s.mean() + b) / 2
 
 
@@ -136,14 +135,8 @@ def bench_size(shape: tuple[int, ...], gen: torch.Generator, repeats: int) -> di
         rows[key] = {"first_call_s": time.perf_counter() - t0}
         with torch.no_grad():
             rows[key]["value"] = float(fn(x))
-    wall: dict = {key: [] for key in methods}
-    cpu: dict = {key: [] for key in methods}
-    for _ in range(repeats):
-        for key, fn in methods.items():
-            c0, t0 = time.process_time(), time.perf_counter()
-            step(fn, x)
-            wall[key].append((time.perf_counter() - t0) * 1e3)
-            cpu[key].append((time.process_time() - c0) * 1e3)
+    steps = {key: functools.partial(step, fn, x) for key, fn in methods.items()}
+    wall, cpu, _ = round_robin(steps, repeats)
     for key, fn in methods.items():
         ours = rows[key.split("/")[0] + "/ours"]["value"]
         rows[key].update(
@@ -157,6 +150,7 @@ def bench_size(shape: tuple[int, ...], gen: torch.Generator, repeats: int) -> di
 
 def goals(rows: dict) -> dict:
     t = {k: r["median_ms"] for k, r in rows.items()}
+    peak = {k: r["peak_mb"] for k, r in rows.items()}
     peers = [k for k in t if k.startswith("ssim/") and not k.startswith("ssim/ours")]
     fastest = min(peers, key=t.get)
     out = {"fastest_peer": fastest.removeprefix("ssim/")}
@@ -164,9 +158,7 @@ def goals(rows: dict) -> dict:
         out[ours] = {
             "ssim_speedup_vs_fastest_peer (goal >= 1.3)": t[fastest] / t[f"ssim/{ours}"],
             "pssim_speedup_vs_repeat (goal >= 4)": t["pssim/repeat-per-part"] / t[f"pssim/{ours}"],
-            "pssim_over_ssim_peak (goal <= 1.5)": (
-                rows[f"pssim/{ours}"]["peak_mb"] / rows[f"ssim/{ours}"]["peak_mb"]
-            ),
+            "pssim_over_ssim_peak (goal <= 1.5)": peak[f"pssim/{ours}"] / peak[f"ssim/{ours}"],
             "pssim_over_ssim_time": t[f"pssim/{ours}"] / t[f"ssim/{ours}"],
         }
     out["compiled_speedup"] = {
@@ -201,24 +193,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="3 rounds instead of 15")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "bench_losses.json"))
+    ap.add_argument("--out", type=Path, default=RESULTS / "bench_losses.json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     repeats = 3 if args.quick else 15
     gen = torch.Generator().manual_seed(0)
     results = {"sizes": {"x".join(map(str, s)): bench_size(s, gen, repeats) for s in SIZES}}
     results["goals"] = {size: goals(rows) for size, rows in results["sizes"].items()}
-    results.update(
-        torch=torch.__version__,
-        threads=args.threads,
-        machine=platform.processor() or platform.machine(),
-        repeats=repeats,
-    )
+    results.update(machine(torch=torch.__version__, threads=args.threads), repeats=repeats)
     print(table(results))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out, results)
-    print(f"\nwrote {out}")
+    write_json(args.out, results)
 
 
 if __name__ == "__main__":

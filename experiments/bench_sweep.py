@@ -30,18 +30,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from personpose.io.atomic import atomic_write_json
+sys.path.insert(0, str(Path(__file__).parent))  # the scripts' shared helpers
+from _common import REPO, RESULTS, machine, markdown_table, write_json  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_OUT = REPO / "experiments" / "results" / "bench_sweep.json"
-DEFAULT_OLD = REPO.parent / "old"
 OLD_COMMIT = "72ec8c9"
 # Keys renamed since the old commit: {code: name}.
 PROGRESS_BAR = {"old": "trainer.progress_bar", "new": "trainer.enable_progress_bar"}
@@ -72,79 +69,46 @@ def ensure_old_checkout(path: Path, commit: str = OLD_COMMIT) -> Path:
     if (path / "personpose" / "run.py").is_file():
         return path
     path.mkdir(parents=True, exist_ok=True)
-    archive = subprocess.run(
-        ["git", "-C", str(REPO), "archive", commit], capture_output=True, check=True
-    ).stdout
+    cmd = ["git", "-C", str(REPO), "archive", commit]
+    archive = subprocess.run(cmd, capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(path)], input=archive, check=True)
     return path
 
 
 def job_env(tree: Path, threads: int | None) -> dict[str, str]:
     """The environment of a command run from ``tree``, with ``threads`` per process."""
-    env = dict(os.environ, PYTHONPATH=str(tree), PYTHONUNBUFFERED="1", WANDB_MODE="offline")
-    for key in THREAD_VARIABLES:
-        if threads is None:
-            env.pop(key, None)
-        else:
-            env[key] = str(threads)
-    return env
+    env = {k: v for k, v in os.environ.items() if k not in THREAD_VARIABLES}
+    env.update(PYTHONPATH=str(tree), PYTHONUNBUFFERED="1", WANDB_MODE="offline")
+    return env | ({k: str(threads) for k in THREAD_VARIABLES} if threads is not None else {})
 
 
 def prepare(tree: Path, extra: list[str]) -> None:
     """Generate the data of the run (and build the old commit's native kernels)."""
-    subprocess.run(
-        [sys.executable, "-c", PREPARE, str(tree / "conf"), *extra],
-        cwd=tree,
-        env=job_env(tree, None),
-        check=True,
-        capture_output=True,
-    )
+    cmd = [sys.executable, "-c", PREPARE, str(tree / "conf"), *extra]
+    subprocess.run(cmd, cwd=tree, env=job_env(tree, None), check=True, capture_output=True)
 
 
 def command(kind: str, steps: int, val_every: int, jobs: int, out_dir: Path, extra: list[str]):
     """``personpose.run`` arguments of one configuration (a joblib sweep when ``jobs`` > 1)."""
-    args = [
-        f"trainer.max_steps={steps}",
-        f"{VAL_INTERVAL[kind]}={val_every}",
-        f"{PROGRESS_BAR[kind]}=false",
-        *extra,
-    ]
+    args = [f"trainer.max_steps={steps}", f"{VAL_INTERVAL[kind]}={val_every}"]
+    args += [f"{PROGRESS_BAR[kind]}=false", *extra]
     if jobs == 1:
         return [f"hydra.run.dir={out_dir}", *args]
     seeds = ",".join(str(s) for s in range(jobs))
-    return [
-        "-m",
-        "hydra/launcher=joblib",
-        f"hydra.launcher.n_jobs={jobs}",
-        f"hydra.sweep.dir={out_dir}",
-        f"seed={seeds}",
-        *args,
-    ]
+    launcher = ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={jobs}"]
+    return ["-m", *launcher, f"hydra.sweep.dir={out_dir}", f"seed={seeds}", *args]
 
 
-def run_config(
-    name: str,
-    tree: Path,
-    kind: str,
-    steps: int,
-    val_every: int,
-    jobs: int,
-    threads: int,
-    extra: list[str],
-    work: Path,
-) -> dict:
-    """Time one configuration from the command's start to its exit."""
+def run_config(config: tuple, steps: int, val_every: int, work: Path) -> dict:
+    """Time one configuration (see :func:`configurations`) from the command's start to its
+    exit."""
+    name, tree, kind, jobs, threads, extra = config
     out_dir = work / name
     args = command(kind, steps, val_every, jobs, out_dir, extra)
     load = os.getloadavg()[0]
     t0 = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-m", "personpose.run", *args],
-        cwd=work,
-        env=job_env(tree, threads),
-        capture_output=True,
-        text=True,
-    )
+    cmd = [sys.executable, "-m", "personpose.run", *args]
+    proc = subprocess.run(cmd, cwd=work, env=job_env(tree, threads), capture_output=True, text=True)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise RuntimeError(f"{name}: exit {proc.returncode}\n{proc.stderr[-3000:]}")
@@ -177,51 +141,27 @@ def configurations(args: argparse.Namespace, old: Path) -> list[tuple]:
     configs = [(f"old_1x{n}", old, "old", 1, n, [])]
     if args.old_parallel:
         configs.append((f"old_{n}x1", old, "old", n, 1, []))
-    configs += [
-        (f"new_1x{n}", REPO, "new", 1, n, []),
-        (f"new_{n}x1", REPO, "new", n, 1, []),
-    ]
+    configs += [(f"new_1x{n}", REPO, "new", 1, n, []), (f"new_{n}x1", REPO, "new", n, 1, [])]
     for variant in args.variants:
         name, _, overrides = variant.partition("=")
         configs.append((f"new_1x{n}_{name}", REPO, "new", 1, n, overrides.split(",")))
     return configs
 
 
-def markdown(rows: list[dict]) -> str:
-    keys = [
-        "config",
-        "jobs_at_once",
-        "threads_per_job",
-        "steps_per_job",
-        "wall_s",
-        "iterations_per_hour",
-        "vs_old",
-        "load_1min_before",
-    ]
-    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    lines += ["| " + " | ".join(str(row[k]) for k in keys) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--quick", action="store_true", help="30 steps per job (fixed costs weigh more)")
+    p.add_argument("--steps", type=int, default=300, help="steps per job (the default run's)")
     p.add_argument(
-        "--steps", type=int, default=300, help="steps per job (default: the default run's)"
+        "--old", type=Path, default=REPO.parent / "old", help=f"checkout of {OLD_COMMIT}"
     )
-    p.add_argument("--old", type=Path, default=DEFAULT_OLD, help=f"checkout of {OLD_COMMIT}")
     p.add_argument("--old-parallel", action="store_true", help="also the old commit's jobs at once")
     p.add_argument("--cores", type=int, default=os.cpu_count() or 1, help="threads = jobs at once")
     p.add_argument("--variants", nargs="*", default=[], metavar="NAME=OVERRIDE[,OVERRIDE]")
-    p.add_argument(
-        "--extra",
-        nargs="*",
-        default=[],
-        metavar="OVERRIDE",
-        help="overrides of every configuration, old and new (e.g. a tiny model for a smoke run)",
-    )
+    extra = "overrides of every configuration, old and new (e.g. a tiny model)"
+    p.add_argument("--extra", nargs="*", default=[], metavar="OVERRIDE", help=extra)
     p.add_argument("--quiet-file", type=Path, default=None, help="wait while this file exists")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    p.add_argument("--out", type=Path, default=RESULTS / "bench_sweep.json")
     return p.parse_args(argv)
 
 
@@ -234,30 +174,16 @@ def main(argv: list[str] | None = None) -> dict:
         prepare(tree, args.extra)
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench_sweep_") as tmp:
-        for name, tree, kind, jobs, threads, extra in configurations(args, old):
+        for *config, extra in configurations(args, old):
             while args.quiet_file is not None and args.quiet_file.exists():
                 time.sleep(20)
-            extra = [*args.extra, *extra]
-            rows.append(
-                run_config(name, tree, kind, steps, val_every, jobs, threads, extra, Path(tmp))
-            )
+            rows.append(run_config((*config, [*args.extra, *extra]), steps, val_every, Path(tmp)))
     base = rows[0]["iterations_per_hour"]
     for row in rows:
         row["vs_old"] = round(row["iterations_per_hour"] / base, 2)
-    results = {
-        "machine": {
-            "cpu": platform.processor() or platform.machine(),
-            "cores": args.cores,
-            "python": platform.python_version(),
-        },
-        "quick": args.quick,
-        "extra": args.extra,
-        "rows": rows,
-    }
-    print(markdown(rows))
-    atomic_write_json(args.out, results)
-    print(f"wrote {args.out}")
-    return results
+    print(markdown_table(rows))
+    doc = {"machine": machine(cores=args.cores), "quick": args.quick, "extra": args.extra}
+    return write_json(args.out, {**doc, "rows": rows})
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Training-speed benchmarks: prints a Markdown table per section, writes JSON.
 
-Sections (a registry: add one with ``@section("name")``, a function ``args -> list[dict]``):
+Sections (``SECTIONS``: name -> function ``args -> list[dict]``):
 - ``speed``: seconds per training iteration of ``--model`` (default the paper-size PATN;
   ``xinggan`` for XingGAN) on CPU (generator forward + backward + Adam step with the
   ``--loss`` combination (default ``part_ssim``: perceptual + PSSIM, plus the adversarial
@@ -25,15 +25,17 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import functools
+import itertools
 import json
 import os
-import platform
+import re
 import resource
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -41,62 +43,47 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import Tensor, nn
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:  # run as a script from a checkout without `pip install -e .`
-    sys.path.insert(0, str(REPO))
-DEFAULT_OUT = REPO / "experiments" / "results" / "bench_train.json"
+sys.path.insert(0, str(Path(__file__).parent))  # the scripts' shared helpers
+from _common import REPO, RESULTS, machine, markdown_table, time_calls, write_json  # noqa: E402
 
-from personpose.io.atomic import atomic_write_json  # noqa: E402
+from personpose.losses.adversarial import PATNAdversarial  # noqa: E402
+from personpose.losses.config import VGG_TERMS  # noqa: E402
 
 # Seconds per iteration of the study authors' code on this 2-core CPU (from the issue).
 REFERENCE_S = {(128, 64, 8): 10.6, (256, 176, 4): 29.3}
-PAPER_SIZES = tuple(REFERENCE_S)  # (H px, W px, batch): Market, DeepFashion
 MEMORY_FORMATS = {"channels_last": torch.channels_last, "contiguous": torch.contiguous_format}
-
-SECTIONS: dict[str, Callable[[argparse.Namespace], list[dict]]] = {}
-
-
-def section(name: str):
-    """Register ``fn(args) -> rows`` as benchmark section ``name``."""
-
-    def register(fn):
-        SECTIONS[name] = fn
-        return fn
-
-    return register
+BATCH_CHANNELS = {"P1": 3, "P2": 3, "BP1": 18, "BP2": 18}
+MEMORY_MEASURE = (
+    "peak resident set size (VmHWM, MiB) of a fresh process that imports torch and "
+    "the project, builds G and both Ds, and runs the warm-up and timed iterations; "
+    "peak_rss_above_imports_mb subtracts the peak before the models were built"
+)
 
 
-# ---------------------------------------------------------------------------------------------
-# shared helpers
-
-
-def load_models(model: str, norm: str | None = None) -> tuple[nn.Module, dict[str, nn.Module]]:
+def load_models(model: str) -> tuple[nn.Module, dict[str, nn.Module]]:
     """Generator and ``{"appearance": D_PP (6 ch), "shape": D_PB (21 ch)}`` from
     ``conf/model/<model>.yaml``."""
-    from personpose.losses.adversarial import PATNAdversarial
-
     cfg = OmegaConf.load(REPO / "conf" / "model" / f"{model}.yaml")
-    if norm is not None:
-        cfg.norm = norm
-    g = instantiate(cfg.generator)
-    return g, {
-        name: instantiate(cfg.discriminator, in_channels=channels)
-        for name, channels in PATNAdversarial.IN_CHANNELS.items()
-    }
+    channels = PATNAdversarial.IN_CHANNELS
+    discs = {n: instantiate(cfg.discriminator, in_channels=c) for n, c in channels.items()}
+    return instantiate(cfg.generator), discs
 
 
-BATCH_CHANNELS = {"P1": 3, "P2": 3, "BP1": 18, "BP2": 18}
-
-
-def synthetic_batch(n: int, h: int, w: int, seed: int = 0) -> dict[str, torch.Tensor]:
+def synthetic_batch(n: int, h: int, w: int, seed: int = 0) -> dict[str, Tensor]:
     """Random P1, P2 in [-1, 1] (N, 3, H, W) and pose maps BP1, BP2 in [0, 1] (N, 18, H, W)."""
     g = torch.Generator().manual_seed(seed)
-    return {
-        "P1": torch.rand(n, 3, h, w, generator=g) * 2 - 1,
-        "P2": torch.rand(n, 3, h, w, generator=g) * 2 - 1,
-        "BP1": torch.rand(n, 18, h, w, generator=g),
-        "BP2": torch.rand(n, 18, h, w, generator=g),
-    }
+    batch = {k: torch.rand(n, c, h, w, generator=g) for k, c in BATCH_CHANNELS.items()}
+    return {k: v * 2 - 1 if k.startswith("P") else v for k, v in batch.items()}
+
+
+def with_masks(batch: dict[str, Tensor], seed: int = 0) -> dict[str, Tensor]:
+    """Add ``mask2`` (N, 11, H, W): part masks of a random in-frame pose per sample."""
+    from personpose.data.pose import part_masks
+
+    n, _, h, w = batch["P2"].shape
+    g = torch.Generator().manual_seed(seed)
+    kp = torch.rand(n, 18, 2, generator=g) * torch.tensor([h - 1, w - 1])
+    return {**batch, "mask2": part_masks(kp.round(), (h, w)).contiguous()}
 
 
 def compose(overrides: list[str]):
@@ -110,164 +97,133 @@ def compose(overrides: list[str]):
         return hydra_compose(config_name="config", overrides=overrides)
 
 
-def with_masks(batch: dict[str, torch.Tensor], seed: int = 0) -> dict[str, torch.Tensor]:
-    """Add ``mask2`` (N, 11, H, W): part masks of a random in-frame pose per sample."""
-    from personpose.data.pose import part_masks
-
-    n, _, h, w = batch["P2"].shape
-    g = torch.Generator().manual_seed(seed)
-    kp = torch.rand(n, 18, 2, generator=g) * torch.tensor([h - 1, w - 1])
-    return {**batch, "mask2": part_masks(kp.round(), (h, w)).contiguous()}
-
-
-def project_loss(name: str, weights: str = "market") -> Callable[[torch.Tensor, dict], Tensor]:
+def project_loss(name: str, weights: str = "market"):
     """The generator's non-adversarial loss of ``conf/loss/<name>.yaml`` (random-init VGG:
     the same cost as the ImageNet one), as ``fn(fake, batch) -> total``."""
     from personpose.losses.composite import GeneratorLoss
 
     cfg = compose([f"loss={name}", f"weights={weights}"])
     loss = GeneratorLoss(cfg.loss, cfg.weights, allow_random_vgg=True)
-
-    def fn(fake: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return loss(fake, batch)["total"]
-
-    return fn
+    return lambda fake, batch: loss(fake, batch)["total"]
 
 
-def l1_loss(fake: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+def l1_loss(fake: Tensor, batch: dict[str, Tensor]) -> Tensor:
     """Stand-in generator reconstruction loss: 10 * mean |fake - P2|."""
     return 10.0 * (fake - batch["P2"]).abs().mean()
 
 
-class GANStep:
-    """One PATN training iteration: G step, then the appearance-D and shape-D steps.
+def train_step(g, discs, adversarial, optimizers, loss_g, batch, autocast=nullcontext) -> dict:
+    """One training iteration: the G step on ``loss_g(fake, batch)`` (discriminators frozen, as
+    Lightning's ``toggle_optimizer`` does), then one step per discriminator in
+    ``adversarial.ORDER``; ``optimizers`` are G's, then the discriminators' in that order."""
+    opt_g, *opt_d = optimizers
+    for d in discs.values():
+        d.requires_grad_(False)
+    with autocast():
+        fake = g(batch["P1"], batch["BP1"], batch["BP2"])
+        loss = loss_g(fake, batch)
+    opt_g.zero_grad(set_to_none=True)
+    loss.backward()
+    opt_g.step()
+    out = {"g": loss.detach()}
+    for name, opt in zip(adversarial.ORDER, opt_d):
+        discs[name].requires_grad_(True)
+        with autocast():
+            loss_d = adversarial.discriminator_loss(name, discs[name], batch["P2"], fake, batch)
+        opt.zero_grad(set_to_none=True)
+        loss_d.float().backward()
+        opt.step()
+        out[f"d_{name}"] = loss_d.detach()
+    return out
 
-    ``recon_loss(fake, batch)`` is the generator's non-adversarial loss (a stand-in L1 by
-    default); the adversarial terms are PATN's objective (:class:`PATNAdversarial`, BCE, no
-    pool, weight ``lambda_gan``). Discriminators are frozen during the G step, as Lightning's
-    ``toggle_optimizer`` does.
-    """
 
-    def __init__(
-        self,
-        g: nn.Module,
-        discriminators: dict[str, nn.Module],
-        recon_loss: Callable[[torch.Tensor, dict], torch.Tensor] = l1_loss,
-        lambda_gan: float = 5.0,
-        bf16: bool = False,
-    ) -> None:
-        from personpose.losses.adversarial import PATNAdversarial
+def gan_step(g, discriminators, recon_loss=l1_loss, lambda_gan: float = 5.0, bf16: bool = False):
+    """One PATN training iteration as ``fn(batch) -> {"g", "d_appearance", "d_shape"}`` losses:
+    ``recon_loss(fake, batch)`` (a stand-in L1 by default) plus PATN's adversarial objective
+    (:class:`PATNAdversarial`, BCE, no pool, weight ``lambda_gan``), Adam for all three nets."""
+    adversarial = PATNAdversarial("bce", pool_size=0, weight=lambda_gan)
+    nets = [g, *(discriminators[n] for n in adversarial.ORDER)]
+    optimizers = [torch.optim.Adam(m.parameters(), lr=2e-4, betas=(0.5, 0.999)) for m in nets]
 
-        self.g, self.discriminators = g, discriminators
-        self.recon_loss, self.lambda_gan, self.bf16 = recon_loss, lambda_gan, bf16
-        self.adversarial = PATNAdversarial("bce", pool_size=0, weight=lambda_gan)
-        adam = dict(lr=2e-4, betas=(0.5, 0.999))
-        self.opt_g = torch.optim.Adam(g.parameters(), **adam)
-        self.opt_d = {
-            n: torch.optim.Adam(d.parameters(), **adam) for n, d in discriminators.items()
-        }
+    def loss_g(fake, batch):
+        adv = adversarial(fake, batch, discriminators)
+        return recon_loss(fake.float(), batch) + lambda_gan * adv.float()
 
-    def _autocast(self):
-        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16)
+    def step(batch):
+        autocast = functools.partial(torch.autocast, "cpu", dtype=torch.bfloat16, enabled=bf16)
+        return train_step(g, discriminators, adversarial, optimizers, loss_g, batch, autocast)
 
-    def __call__(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        for d in self.discriminators.values():
-            d.requires_grad_(False)
-        with self._autocast():
-            fake = self.g(batch["P1"], batch["BP1"], batch["BP2"])
-            adv = self.adversarial(fake, batch, self.discriminators)
-            loss_g = self.recon_loss(fake.float(), batch) + self.lambda_gan * adv.float()
-        self.opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        self.opt_g.step()
-        out = {"g": loss_g.detach()}
-        for name in self.adversarial.ORDER:
-            d = self.discriminators[name]
-            d.requires_grad_(True)
-            with self._autocast():
-                loss_d = self.adversarial.discriminator_loss(name, d, batch["P2"], fake, batch)
-            self.opt_d[name].zero_grad(set_to_none=True)
-            loss_d.float().backward()
-            self.opt_d[name].step()
-            out[f"d_{name}"] = loss_d.detach()
-        return out
+    return step
 
 
 def iteration_gflop(model: str, h: int, w: int, n: int) -> float:
-    """GFLOP of one :class:`GANStep` (counted on the meta device: no compute, no data)."""
+    """GFLOP of one :func:`gan_step` (counted on the meta device: no compute, no data)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     with torch.device("meta"):
         g, discriminators = load_models(model)
         batch = {k: torch.empty(n, c, h, w) for k, c in BATCH_CHANNELS.items()}
-    step = GANStep(g, discriminators)
+    step = gan_step(g, discriminators)
     with FlopCounterMode(display=False) as counter:
         step(batch)
     return counter.get_total_flops() / 1e9
 
 
-def time_calls(fn: Callable[[], object], warmup: int, repeats: int) -> list[float]:
-    """Wall seconds of ``repeats`` calls of ``fn`` after ``warmup`` untimed calls."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return times
+def _optimizers(module) -> list:
+    """G's optimiser, then the discriminators' (schedulers dropped)."""
+    opts = module.configure_optimizers()
+    return opts[0] if isinstance(opts, tuple) else opts
+
+
+def _plain_loop(module, loader, steps: int) -> float:
+    """Seconds for ``steps`` iterations of the module's computation without Lightning."""
+    optimizers, discs = _optimizers(module), module.discriminators
+    loss_g = lambda fake, batch: module.loss(fake, batch, discs)["total"]  # noqa: E731
+    it = iter(loader)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        train_step(module, discs, module.loss.adversarial, optimizers, loss_g, next(it))
+    return time.perf_counter() - t0
 
 
 # ---------------------------------------------------------------------------------------------
 # section: speed
 
 
-@section("speed")
 def bench_speed(args: argparse.Namespace) -> list[dict]:
     """Seconds per training iteration and peak memory of ``--model`` at the paper's two sizes,
     each size in a fresh subprocess (:func:`speed_row`) so that its peak RSS is its own."""
     rows = []
     for h, w, n in args.sizes:
-        cmd = [sys.executable, __file__, "--speed-row", f"{h}x{w}x{n}", *_row_argv(args)]
-        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        cmd = [sys.executable, __file__, "--speed-row", f"{h}x{w}x{n}", "--model", args.model]
+        cmd += ["--loss", args.loss, "--threads", str(args.threads)]
+        cmd += ["--memory-format", args.memory_format] + ["--quick"] * args.quick
+        done = subprocess.run(cmd + ["--bf16"] * args.bf16, capture_output=True, text=True)
         if done.returncode != 0:
             raise RuntimeError(
                 f"bench_train.py: the speed row {h}x{w}x{n} failed:\n{done.stderr[-3000:]}"
             )
         row = json.loads(done.stdout.strip().splitlines()[-1])
-        print(
-            f"  {args.model} {h}x{w} batch {n}: {row['s_per_iter_median']:.2f} s/iter, "
-            f"peak RSS {row['peak_rss_mb']} MB",
-            flush=True,
-        )
+        med, rss = row["s_per_iter_median"], row["peak_rss_mb"]
+        print(f"  {args.model} {h}x{w} batch {n}: {med:.2f} s/iter, peak RSS {rss} MB", flush=True)
         rows.append(row)
     return rows
-
-
-def _row_argv(args: argparse.Namespace) -> list[str]:
-    """The options a speed-row subprocess needs to repeat this run's settings."""
-    argv = ["--model", args.model, "--loss", args.loss, "--threads", str(args.threads)]
-    argv += ["--memory-format", args.memory_format]
-    return argv + (["--quick"] if args.quick else []) + (["--bf16"] if args.bf16 else [])
 
 
 def _max_rss_mb() -> float:
     """Peak resident set size of this process so far, MiB: ``VmHWM`` of /proc/self/status
     (Linux), which starts afresh at exec; getrusage's ``ru_maxrss`` (the fallback) carries the
     parent's peak over into a subprocess."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024  # kB
-    except OSError:
-        pass
+    status = Path("/proc/self/status")
+    if status.is_file():
+        return int(re.search(r"VmHWM:\s*(\d+)", status.read_text())[1]) / 1024  # kB
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 def speed_row(args: argparse.Namespace, h: int, w: int, n: int) -> dict:
     """One row of the speed table, measured in this (fresh) process."""
     rss_start = _max_rss_mb()  # torch, hydra and the project imported; nothing built yet
-    warmup, repeats = (1, 1) if args.quick else (1, 3)
+    repeats = 1 if args.quick else 3  # after one warm-up iteration
     fmt = MEMORY_FORMATS[args.memory_format]
     torch.manual_seed(0)
     g, discriminators = load_models(args.model)
@@ -276,9 +232,9 @@ def speed_row(args: argparse.Namespace, h: int, w: int, n: int) -> dict:
     batch = {k: v.contiguous(memory_format=fmt) for k, v in synthetic_batch(n, h, w).items()}
     batch = with_masks(batch)
     recon = l1_loss if args.loss == "l1_standin" else project_loss(args.loss)
-    step = GANStep(g, discriminators, recon_loss=recon, bf16=args.bf16)
+    step = gan_step(g, discriminators, recon_loss=recon, bf16=args.bf16)
     load_before = os.getloadavg()[0]
-    times = time_calls(lambda: step(batch), warmup, repeats)
+    times = time_calls(lambda: step(batch), repeats)
     peak = _max_rss_mb()
     med = statistics.median(times)
     ref = REFERENCE_S.get((h, w, n))
@@ -303,38 +259,8 @@ def speed_row(args: argparse.Namespace, h: int, w: int, n: int) -> dict:
     }
 
 
-MEMORY_MEASURE = (
-    "peak resident set size (VmHWM, MiB) of a fresh process that imports torch and "
-    "the project, builds G and both Ds, and runs the warm-up and timed iterations; "
-    "peak_rss_above_imports_mb subtracts the peak before the models were built"
-)
-
-
 # ---------------------------------------------------------------------------------------------
 # section: overhead
-
-
-def _plain_loop(module, loader, steps: int) -> float:
-    """Seconds for ``steps`` iterations of the module's computation without Lightning."""
-    opt_g, *opt_d = module.configure_optimizers()[0]
-    discs, adversarial = module.discriminators, module.loss.adversarial
-    it = iter(loader)
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        batch = next(it)
-        discs.requires_grad_(False)
-        fake = module(batch["P1"], batch["BP1"], batch["BP2"])
-        terms = module.loss(fake, batch, discs)
-        opt_g.zero_grad(set_to_none=True)
-        terms["total"].backward()
-        opt_g.step()
-        for name, opt in zip(adversarial.ORDER, opt_d):
-            discs[name].requires_grad_(True)
-            loss_d = adversarial.discriminator_loss(name, discs[name], batch["P2"], fake, batch)
-            opt.zero_grad(set_to_none=True)
-            loss_d.backward()
-            opt.step()
-    return time.perf_counter() - t0
 
 
 def _lightning_fit(module, loader, steps: int, tmp: Path) -> float:
@@ -368,7 +294,6 @@ def _lightning_fit(module, loader, steps: int, tmp: Path) -> float:
     return clock.t1 - clock.t0  # steps + 1 batches, timed from the start of the first
 
 
-@section("overhead")
 def bench_overhead(args: argparse.Namespace) -> list[dict]:
     """Lightning module vs a plain PyTorch loop, tiny model, ``loss=part_ssim``, interleaved."""
     import tempfile
@@ -415,17 +340,15 @@ def bench_overhead(args: argparse.Namespace) -> list[dict]:
 # ---------------------------------------------------------------------------------------------
 # section: parts
 
-PARTS_PRESET = ["logger=csv"]  # the default run: patn_small, synthetic 128x64, batch 8, part_ssim
-
 
 class _Clock:
-    """Seconds per named part, summed over the iterations timed so far."""
+    """Seconds per named part (a list over the iterations timed) and when the part runs."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, list[float]] = {}
         self.when: dict[str, str] = {}
 
-    def __call__(self, name: str, fn: Callable[[], object], when: str = "every step"):
+    def __call__(self, name: str, fn, when: str = "every step"):
         t0 = time.perf_counter()
         out = fn()
         self.seconds.setdefault(name, []).append(time.perf_counter() - t0)
@@ -433,26 +356,11 @@ class _Clock:
         return out
 
 
-def _term_inputs(term: str, fake: Tensor, batch: dict, features: tuple | None, discs) -> tuple:
-    """The arguments of loss term ``term`` (the order of ``GeneratorLoss.forward``)."""
-    from personpose.losses.config import VGG_TERMS
-
-    if term in VGG_TERMS:
-        return features
-    if term == "part_ssim":
-        return fake, batch["P2"], batch["mask2"]
-    if term == "adversarial":
-        return fake, batch, discs
-    return fake, batch["P2"]
-
-
 def _timed_iteration(module, optimizers, batch_iter, clock: _Clock, step_terms: set[str]) -> None:
     """One training iteration of ``module`` (``PoseTransferModule.training_step``'s order),
     each part timed by ``clock``: the loss terms of ``step_terms`` run forward on a detached
     copy of the generated image (and of the VGG features), and their gradients are carried
     back through the VGG and the generator afterwards, so each part is timed alone."""
-    from personpose.losses.config import VGG_TERMS
-
     loss, discs, g = module.loss, module.discriminators, module.generator
     opt_g, *opt_d = optimizers
     batch = clock("data loading (one batch)", lambda: next(batch_iter))
@@ -460,30 +368,28 @@ def _timed_iteration(module, optimizers, batch_iter, clock: _Clock, step_terms: 
         discs.requires_grad_(False)
     fake = clock("generator forward", lambda: g(batch["P1"], batch["BP1"], batch["BP2"]))
     leaf = fake.detach().requires_grad_(True)
-    vgg_terms = [t for t in VGG_TERMS if t in step_terms]
-    features = leaves = None
-    if vgg_terms:
+    # the arguments of each term (the order of ``GeneratorLoss.forward``)
+    inputs = {"part_ssim": (leaf, batch["P2"], batch["mask2"]), "adversarial": (leaf, batch, discs)}
+    leaves = {}
+    if any(t in step_terms for t in VGG_TERMS):
         features = clock("VGG features forward (generated image)", lambda: loss.vgg(leaf))
         with torch.no_grad():
             target_features = clock("VGG features forward (target)", lambda: loss.vgg(batch["P2"]))
         leaves = {k: v.detach().requires_grad_(True) for k, v in features.items()}
-        features_in = (leaves, target_features)
+        inputs |= {t: (leaves, target_features) for t in VGG_TERMS}
     for term in [t for t in loss.terms if t in step_terms]:
         trained = term in loss.active_terms and getattr(loss.weights, term) != 0
-        args = _term_inputs(term, leaf, batch, features_in if vgg_terms else None, discs)
+        args = inputs.get(term, (leaf, batch["P2"]))
         with torch.set_grad_enabled(trained):
             raw = clock(f"loss {term} forward", lambda t=term, a=args: loss.terms[t](*a))
         if trained:
             weighted = getattr(loss.weights, term) * raw
             clock(f"loss {term} backward (to the image)", weighted.backward)
-    if vgg_terms and any(v.grad is not None for v in leaves.values()):
-        keys = [k for k, v in leaves.items() if v.grad is not None]
-        clock(
-            "VGG features backward",
-            lambda: torch.autograd.backward(
-                [features[k] for k in keys], [leaves[k].grad for k in keys]
-            ),
-        )
+    keys = [k for k, v in leaves.items() if v.grad is not None]
+    if keys:
+        grads = [leaves[k].grad for k in keys]
+        backward = functools.partial(torch.autograd.backward, [features[k] for k in keys], grads)
+        clock("VGG features backward", backward)
     clock("generator backward", lambda: fake.backward(leaf.grad))
 
     def g_step():
@@ -491,128 +397,90 @@ def _timed_iteration(module, optimizers, batch_iter, clock: _Clock, step_terms: 
         opt_g.zero_grad(set_to_none=True)
 
     clock("generator Adam step", g_step)
-    names = loss.adversarial.ORDER if discs is not None else ()
-    for name, opt in zip(names, opt_d):
+    for name, opt in zip(PATNAdversarial.ORDER, opt_d):
 
         def d_step(name=name, opt=opt):
             discs[name].requires_grad_(True)
-            out = loss.adversarial.discriminator_loss(
-                name, discs[name], batch["P2"], leaf.detach(), batch
-            )
-            out.backward()
+            d_loss = loss.adversarial.discriminator_loss
+            d_loss(name, discs[name], batch["P2"], leaf.detach(), batch).backward()
             opt.step()
             opt.zero_grad(set_to_none=True)
 
         clock(f"discriminator {name} step (forward, backward, Adam)", d_step)
 
 
-def _validation_only_terms(module, batch: dict, clock: _Clock, step_terms: set[str]) -> None:
-    """Time the terms computed for the log at validation only (not in the training step)."""
-    from personpose.losses.config import VGG_TERMS
-
-    loss = module.loss
-    later = [t for t in loss.terms if t in VGG_TERMS and t not in step_terms]
-    if not later or loss.vgg is None:
-        return
-    with torch.no_grad():
-        fake = module.generator(batch["P1"], batch["BP1"], batch["BP2"])
-        features = (loss.vgg(fake), loss.vgg(batch["P2"]))
-        for term in later:
-            clock(
-                f"loss {term} forward", lambda t=term: loss.terms[t](*features), "validation only"
-            )
-
-
-@section("parts")
 def bench_parts(args: argparse.Namespace) -> list[dict]:
     """Milliseconds per part of one training iteration of the default synthetic run (patn_small,
     128x64, batch 8, loss part_ssim; random VGG as on the synthetic set; ``--parts-overrides``
     change it), median over iterations, with the whole iteration timed separately as a check
-    of the sum."""
+    of the sum; the terms computed for the log at validation only are timed apart."""
     import lightning as L
 
     from personpose.data.datamodule import build_datamodule
     from personpose.run import build_module
 
     warmup, repeats = (1, 2) if args.quick else (2, 10)
-    cfg = compose([*PARTS_PRESET, *args.parts_overrides])
+    cfg = compose(["logger=csv", *args.parts_overrides])  # the default run, overridden
     L.seed_everything(0, verbose=False)
     datamodule = build_datamodule(cfg.data)
     datamodule.prepare_data()
     datamodule.setup("fit")
     loader = datamodule.train_dataloader()
-
-    def batches():
-        while True:
-            for batch in loader:
-                yield datamodule.on_after_batch_transfer(batch, 0)
-
-    batch_iter = batches()
+    transfer = datamodule.on_after_batch_transfer
+    batch_iter = (transfer(b, 0) for _ in itertools.count() for b in loader)
     module = build_module(cfg, datamodule.steps_per_epoch_for(1), allow_random_vgg=True)
     module.train()
-    optimizers = module.configure_optimizers()
-    optimizers = optimizers[0] if isinstance(optimizers, tuple) else optimizers
+    optimizers, loss = _optimizers(module), module.loss
     probe = next(batch_iter)
     with torch.no_grad():
         fake = module.generator(probe["P1"], probe["BP1"], probe["BP2"])
-        computed = module.loss(fake, probe, module.discriminators)
-    step_terms = {k for k in computed if k in module.loss.terms}  # what a training call computes
+        step_terms = {k for k in loss(fake, probe, module.discriminators) if k in loss.terms}
     clock = _Clock()
     for i in range(warmup + repeats):
         if i == warmup:
             clock = _Clock()
         _timed_iteration(module, optimizers, batch_iter, clock, step_terms)
-    _validation_only_terms(module, probe, clock, step_terms)
+    later = [t for t in loss.terms if t in VGG_TERMS and t not in step_terms]
+    if later and loss.vgg is not None:  # the terms logged at validation only
+        with torch.no_grad():
+            features = (loss.vgg(fake), loss.vgg(probe["P2"]))
+            for term in later:
+                run = functools.partial(loss.terms[term], *features)
+                clock(f"loss {term} forward", run, "validation only")
     whole = [_plain_loop(module, batch_iter, 1) for _ in range(repeats)]  # data loading included
     ms = {name: 1e3 * statistics.median(s) for name, s in clock.seconds.items()}
     step_ms = sum(v for name, v in ms.items() if clock.when[name] == "every step")
     ms["sum of the parts"] = step_ms
-    ms["whole iteration, timed alone"] = 1e3 * statistics.median(whole)
+    whole_ms = ms["whole iteration, timed alone"] = 1e3 * statistics.median(whole)
     h, w = cfg.data.image_size
     terms = "+".join(k for k, v in cfg.loss.items() if OmegaConf.is_dict(v) and v.get("enabled"))
+    run = {
+        "model": cfg.model.name,
+        "loss_terms": terms,
+        "batch": f"{cfg.data.batch_size}x3x{h}x{w}",
+    }
     rows = []
     for name, value in ms.items():
         when = clock.when.get(name, "every step")
         share = round(100 * value / step_ms, 1) if when == "every step" else None
-        rows.append(
-            {
-                "part": name,
-                "when": when,
-                "ms_median": round(value, 1),
-                "share_of_step_pct": share,
-                "model": cfg.model.name,
-                "loss_terms": terms,
-                "batch": f"{cfg.data.batch_size}x3x{h}x{w}",
-                "repeats": repeats,
-            }
-        )
-    print(
-        f"  parts sum {step_ms:.0f} ms, whole iteration {ms['whole iteration, timed alone']:.0f} ms"
-    )
+        part = {"part": name, "when": when, "ms_median": round(value, 1)}
+        rows.append({**part, "share_of_step_pct": share, **run, "repeats": repeats})
+    print(f"  parts sum {step_ms:.0f} ms, whole iteration {whole_ms:.0f} ms")
     return rows
 
 
 # ---------------------------------------------------------------------------------------------
 # driver
 
-
-def markdown_table(rows: list[dict]) -> str:
-    """Rows (dicts with the same keys) as a Markdown table; list values are skipped."""
-    if not rows:
-        return "(no rows)"
-    keys = [k for k, v in rows[0].items() if not isinstance(v, list)]
-    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    lines += ["| " + " | ".join(str(r[k]) for k in keys) + " |" for r in rows]
-    return "\n".join(lines)
+SECTIONS = {"speed": bench_speed, "overhead": bench_overhead, "parts": bench_parts}
 
 
 def _size(text: str) -> tuple[int, int, int]:
     try:
         h, w, n = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"--sizes: {text!r}; expected HxWxN, e.g. 128x64x8"
-        ) from None
+        msg = f"--sizes: {text!r}; expected HxWxN, e.g. 128x64x8"
+        raise argparse.ArgumentTypeError(msg) from None
     return h, w, n
 
 
@@ -621,35 +489,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="1 warm-up + 1 timed iteration per row")
     p.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=list(SECTIONS))
     p.add_argument("--model", default="patn", help="conf/model/<name>.yaml (default: patn)")
-    p.add_argument(
-        "--memory-format",
-        default="channels_last",
-        choices=list(MEMORY_FORMATS),
-        help="layout of weights and activations (channels_last is 2-4x faster on CPU here)",
-    )
-    p.add_argument(
-        "--sizes",
-        nargs="+",
-        type=_size,
-        default=list(PAPER_SIZES),
-        metavar="HxWxN",
-        help="image height x width x batch (default: 128x64x8 256x176x4)",
-    )
+    formats = list(MEMORY_FORMATS)  # channels_last is 2-4x faster on CPU here
+    p.add_argument("--memory-format", default="channels_last", choices=formats)
+    p.add_argument("--sizes", nargs="+", type=_size, default=list(REFERENCE_S), metavar="HxWxN")
     p.add_argument("--bf16", action="store_true", help="torch.autocast(cpu, bfloat16)")
+    p.add_argument("--loss", default="part_ssim", help="conf/loss/<name>.yaml; l1_standin: 10*L1")
     p.add_argument(
-        "--loss",
-        default="part_ssim",
-        help="conf/loss/<name>.yaml for the generator (default part_ssim); l1_standin: 10*L1",
-    )
-    p.add_argument(
-        "--parts-overrides",
-        nargs="*",
-        default=[],
-        metavar="OVERRIDE",
-        help="run-config overrides of the parts section (default: the default run)",
+        "--parts-overrides", nargs="*", default=[], metavar="OVERRIDE", help="of the parts run"
     )
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    p.add_argument("--out", type=Path, default=RESULTS / "bench_train.json")
     p.add_argument("--speed-row", type=_size, help=argparse.SUPPRESS)  # internal: one row, JSON
     return p.parse_args(argv)
 
@@ -661,26 +510,18 @@ def main(argv: list[str] | None = None) -> dict:
         row = speed_row(args, *args.speed_row)
         print(json.dumps(row))
         return row
+    omp = os.environ.get("OMP_WAIT_POLICY")
     results = {
-        "machine": {
-            "cpu": platform.processor() or platform.machine(),
-            "threads": args.threads,
-            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-        },
+        "machine": machine(threads=args.threads, omp_wait_policy=omp, torch=torch.__version__),
         "quick": args.quick,
         "memory_measure": MEMORY_MEASURE,  # how peak_rss_mb is measured (speed rows)
         "sections": {},
     }
     for name in args.sections:
         print(f"## {name}", flush=True)
-        rows = SECTIONS[name](args)
-        results["sections"][name] = rows
+        results["sections"][name] = rows = SECTIONS[name](args)
         print(markdown_table(rows), flush=True)
-    atomic_write_json(args.out, results)
-    print(f"wrote {args.out}")
-    return results
+    return write_json(args.out, results)
 
 
 if __name__ == "__main__":

@@ -15,10 +15,16 @@ from __future__ import annotations
 
 import argparse
 import filecmp
+import functools
 import shutil
 from pathlib import Path
 
 KEPT = ("results.json", "error.json", "logs", "qualitative", ".hydra")
+
+
+def _not_kept(job: str, folder: str, names: list[str]) -> set[str]:
+    """``copytree``'s ``ignore``: at the job folder's top, every entry not in ``KEPT``."""
+    return set(names) - set(KEPT) if folder == job else set()
 
 
 def collect(src: Path, dst: Path) -> list[str]:
@@ -26,24 +32,15 @@ def collect(src: Path, dst: Path) -> list[str]:
     copied = []
     for marker in sorted([*src.rglob("results.json"), *src.rglob("error.json")]):
         job = marker.parent
-        if job.is_relative_to(dst) or (
-            marker.name == "error.json" and (job / "results.json").exists()
-        ):
-            continue
+        stale_error = marker.name == "error.json" and (job / "results.json").exists()
         target = dst / job.name
-        if (target / marker.name).exists() and filecmp.cmp(
-            marker, target / marker.name, shallow=False
-        ):
+        copy = target / marker.name
+        same = copy.exists() and filecmp.cmp(marker, copy, shallow=False)  # already collected
+        if job.is_relative_to(dst) or stale_error or same:
             continue
         tmp = dst / f".{job.name}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        for name in KEPT:
-            item = job / name
-            if item.is_dir():
-                shutil.copytree(item, tmp / name)
-            elif item.is_file():
-                shutil.copy2(item, tmp / name)
+        shutil.copytree(job, tmp, ignore=functools.partial(_not_kept, str(job)))
         shutil.rmtree(target, ignore_errors=True)
         tmp.rename(target)
         copied.append(job.name)

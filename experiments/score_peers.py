@@ -15,12 +15,12 @@ from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).parent))  # the scripts' shared helpers
+from _common import REAL, RESULTS, write_json  # noqa: E402
 
 from personpose.data.annotations import read_annotations  # noqa: E402
 from personpose.evaluate import EvalItem, evaluate_pairs, folder_items  # noqa: E402
-from personpose.io.atomic import atomic_write_json  # noqa: E402
+from personpose.io.atomic import atomic_write_text  # noqa: E402
 from personpose.io.provenance import versions  # noqa: E402
 from personpose.metrics import build_metrics  # noqa: E402
 from personpose.metrics.layouts import scan  # noqa: E402
@@ -35,39 +35,26 @@ RUNS = {
     "copy source DF": ("vunet", "vunet", "DeepFashion", DF_ANN, None),
     "Deform DF crop 256x176": ("deform", "deform", "DeepFashion", DF_ANN, (256, 176)),
     "VUNet DF crop 256x176": ("vunet", "vunet", "DeepFashion", DF_ANN, (256, 176)),
-    "Deform Market": ("deform", "deform", "Market1501", "market/market-annotation-train.csv", None),
-    "VUNet Market": ("vunet", "vunet", "Market1501", "market/market-annotation-test.csv", None),
-    "copy source Market": (
-        "vunet",
-        "vunet",
-        "Market1501",
-        "market/market-annotation-test.csv",
-        None,
-    ),
+    "Deform Market": ("deform", "deform", "Market1501", MK_TRAIN, None),
+    "VUNet Market": ("vunet", "vunet", "Market1501", MK_TEST, None),
+    "copy source Market": ("vunet", "vunet", "Market1501", MK_TEST, None),
 }
 MOVENET = "models/movenet/movenet_singlepose_lightning_int8_4.tflite"
 
 
-def score_run(
-    real: Path, run: str, movenet: Path | None, limit: int | None = None, progress: bool = False
-) -> dict:
+def score_run(real: Path, run: str, movenet: Path | None, limit: int | None = None) -> dict:
     """Evaluate one column of the table (protocol ``all``); returns evaluate_pairs' result."""
     method, layout, dataset, csv, crop = RUNS[run]
     ann = read_annotations(real / csv)
     files = scan(real / "peer_outputs" / method / dataset, layout, names=set(ann.names))
-    files = files[:limit] if limit else files
+    files = files[: limit or None]
     suite = build_metrics("all", movenet_model=movenet)
     items = folder_items(files, {"panels": None, "crop": crop}, ann)
     if run.startswith("copy source"):
         items = (EvalItem(i.source, i.target, i.source, i.kp2, i.name) for i in items)
-    result = evaluate_pairs(items, suite, total=len(files), progress=progress)
-    result["inputs"] = {
-        "pred_dir": f"peer_outputs/{method}/{dataset}",
-        "layout": layout,
-        "annotations": csv,
-        "files": len(files),
-    }
-    return result
+    result = evaluate_pairs(items, suite, total=len(files), progress=True)
+    inputs = {"pred_dir": f"peer_outputs/{method}/{dataset}", "layout": layout}
+    return result | {"inputs": {**inputs, "annotations": csv, "files": len(files)}}
 
 
 def table(results: dict[str, dict]) -> str:
@@ -77,12 +64,10 @@ def table(results: dict[str, dict]) -> str:
         "|---|" + "---:|" * len(runs) + "---|---|",
     ]
     for name in PROTOCOLS["all"]:
-        cells = []
-        for r in runs:
-            v = results[r]["metrics"].get(name)
-            cells.append(f"{v:.4f}" if v is not None else "-")
-        if all(c == "-" for c in cells):
+        values = [results[r]["metrics"].get(name) for r in runs]
+        if all(v is None for v in values):
             continue
+        cells = [f"{v:.4f}" if v is not None else "-" for v in values]
         protos = ", ".join(protocols_of(name)) or "all"
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {protos} | {SHORT[name]} |")
     skipped: dict[str, str] = {}
@@ -96,20 +81,16 @@ def table(results: dict[str, dict]) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--real", type=Path, default=REPO.parent / "shared" / "data" / "real")
+    parser.add_argument("--real", type=Path, default=REAL)
     parser.add_argument("--limit", type=int, default=None, help="first N pairs of each run")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    parser.add_argument(
-        "--out", type=Path, default=REPO / "experiments" / "results" / "peer_outputs"
-    )
+    parser.add_argument("--out", type=Path, default=RESULTS / "peer_outputs")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     movenet = args.real.parents[1] / MOVENET
     movenet = movenet if movenet.is_file() else None
-    results = {}
     t0 = time.perf_counter()
-    for run in RUNS:
-        results[run] = score_run(args.real, run, movenet, args.limit, progress=True)
+    results = {run: score_run(args.real, run, movenet, args.limit) for run in RUNS}
     md = table(results)
     header = (
         "Peer outputs in `../shared/data/real/peer_outputs` (100 pairs per run). DeepFashion "
@@ -120,14 +101,9 @@ def main(argv=None) -> int:
         "were generated. Command: `python experiments/score_peers.py`.\n\n"
     )
     print(md)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".md").write_text(header + md + "\n", encoding="utf-8")
-    doc = {
-        "runs": results,
-        "seconds": round(time.perf_counter() - t0, 1),
-        "versions": versions(),
-    }
-    atomic_write_json(args.out.with_suffix(".json"), doc)
+    atomic_write_text(args.out.with_suffix(".md"), header + md + "\n")
+    doc = {"runs": results, "seconds": round(time.perf_counter() - t0, 1), "versions": versions()}
+    write_json(args.out.with_suffix(".json"), doc)
     return 0
 
 

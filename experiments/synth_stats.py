@@ -33,17 +33,16 @@ from skimage.draw import disk, polygon
 from skimage.metrics import structural_similarity
 from skimage.morphology import closing
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # run from a checkout without installing
+sys.path.insert(0, str(Path(__file__).parent))  # the scripts' shared helpers
+from _common import REAL, RESULTS, SKIMAGE_GAUSSIAN, write_json  # noqa: E402
 
 from personpose.data import annotations  # noqa: E402
 from personpose.data.keypoints import PATN_MASK_LIMBS, PATN_MASK_RADIUS  # noqa: E402
 from personpose.data.pose_stats import pair_displacement, proportion_ratios  # noqa: E402
-from personpose.io.atomic import atomic_write_json  # noqa: E402
 
-REAL = REPO.parent / "shared" / "data" / "real"
 # docs/data.md#pair-statistics: copy-source baseline on 100 real Market test pairs; displacement.
 REFERENCE = {"ssim": 0.148, "mask_ssim": 0.718, "l1": 0.194, "displacement_median": 0.45}
+SPLITS = ("train", "val", "test")
 
 
 def read_annotations(path: Path) -> dict[str, np.ndarray]:
@@ -56,13 +55,13 @@ def read_pairs(path: Path) -> list[tuple[str, str]]:
     return [tuple(pair) for pair in annotations.read_pairs(path).pairs]
 
 
+def quartiles(x) -> list[float]:
+    return [round(float(v), 4) for v in np.percentile(x, [25, 50, 75])]
+
+
 def ratio_stats(kps: np.ndarray, height: int) -> dict[str, list[float]]:
     """Quartiles [q25, median, q75] of the proportion ratios over (N, 18, 2) keypoints."""
     return {k: quartiles(v) for k, v in proportion_ratios(kps, height).items()}
-
-
-def quartiles(x) -> list[float]:
-    return [round(float(v), 4) for v in np.percentile(x, [25, 50, 75])]
 
 
 def displacements(ann: dict[str, np.ndarray], pairs: list[tuple[str, str]]) -> np.ndarray:
@@ -73,7 +72,6 @@ def displacements(ann: dict[str, np.ndarray], pairs: list[tuple[str, str]]) -> n
 
 def patn_mask(kp: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """PATN keypoint mask (H, W) bool of a target pose (18, 2) (row, col)."""
-    h, w = size
     m = np.zeros(size, bool)
     vis = (kp >= 0).all(-1)
     r = PATN_MASK_RADIUS
@@ -84,44 +82,30 @@ def patn_mask(kp: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         d = q - p
         n = np.array([-d[1], d[0]]) / (np.hypot(*d) + 1e-9) * r
         corners = np.array([p + n, q + n, q - n, p - n])
-        rr, cc = polygon(corners[:, 0], corners[:, 1], shape=size)
-        m[rr, cc] = True
+        m[polygon(corners[:, 0], corners[:, 1], shape=size)] = True
     for j in np.flatnonzero(vis):
-        rr, cc = disk((kp[j, 0], kp[j, 1]), r, shape=size)
-        m[rr, cc] = True
+        m[disk((kp[j, 0], kp[j, 1]), r, shape=size)] = True
     return closing(m, np.ones((5, 5), bool)).astype(bool)
 
 
 def patn_ssim(gen: np.ndarray, tgt: np.ndarray) -> float:
+    data_range = float(gen.max()) - float(gen.min())
     return float(
-        structural_similarity(
-            gen,
-            tgt,
-            gaussian_weights=True,
-            sigma=1.5,
-            use_sample_covariance=False,
-            channel_axis=-1,
-            data_range=float(gen.max()) - float(gen.min()),
-        )
+        structural_similarity(gen, tgt, sigma=1.5, data_range=data_range, **SKIMAGE_GAUSSIAN)
     )
 
 
 def copy_source_scores(img_dir: Path, ann: dict, pairs: list[tuple[str, str]]) -> dict[str, float]:
     """Copy-source baseline (generated := source image) over ``pairs``."""
-    ssim, mssim, l1 = [], [], []
+    scores = {"ssim": [], "mask_ssim": [], "l1": []}
     for a, b in pairs:
         src = np.asarray(Image.open(img_dir / a).convert("RGB"))
         tgt = np.asarray(Image.open(img_dir / b).convert("RGB"))
-        ssim.append(patn_ssim(src, tgt))
         m = patn_mask(ann[b], tgt.shape[:2])[..., None].astype(np.uint8)
-        mssim.append(patn_ssim(src * m, tgt * m))
-        l1.append(np.abs(src.astype(float) - tgt.astype(float)).mean() / 255.0)
-    return {
-        "ssim": round(float(np.mean(ssim)), 4),
-        "mask_ssim": round(float(np.mean(mssim)), 4),
-        "l1": round(float(np.mean(l1)), 4),
-        "pairs": len(pairs),
-    }
+        scores["ssim"].append(patn_ssim(src, tgt))
+        scores["mask_ssim"].append(patn_ssim(src * m, tgt * m))
+        scores["l1"].append(np.abs(src.astype(float) - tgt.astype(float)).mean() / 255.0)
+    return {k: round(float(np.mean(v)), 4) for k, v in scores.items()} | {"pairs": len(pairs)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,79 +117,58 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ids", type=int, default=None, help="identities (default: the default size)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="60 ids, 100 test pairs")
-    p.add_argument(
-        "--out", type=Path, default=REPO / "experiments" / "results" / "synth_stats.json"
-    )
+    p.add_argument("--out", type=Path, default=RESULTS / "synth_stats.json")
     a = p.parse_args(argv)
 
     from personpose.data.synth import DEFAULT_IDS, ensure_dataset
 
     t0 = time.process_time()
-    if a.data is not None:
-        data = a.data
-    else:
+    data = a.data
+    if data is None:
         ids = a.ids or (60 if a.quick else DEFAULT_IDS)
         root = a.cache_root or Path(tempfile.gettempdir()) / "personpose-synth-cache"
         data = ensure_dataset(root, "market", ids=ids, seed=a.seed, progress=False)
     gen_cpu = time.process_time() - t0
     meta = json.loads((data / "synth-meta.json").read_text())
-    height = meta["size"][0]
-    synth_ann = {}
-    for split in ("train", "val", "test"):
-        synth_ann.update(read_annotations(data / f"synth-annotation-{split}.csv"))
-    synth_pairs = read_pairs(data / "synth-pairs-test.csv")
-    all_pairs = [
-        pr for s in ("train", "val", "test") for pr in read_pairs(data / f"synth-pairs-{s}.csv")
-    ]
-    if a.quick:
-        synth_pairs = synth_pairs[:100]
-
-    result: dict = {
-        "synthetic": {"data": str(data), "settings": meta["settings"]},
-        "real_market": {},
-    }
-    s_kp = np.stack(list(synth_ann.values()))
-    result["synthetic"]["ratios"] = ratio_stats(s_kp, height)
-    result["synthetic"]["displacement"] = quartiles(displacements(synth_ann, all_pairs))
-    result["synthetic"]["copy_source"] = copy_source_scores(data / "test", synth_ann, synth_pairs)
+    ann = {}
+    for split in SPLITS:
+        ann.update(read_annotations(data / f"synth-annotation-{split}.csv"))
+    pairs = [pr for s in SPLITS for pr in read_pairs(data / f"synth-pairs-{s}.csv")]
+    test = read_pairs(data / "synth-pairs-test.csv")[: 100 if a.quick else None]
+    synth = {"data": str(data), "settings": meta["settings"]}
+    synth["ratios"] = ratio_stats(np.stack(list(ann.values())), meta["size"][0])
+    synth["displacement"] = quartiles(displacements(ann, pairs))
+    synth["copy_source"] = copy_source_scores(data / "test", ann, test)
     if a.data is None:  # includes reusing a cached set (then ~0)
-        result["synthetic"]["generation_cpu_s"] = round(gen_cpu, 1)
-
-    real_train = REAL / "annotations" / "market-annotation-train.csv"
-    if real_train.is_file():
-        r_ann = read_annotations(real_train)
-        result["real_market"]["ratios"] = ratio_stats(np.stack(list(r_ann.values())), 128)
-        r_test = read_annotations(REAL / "annotations" / "market-annotation-test.csv")
-        rd = displacements(r_test, read_pairs(REAL / "annotations" / "market-pairs-test.csv"))
-        result["real_market"]["displacement"] = quartiles(rd)
-        sample = REAL / "market"
-        s_ann = read_annotations(sample / "market-annotation-test.csv")
-        result["real_market"]["copy_source"] = copy_source_scores(
-            sample / "test", s_ann, read_pairs(sample / "market-pairs-test.csv")
-        )
-    result["real_market_reference"] = REFERENCE
+        synth["generation_cpu_s"] = round(gen_cpu, 1)
+    real = {}
+    real_ann, sample = REAL / "annotations", REAL / "market"
+    if (real_ann / "market-annotation-train.csv").is_file():
+        train = read_annotations(real_ann / "market-annotation-train.csv")
+        real["ratios"] = ratio_stats(np.stack(list(train.values())), 128)
+        real_test = read_annotations(real_ann / "market-annotation-test.csv")
+        d = displacements(real_test, read_pairs(real_ann / "market-pairs-test.csv"))
+        real["displacement"] = quartiles(d)
+        sample_ann = read_annotations(sample / "market-annotation-test.csv")
+        sample_pairs = read_pairs(sample / "market-pairs-test.csv")
+        real["copy_source"] = copy_source_scores(sample / "test", sample_ann, sample_pairs)
+    result = {"synthetic": synth, "real_market": real, "real_market_reference": REFERENCE}
 
     rows = [("| measure | synthetic | real Market | reference |"), "|---|---|---|---|"]
     fmt = lambda q: f"{q[1]:.3f} ({q[0]:.3f}-{q[2]:.3f})"  # noqa: E731
-    real = result["real_market"]
     for k in ("upper_arm/torso", "thigh/torso", "torso/height"):
         rv = fmt(real["ratios"][k]) if real else "-"
-        rows.append(f"| {k} median (IQR) | {fmt(result['synthetic']['ratios'][k])} | {rv} | |")
+        rows.append(f"| {k} median (IQR) | {fmt(synth['ratios'][k])} | {rv} | |")
     rv = fmt(real["displacement"]) if real else "-"
-    rows.append(
-        f"| pair displacement / torso | {fmt(result['synthetic']['displacement'])} | {rv} | 0.45 |"
-    )
+    rows.append(f"| pair displacement / torso | {fmt(synth['displacement'])} | {rv} | 0.45 |")
     for k in ("ssim", "mask_ssim", "l1"):
         rv = f"{real['copy_source'][k]:.3f}" if real else "-"
-        sv = result["synthetic"]["copy_source"][k]
+        sv = synth["copy_source"][k]
         rows.append(f"| copy-source {k} | {sv:.3f} | {rv} | {REFERENCE[k]} |")
-    n_s = result["synthetic"]["copy_source"]["pairs"]
     n_r = real["copy_source"]["pairs"] if real else 0
-    rows.append(f"| test pairs scored | {n_s} | {n_r} | 100 |")
+    rows.append(f"| test pairs scored | {synth['copy_source']['pairs']} | {n_r} | 100 |")
     print("\n".join(rows))
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(a.out, result)
-    print(f"\nwrote {a.out}", file=sys.stderr)
+    write_json(a.out, result)
     return 0
 
 
