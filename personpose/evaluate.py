@@ -37,16 +37,6 @@ from personpose.io.provenance import versions
 from personpose.metrics.collection import MetricSuite, build_metrics, results_of
 from personpose.metrics.protocols import SHORT
 
-__all__ = [
-    "EvalItem",
-    "check_targets",
-    "evaluate_pairs",
-    "folder_items",
-    "main",
-    "markdown_table",
-    "result_document",
-]
-
 
 @dataclass
 class EvalItem:

@@ -84,9 +84,7 @@ def _step(row: dict[str, str]) -> int:
 
 def finish_wandb() -> None:
     """Close the active W&B run (so each multirun job is its own run); no-op without one."""
-    try:
-        import wandb
-    except ImportError:  # pragma: no cover
-        return
+    import wandb
+
     if wandb.run is not None:
         wandb.finish()
