@@ -100,10 +100,8 @@ def finished_results(cfg: DictConfig, run_dir: Path, identity: dict) -> dict | N
     (``identity``: :func:`~personpose.data.identity.data_identity` of this run's data):
     neither reused nor extended, whatever the step budget."""
     path = run_dir / RESULTS
-    if not path.is_file():
-        return None
     try:
-        results = json.loads(path.read_text())
+        results = json.loads(path.read_text()) if path.is_file() else {}
     except json.JSONDecodeError:
         return None
     if results.get("status") != "complete":
