@@ -12,28 +12,21 @@ from personpose.report.runs import Group, collect, group_runs
 from personpose.report.table import markdown, metric_names, summarise, write_csv
 
 
-def draw_figures(
-    rows: list[dict], metrics: list[str], groups: list[Group], out: Path, plots: bool
-) -> list[str]:
-    """Write every figure to ``out`` (none unless ``plots``); returns the Markdown note lines
-    on them."""
-    if plots:
-        bars = plot_bars(rows, metrics, out)
-        plot_curves(groups, out / "curves.png")
-        lines = [
-            f"Figures: {', '.join(p.name for p in bars)} (bars: 95% intervals); curves.png "
-            "(train/g/total and a validation metric, mean over seeds)."
-        ]
-        n = plot_qualitative(groups, out / "qualitative.png")
-    else:
-        lines, n = ["Figures not drawn (--no-plots)."], has_qualitative(groups)
-    if not n:
-        lines.append("No run folder has `qualitative/`: no qualitative grid.")
-    elif plots:
+def draw_figures(rows: list[dict], metrics: list[str], groups: list[Group], out: Path) -> list[str]:
+    """Write every figure to ``out``; returns the Markdown note lines on them."""
+    bars = plot_bars(rows, metrics, out)
+    plot_curves(groups, out / "curves.png")
+    lines = [
+        f"Figures: {', '.join(p.name for p in bars)} (bars: 95% intervals); curves.png "
+        "(train/g/total and a validation metric, mean over seeds)."
+    ]
+    if n := plot_qualitative(groups, out / "qualitative.png"):
         lines.append(
             f"qualitative.png: {n} fixed test pairs (rows); columns source, target pose, ground "
             "truth, then each configuration's smallest seed (grey: no image)."
         )
+    else:
+        lines.append("No run folder has `qualitative/`: no qualitative grid.")
     return lines
 
 
@@ -59,7 +52,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"warning: {w}")
     metrics = metric_names(runs)
     rows = summarise(groups, metrics)
-    figures = draw_figures(rows, metrics, groups, out, not args.no_plots)
+    if args.no_plots:
+        figures = ["Figures not drawn (--no-plots)."]
+        if not has_qualitative(groups):
+            figures.append("No run folder has `qualitative/`: no qualitative grid.")
+    else:
+        figures = draw_figures(rows, metrics, groups, out)
     md = markdown(rows, metrics, runs, problems, warnings, figures)
     atomic_write_text(out / "ablation.md", md)
     write_csv(rows, out / "ablation.csv")
