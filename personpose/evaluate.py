@@ -426,11 +426,7 @@ def main(cfg) -> dict:
     return doc
 
 
-def _hydra_entry() -> None:
+if __name__ == "__main__":
     import hydra
 
     hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")(main)()
-
-
-if __name__ == "__main__":
-    _hydra_entry()
