@@ -162,8 +162,7 @@ def notes(rows: list[dict], runs: list[dict], figures: list[str]) -> list[str]:
         ]:
             out.append(
                 f"No `{REFERENCE}` run with the same settings and seeds, so no difference: "
-                + ", ".join(unpaired)
-                + "."
+                f"{', '.join(unpaired)}."
             )
     out.append(f"`{COPY}`: the source image as the output (no training, no seeds).")
     walls = [r["wall_time_s"] for r in runs if "wall_time_s" in r]
