@@ -37,16 +37,6 @@ from personpose.io.provenance import versions
 from personpose.metrics.collection import MetricSuite, build_metrics, results_of
 from personpose.metrics.protocols import SHORT
 
-__all__ = [
-    "EvalItem",
-    "check_targets",
-    "evaluate_pairs",
-    "folder_items",
-    "main",
-    "markdown_table",
-    "result_document",
-]
-
 
 @dataclass
 class EvalItem:
@@ -97,13 +87,8 @@ def _batches(items: Iterable, batch_size: int) -> Iterator[list[EvalItem]]:
         item.pred, item.target = _image01(item.pred), _image01(item.target)
         if item.source is not None:
             item.source = _image01(item.source)
-        k = (
-            tuple(item.pred.shape),
-            tuple(item.target.shape),
-            item.kp2 is None,
-            item.label2 is None,
-            item.source is None,
-        )
+        given = (item.kp2 is None, item.label2 is None, item.source is None)
+        k = (item.pred.shape, item.target.shape, given)
         if batch and (k != key or len(batch) >= batch_size):
             yield batch
             batch = []
@@ -134,8 +119,7 @@ def evaluate_pairs(
     suite.to(device)
     count = 0
     sizes: set[tuple[int, int]] = set()
-    bar = tqdm(total=total, desc="images", unit="img", disable=not progress)
-    try:
+    with tqdm(total=total, desc="images", unit="img", disable=not progress) as bar:
         for batch in _batches(items, batch_size):
             pred = torch.stack([b.pred for b in batch]).to(device)
             target = torch.stack([b.target for b in batch]).to(device)
@@ -151,13 +135,10 @@ def evaluate_pairs(
             }
             if batch[0].source is not None:
                 extras["source"] = torch.stack([b.source for b in batch])
-            extras = {k: v.to(device) for k, v in extras.items()}
-            suite.update(pred, target, **extras)
+            suite.update(pred, target, **{k: v.to(device) for k, v in extras.items()})
             count += len(batch)
             sizes.add(tuple(pred.shape[-2:]))
             bar.update(len(batch))
-    finally:
-        bar.close()
     metrics, skipped = results_of(suite) if count else ({}, dict.fromkeys(suite.names, "no images"))
     return {
         "metrics": metrics,
@@ -224,19 +205,18 @@ def folder_items(
                     f"{pf.path}: target {pf.target_name!r} is not in the annotation file "
                     f"{annotations.path}"
                 )
-            kp = annotations[pf.target_name].copy()
+            kp2 = annotations[pf.target_name].copy()
             where = f"{annotations.path}:{annotations.line_of(pf.target_name)}"
             h, w = pair.target.shape[:2]
             dy, dx = pair.offset
             if dy or dx:
-                present = (kp != -1).all(-1)
-                kp[present] -= np.array([dy, dx])
-                outside = present & ((kp < 0).any(-1) | (kp[:, 0] >= h) | (kp[:, 1] >= w))
-                kp[outside] = -1
+                present = (kp2 != -1).all(-1)
+                kp2[present] -= np.array([dy, dx])
+                outside = present & ((kp2 < 0).any(-1) | (kp2[:, 0] >= h) | (kp2[:, 1] >= w))
+                kp2[outside] = -1
             check_keypoints(
-                kp, (h, w), where + f" (frame of {pf.path.name}, {h}x{w})", pf.target_name
+                kp2, (h, w), where + f" (frame of {pf.path.name}, {h}x{w})", pf.target_name
             )
-            kp2 = kp
         yield EvalItem(pair.pred, pair.target, pair.source, kp2, pf.name)
 
 
@@ -397,10 +377,9 @@ def run_trained(cfg) -> dict:
     datamodule.setup("test")
     generator = instantiate(run_cfg.model.generator)
     ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-    prefix = "generator."
-    generator.load_state_dict(
-        {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
-    )
+    g = "generator."  # the generator's keys in the module's state dict
+    state = {k[len(g) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(g)}
+    generator.load_state_dict(state)
     generator.to(cfg.device)
     tables = datamodule.tables()
     train_dir = tables["train"].image_dir if "train" in tables else None
@@ -447,11 +426,7 @@ def main(cfg) -> dict:
     return doc
 
 
-def _hydra_entry() -> None:
+if __name__ == "__main__":
     import hydra
 
     hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")(main)()
-
-
-if __name__ == "__main__":
-    _hydra_entry()

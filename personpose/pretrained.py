@@ -13,41 +13,32 @@ Set ``PERSONPOSE_OFFLINE=1`` to never attempt a download.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
 
-@dataclass(frozen=True)
-class WeightsSpec:
-    """One published weight file: its canonical name, download URL and cache file name."""
+class WeightsSpec(NamedTuple):
+    """One of torchvision's published weight files: its file name and what it holds."""
 
-    name: str
-    url: str
     filename: str
     description: str
+
+    @property
+    def url(self) -> str:
+        return f"https://download.pytorch.org/models/{self.filename}"
 
 
 # torchvision's published ImageNet weights (download.pytorch.org), keyed by our names.
 REGISTRY: dict[str, WeightsSpec] = {
-    "vgg19": WeightsSpec(
-        "vgg19",
-        "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",
-        "vgg19-dcbb9e9d.pth",
-        "torchvision VGG-19 ImageNet (IMAGENET1K_V1)",
-    ),
+    "vgg19": WeightsSpec("vgg19-dcbb9e9d.pth", "torchvision VGG-19 ImageNet (IMAGENET1K_V1)"),
     "alexnet": WeightsSpec(
-        "alexnet",
-        "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
         "alexnet-owt-7be5be79.pth",
         "torchvision AlexNet ImageNet (IMAGENET1K_V1), the LPIPS backbone",
     ),
     "inception_v3": WeightsSpec(
-        "inception_v3",
-        "https://download.pytorch.org/models/inception_v3_google-0cc3c7bd.pth",
-        "inception_v3_google-0cc3c7bd.pth",
-        "torchvision Inception-v3 ImageNet (IMAGENET1K_V1)",
+        "inception_v3_google-0cc3c7bd.pth", "torchvision Inception-v3 ImageNet (IMAGENET1K_V1)"
     ),
 }
 
@@ -56,8 +47,7 @@ class WeightsUnavailable(RuntimeError):
     """No source (path, cache, download) could provide the requested weights."""
 
 
-@dataclass(frozen=True)
-class ResolvedWeights:
+class ResolvedWeights(NamedTuple):
     """A loaded state dict and where it came from (``path``, ``cache`` or ``download``)."""
 
     state_dict: dict[str, torch.Tensor]
@@ -68,11 +58,6 @@ class ResolvedWeights:
 def cache_dir() -> Path:
     """The folder torch uses for downloaded checkpoints (``$TORCH_HOME/hub/checkpoints``)."""
     return Path(torch.hub.get_dir()) / "checkpoints"
-
-
-def offline() -> bool:
-    """True when downloads are disabled with ``PERSONPOSE_OFFLINE=1``."""
-    return os.environ.get("PERSONPOSE_OFFLINE", "0").lower() in ("1", "true", "yes")
 
 
 def _load(path: Path) -> dict[str, torch.Tensor]:
@@ -87,21 +72,12 @@ def _load(path: Path) -> dict[str, torch.Tensor]:
     return obj
 
 
-def how_to_supply(name: str) -> str:
-    """A one-paragraph instruction for supplying the weights by hand."""
-    spec = REGISTRY[name]
-    return (
-        f"download {spec.url} ({spec.description}) on a machine with internet access and "
-        f"either put it at {cache_dir() / spec.filename} or pass its path in the config "
-        f"(pretrained.{name}=/path/to/{spec.filename})"
-    )
-
-
 def resolve(name: str, path: str | os.PathLike | None = None) -> ResolvedWeights:
     """Load the state dict of pretrained network ``name`` (a key of :data:`REGISTRY`).
 
     Order: ``path`` if given (it must exist), then the torch hub cache, then a download
-    (unless :func:`offline`). Files are read with ``torch.load(weights_only=True)``.
+    (unless ``PERSONPOSE_OFFLINE`` is 1, true or yes). Files are read with
+    ``torch.load(weights_only=True)``.
 
     Raises:
         KeyError: unknown ``name``.
@@ -116,21 +92,24 @@ def resolve(name: str, path: str | os.PathLike | None = None) -> ResolvedWeights
             raise WeightsUnavailable(f"pretrained.{name}: file {p} does not exist")
         return ResolvedWeights(_load(p), "path", str(p))
     cached = cache_dir() / spec.filename
+    how_to_supply = (  # by hand
+        f"download {spec.url} ({spec.description}) on a machine with internet access and "
+        f"either put it at {cached} or pass its path in the config "
+        f"(pretrained.{name}=/path/to/{spec.filename})"
+    )
     if cached.is_file():
         return ResolvedWeights(_load(cached), "cache", str(cached))
-    if offline():
+    if os.environ.get("PERSONPOSE_OFFLINE", "0").lower() in ("1", "true", "yes"):
         raise WeightsUnavailable(
-            f"{spec.description} not found in the cache and PERSONPOSE_OFFLINE=1; "
-            + how_to_supply(name)
+            f"{spec.description} not found in the cache and PERSONPOSE_OFFLINE=1; " + how_to_supply
         )
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
         torch.hub.download_url_to_file(spec.url, str(cached), progress=True)
     except Exception as exc:  # no network, HTTP error
-        if cached.exists():
-            cached.unlink()
+        cached.unlink(missing_ok=True)
         raise WeightsUnavailable(
             f"{spec.description} could not be downloaded ({type(exc).__name__}: {exc}); "
-            + how_to_supply(name)
+            + how_to_supply
         ) from exc
     return ResolvedWeights(_load(cached), "download", spec.url)

@@ -100,10 +100,8 @@ def finished_results(cfg: DictConfig, run_dir: Path, identity: dict) -> dict | N
     (``identity``: :func:`~personpose.data.identity.data_identity` of this run's data):
     neither reused nor extended, whatever the step budget."""
     path = run_dir / RESULTS
-    if not path.is_file():
-        return None
     try:
-        results = json.loads(path.read_text())
+        results = json.loads(path.read_text()) if path.is_file() else {}
     except json.JSONDecodeError:
         return None
     if results.get("status") != "complete":
@@ -170,63 +168,18 @@ def make_trainer(cfg: DictConfig, run_dir: Path, job_name: str, group: str | Non
     )
 
 
-def metrics_factory(cfg: DictConfig, datamodule) -> Callable[..., nn.Module]:
-    """``make(names=None)``: a fresh metric suite (``cfg.eval.protocol`` by default); FID's
-    reference is the training set."""
-    pretrained = OmegaConf.to_container(cfg.pretrained)
-    train_images = datamodule.tables()["train"].image_dir
-
-    def make(names: list[str] | None = None) -> nn.Module:
-        return build_metrics(
-            names if names is not None else cfg.eval.protocol,
-            pretrained=pretrained,
-            fid_reference=train_images,
-            fid_cache_dir=Path(datamodule.data_dir) / ".fid_cache",
-            movenet_model=cfg.eval.movenet_model,
-            dtype=cfg.eval.precision,
-            compile=cfg.eval.compile,
-        )
-
-    return make
-
-
-def score_run(cfg: DictConfig, module: PoseTransferModule, datamodule, run_dir: Path) -> dict:
-    """Score the trained generator on the test pairs (``eval.test_metrics``, else the whole
-    protocol), writing the outputs when ``eval.save_outputs``."""
-    make = metrics_factory(cfg, datamodule)
-    names = None if cfg.eval.test_metrics is None else list(cfg.eval.test_metrics)
-    datamodule.setup("test")
-    return score_test_pairs(
-        module.generator,
-        datamodule,
-        lambda: make(names),
-        out_dir=run_dir / "test_outputs" if cfg.eval.save_outputs else None,
-        save_strips=bool(cfg.eval.save_strips),
+def build_suite(cfg: DictConfig, datamodule, names: list[str] | None = None) -> nn.Module:
+    """A fresh metric suite of ``names`` (``cfg.eval.protocol`` by default); FID's reference
+    is the training set."""
+    return build_metrics(
+        names if names is not None else cfg.eval.protocol,
+        pretrained=OmegaConf.to_container(cfg.pretrained),
+        fid_reference=datamodule.tables()["train"].image_dir,
+        fid_cache_dir=Path(datamodule.data_dir) / ".fid_cache",
+        movenet_model=cfg.eval.movenet_model,
+        dtype=cfg.eval.precision,
+        compile=cfg.eval.compile,
     )
-
-
-def results_document(
-    cfg: DictConfig, trainer: L.Trainer, module: PoseTransferModule, test: dict, **extra: Any
-) -> dict:
-    """The ``results.json`` of a finished run: test metrics, the copy-source baseline,
-    provenance (config, versions, pretrained weights) and ``extra`` keys."""
-    return {
-        "status": "complete",
-        "metrics": test["metrics"],
-        "baselines": {"copy_source": test["copy_source"]},
-        "skipped": test["skipped"],
-        "protocol": test["protocol"],
-        "count": test["count"],
-        "seed": int(cfg.seed),
-        "data_seed": int(cfg.data.get("seed", 0)),
-        "steps": int(trainer.global_step),
-        "max_steps": int(trainer.max_steps),
-        **extra,
-        "pretrained": {"vgg19": module.loss.pretrained_source or "not used"},
-        "test_outputs": "test_outputs" if cfg.eval.save_outputs else None,
-        "config": redact(OmegaConf.to_container(cfg, resolve=True)),
-        "versions": versions(),
-    }
 
 
 def train_and_evaluate(
@@ -276,7 +229,7 @@ def train_and_evaluate(
             cfg,
             datamodule.steps_per_epoch_for(trainer.world_size),
             datamodule.allow_random_weights,
-            val_metrics=metrics_factory(cfg, datamodule)(list(cfg.eval.val_metrics)),
+            val_metrics=build_suite(cfg, datamodule, list(cfg.eval.val_metrics)),
         )
         if start is not None:
             log.info("resuming from %s", start)
@@ -288,18 +241,37 @@ def train_and_evaluate(
                 torch.distributed.destroy_process_group()
             if not trainer.is_global_zero:
                 return {}
-            test = score_run(cfg, module, datamodule, run_dir)
-            results = results_document(
-                cfg,
-                trainer,
-                module,
-                test,
-                data_identity=identity,
-                smoke_test=bool(cfg.smoke_test),
-                choices=dict(choices or {}),
-                resumed_from=str(start) if start else None,
-                wall_time_s=round(time.time() - t0, 2),
+            # the test pairs: eval.test_metrics, else the whole protocol
+            names = None if cfg.eval.test_metrics is None else list(cfg.eval.test_metrics)
+            datamodule.setup("test")
+            test = score_test_pairs(
+                module.generator,
+                datamodule,
+                lambda: build_suite(cfg, datamodule, names),
+                out_dir=run_dir / "test_outputs" if cfg.eval.save_outputs else None,
+                save_strips=bool(cfg.eval.save_strips),
             )
+            results = {  # test metrics, the copy-source baseline and provenance
+                "status": "complete",
+                "metrics": test["metrics"],
+                "baselines": {"copy_source": test["copy_source"]},
+                "skipped": test["skipped"],
+                "protocol": test["protocol"],
+                "count": test["count"],
+                "seed": int(cfg.seed),
+                "data_seed": int(cfg.data.get("seed", 0)),
+                "steps": int(trainer.global_step),
+                "max_steps": int(trainer.max_steps),
+                "data_identity": identity,
+                "smoke_test": bool(cfg.smoke_test),
+                "choices": dict(choices or {}),
+                "resumed_from": str(start) if start else None,
+                "wall_time_s": round(time.time() - t0, 2),
+                "pretrained": {"vgg19": module.loss.pretrained_source or "not used"},
+                "test_outputs": "test_outputs" if cfg.eval.save_outputs else None,
+                "config": redact(OmegaConf.to_container(cfg, resolve=True)),
+                "versions": versions(),
+            }
             atomic_write_json(run_dir / RESULTS, results)
             log.info("results written to %s", run_dir / RESULTS)
             return results

@@ -24,6 +24,10 @@ _PACKAGES = (
     "ai-edge-litert",
 )
 SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|passwd|credential)", re.IGNORECASE)
+# ``key: value`` / ``key=value`` lines with a secret-looking key
+SECRET_LINE = re.compile(
+    rf"^(?P<head>.*?{SECRET_KEY.pattern}[\w.-]*\s*[:=]\s*)(?P<value>\S.*)$", re.IGNORECASE
+)
 REDACTED = "***redacted***"
 
 
@@ -42,21 +46,15 @@ def versions() -> dict[str, str | None]:
 def git_commit(repo: Path | None = None) -> str | None:
     """The commit of the source checkout (with ``-dirty`` if modified), or None outside git."""
     repo = repo or Path(__file__).resolve().parents[2]
+
+    def git(*args: str) -> str:
+        run = subprocess.run(
+            ["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=5, check=True
+        )
+        return run.stdout.strip()
+
     try:
-        sha = subprocess.run(
-            ["git", "-C", str(repo), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
+        sha, dirty = git("rev-parse", "HEAD"), git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
         return None
     return sha + ("-dirty" if dirty else "")
@@ -78,12 +76,7 @@ def scrub_file(path: Path) -> None:
     """Redact ``key: value`` / ``key=value`` lines with secret-looking keys in a text file."""
     if not path.is_file():
         return
-    pattern = re.compile(
-        r"^(?P<head>.*?(?:api[_-]?key|token|secret|password|passwd|credential)[\w.-]*\s*[:=]\s*)"
-        r"(?P<value>\S.*)$",
-        re.IGNORECASE,
-    )
     lines = path.read_text(encoding="utf-8").splitlines()
-    new = [pattern.sub(lambda m: m.group("head") + REDACTED, ln) for ln in lines]
+    new = [SECRET_LINE.sub(lambda m: m.group("head") + REDACTED, ln) for ln in lines]
     if new != lines:
         path.write_text("\n".join(new) + "\n", encoding="utf-8")

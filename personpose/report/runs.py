@@ -37,8 +37,7 @@ def seed_of(results: dict) -> tuple:
 
 def loss_label(results: dict) -> str:
     """``<loss>`` or ``<loss>-noadv`` from the run's resolved config."""
-    cfg = results.get("config", {})
-    loss = cfg.get("loss", {})
+    loss = results.get("config", {}).get("loss", {})
     enabled = sorted(k for k, v in loss.items() if isinstance(v, dict) and v.get("enabled"))
     name = results.get("choices", {}).get("loss") or "+".join(
         t for t in enabled if t != "adversarial"

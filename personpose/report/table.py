@@ -111,21 +111,14 @@ def _cell(value: float | None, ci: float | None, sign: str = "") -> str:
     return f"{value:{sign}.4f}" + (f" ± {ci:.4f}" if ci is not None else "")
 
 
-def _best(rows: list[dict], metric: str) -> float | None:
-    """The best mean of ``metric`` over the trained rows (direction from LOWER_IS_BETTER)."""
-    values = [r[f"{metric}_mean"] for r in rows if r["loss"] != COPY]
-    values = [v for v in values if v is not None]
-    if not values:
-        return None
-    return min(values) if metric in LOWER_IS_BETTER else max(values)
-
-
 def _means_table(rows: list[dict], metrics: list[str]) -> list[str]:
-    arrow = {m: "↓" if m in LOWER_IS_BETTER else "↑" for m in metrics}
-    best = {m: _best(rows, m) for m in metrics}
+    best = {}  # the best mean of each metric over the trained rows
+    for m in metrics:
+        values = [r[f"{m}_mean"] for r in rows if r["loss"] != COPY and r[f"{m}_mean"] is not None]
+        best[m] = (min if m in LOWER_IS_BETTER else max)(values, default=None)
     lines = [
         "| configuration | seeds | steps | wall/job (s) | "
-        + " | ".join(f"{m} {arrow[m]}" for m in metrics)
+        + " | ".join(f"{m} {'↓' if m in LOWER_IS_BETTER else '↑'}" for m in metrics)
         + " |",
         "|" + "---|" * (len(metrics) + 4),
     ]
@@ -169,8 +162,7 @@ def notes(rows: list[dict], runs: list[dict], figures: list[str]) -> list[str]:
         ]:
             out.append(
                 f"No `{REFERENCE}` run with the same settings and seeds, so no difference: "
-                + ", ".join(unpaired)
-                + "."
+                f"{', '.join(unpaired)}."
             )
     out.append(f"`{COPY}`: the source image as the output (no training, no seeds).")
     walls = [r["wall_time_s"] for r in runs if "wall_time_s" in r]

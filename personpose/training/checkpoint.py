@@ -55,8 +55,6 @@ class AtomicCheckpoint(Callback):
         self, dirpath: str | os.PathLike, every_n_steps: int = 100, config: dict | None = None
     ) -> None:
         super().__init__()
-        if every_n_steps < 1:
-            raise ValueError(f"trainer.checkpoint_every_n_steps must be >= 1, got {every_n_steps}")
         self.dirpath = Path(dirpath)
         self.every_n_steps = every_n_steps
         self.config = config
@@ -75,10 +73,6 @@ class AtomicCheckpoint(Callback):
                 for path in (self.dirpath / name, digest_path(self.dirpath / name)):
                     path.unlink(missing_ok=True)
 
-    @property
-    def last_path(self) -> Path:
-        return self.dirpath / LAST
-
     def save(self, trainer: L.Trainer) -> None:
         if trainer.global_step == self._last_saved_step or trainer.sanity_checking:
             return
@@ -92,7 +86,7 @@ class AtomicCheckpoint(Callback):
 
     def _publish(self, tmp: Path) -> None:
         """Rename ``tmp`` to ``last.ckpt`` with its digest; the old pair becomes ``previous``."""
-        last, previous = self.last_path, self.dirpath / PREVIOUS
+        last, previous = self.dirpath / LAST, self.dirpath / PREVIOUS
         digest_tmp = self.dirpath / f".{LAST}.sha256.tmp"
         digest_tmp.write_text(sha256(tmp) + "\n")
         for src, dst in ((last, previous), (digest_path(last), digest_path(previous))):
@@ -118,10 +112,8 @@ def trusted_checkpoint(folder: Path) -> Path | None:
     candidates = [folder / LAST, folder / PREVIOUS]
     if not any(p.is_file() for p in candidates):
         return None
-    recorded = set()
-    for p in candidates:
-        if digest_path(p).is_file():
-            recorded.add(digest_path(p).read_text().strip())
+    digests = [digest_path(p) for p in candidates]
+    recorded = {d.read_text().strip() for d in digests if d.is_file()}
     problems = []
     for path in candidates:
         problem = _problem(path, recorded)

@@ -22,8 +22,7 @@ def build_loggers(cfg: DictConfig, run_dir: Path, name: str, group: str | None) 
     run; ``group`` (the sweep name in multirun) groups the jobs of one sweep. The config it
     receives has secret-looking keys redacted; the API key comes from ``wandb login`` only.
     """
-    logs = run_dir / "logs"
-    session = len([p for p in logs.glob("session_*") if p.is_dir()]) if logs.is_dir() else 0
+    session = sum(p.is_dir() for p in (run_dir / "logs").glob("session_*"))
     loggers: list[Logger] = [
         CSVLogger(save_dir=str(run_dir), name="logs", version=f"session_{session}")
     ]
@@ -84,9 +83,7 @@ def _step(row: dict[str, str]) -> int:
 
 def finish_wandb() -> None:
     """Close the active W&B run (so each multirun job is its own run); no-op without one."""
-    try:
-        import wandb
-    except ImportError:  # pragma: no cover
-        return
+    import wandb
+
     if wandb.run is not None:
         wandb.finish()

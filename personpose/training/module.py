@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from personpose.losses.adversarial import PATNAdversarial
 from personpose.losses.composite import GeneratorLoss
 
+ORDER = PATNAdversarial.ORDER  # the discriminators' names, in the order they are stepped
 Optimizer = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 
 
@@ -95,14 +96,10 @@ class PoseTransferModule(L.LightningModule):
         each with a ``LambdaLR`` of ``lr_rule``."""
         opts = [self.g_optimizer(self.generator.parameters())]
         if self.discriminators is not None:
-            opts += [self.d_optimizer(self.discriminators[n].parameters()) for n in self._d_names]
+            opts += [self.d_optimizer(self.discriminators[n].parameters()) for n in ORDER]
         if self.lr_rule is None:
             return opts
         return opts, [torch.optim.lr_scheduler.LambdaLR(o, lr_lambda=self.lr_rule) for o in opts]
-
-    @property
-    def _d_names(self) -> tuple[str, ...]:
-        return PATNAdversarial.ORDER if self.discriminators is not None else ()
 
     def forward(self, P1: Tensor, BP1: Tensor, BP2: Tensor) -> Tensor:
         """(N,3,H,W) source in [-1,1], (N,18,H,W) poses -> (N,3,H,W) generated in [-1,1]."""
@@ -110,67 +107,50 @@ class PoseTransferModule(L.LightningModule):
 
     # ------------------------------------------------------------------ training
     def training_step(self, batch: dict, batch_idx: int) -> None:
+        """One generator update, then one update of each discriminator on the real target and
+        the (pooled, detached) fake."""
         opts = _as_list(self.optimizers())
         scheds = _as_list(self.lr_schedulers()) or [None] * len(opts)
-        fake, terms = self._generator_step(batch, opts[0], scheds[0])
+        self.toggle_optimizer(opts[0])
+        fake = self(batch["P1"], batch["BP1"], batch["BP2"])
+        terms = self.loss(fake, batch, self.discriminators)
+        self._update(opts[0], scheds[0], terms["total"], self.generator)
+        fake = fake.detach()
         log = {f"train/g/{k}": v.detach() for k, v in terms.items()}
-        for name, opt, sched in zip(self._d_names, opts[1:], scheds[1:]):
-            log[f"train/d/{name}"] = self._discriminator_step(name, batch, fake, opt, sched)
+        for name, opt, sched in zip(ORDER, opts[1:], scheds[1:]):  # none without discriminators
+            disc = self.discriminators[name]
+            self.toggle_optimizer(opt)
+            loss_d = self.loss.adversarial.discriminator_loss(name, disc, batch["P2"], fake, batch)
+            self._update(opt, sched, loss_d, disc)
+            log[f"train/d/{name}"] = loss_d.detach()
         log["train/lr"] = torch.tensor(float(opts[0].param_groups[0]["lr"]))
         n = batch["P1"].shape[0]
         self.log_dict(log, prog_bar=False, on_step=True, on_epoch=False, batch_size=n)
         self.log("loss", terms["total"].detach(), prog_bar=True, on_step=True, on_epoch=False)
 
-    def _generator_step(self, batch: dict, opt, sched) -> tuple[Tensor, dict[str, Tensor]]:
-        """One generator update; returns the (detached) fake and the loss terms."""
-        self.toggle_optimizer(opt)
-        fake = self(batch["P1"], batch["BP1"], batch["BP2"])
-        terms = self.loss(fake, batch, self.discriminators)
+    def _update(self, opt, sched, loss: Tensor, net: nn.Module) -> None:
+        """Backward ``loss``, clip ``net``'s gradients, step ``opt`` and ``sched``, untoggle.
+        A discriminator's optimiser is stepped without advancing ``trainer.global_step``."""
         opt.zero_grad(set_to_none=True)
-        self.manual_backward(terms["total"])
-        self._clip(self.generator)
-        opt.step()
-        if sched is not None:
-            sched.step()
-        self.untoggle_optimizer(opt)
-        return fake.detach(), terms
-
-    def _discriminator_step(self, name: str, batch: dict, fake: Tensor, opt, sched) -> Tensor:
-        """One update of discriminator ``name`` on the real target and the (pooled) fake."""
-        disc = self.discriminators[name]
-        self.toggle_optimizer(opt)
-        loss_d = self.loss.adversarial.discriminator_loss(name, disc, batch["P2"], fake, batch)
-        opt.zero_grad(set_to_none=True)
-        self.manual_backward(loss_d)
-        self._clip(disc)
-        self._step_uncounted(opt)
-        if sched is not None:
-            sched.step()
-        self.untoggle_optimizer(opt)
-        return loss_d.detach()
-
-    def _clip(self, module: nn.Module) -> None:
+        self.manual_backward(loss)
         if self.gradient_clip > 0:
-            torch.nn.utils.clip_grad_norm_(module.parameters(), self.gradient_clip)
-
-    def _step_uncounted(self, opt) -> None:
-        """Step a discriminator optimiser without advancing ``trainer.global_step``."""
-        raw = getattr(opt, "optimizer", opt)
+            torch.nn.utils.clip_grad_norm_(net.parameters(), self.gradient_clip)
         scaler = getattr(self.trainer.precision_plugin, "scaler", None)
-        if scaler is not None:
-            scaler.step(raw)
+        if net is self.generator:
+            opt.step()
+        elif scaler is not None:
+            scaler.step(opt.optimizer)
             scaler.update()
         else:
-            raw.step()
+            opt.optimizer.step()
+        if sched is not None:
+            sched.step()
+        self.untoggle_optimizer(opt)
 
     # ------------------------------------------------------------------ validation
-    @torch.no_grad()
-    def generate(self, batch: dict) -> Tensor:
-        return self(batch["P1"], batch["BP1"], batch["BP2"])
-
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         """Metrics, and every loss term (the inactive VGG terms are only computed here)."""
-        fake = self.generate(batch)
+        fake = self(batch["P1"], batch["BP1"], batch["BP2"])
         if batch_idx == 0:
             self.grid_callback_batch = {"batch": batch, "fake": fake.detach()}
         terms = self.loss(fake, batch, self.discriminators)

@@ -21,7 +21,6 @@ from personpose.io.atomic import atomic_write
 
 VIEWS = ("front", "back", "left", "right")  # the synthetic set's views of a person
 INFO = "synth-info-{split}.csv"  # the synthetic set's per-image view (name,person,view,...)
-KINDS = ("source", "pose", "target", "generated")
 
 
 def target_views(data_dir: Path, split: str = "test") -> dict[str, str]:

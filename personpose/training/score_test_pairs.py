@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from lightning.fabric.utilities import move_data_to_device
 from PIL import Image
 from torch import nn
 from tqdm.auto import tqdm
@@ -25,10 +26,6 @@ def output_name(name1: str, name2: str, suffix: str = ".png") -> str:
 def _to_uint8(img01: torch.Tensor) -> np.ndarray:
     """(3, H, W) in [0, 1] -> (H, W, 3) uint8."""
     return (img01.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
-
-
-def _move(batch: dict, device: torch.device) -> dict:
-    return {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
 @torch.no_grad()
@@ -54,11 +51,9 @@ def score_test_pairs(
     model_suite, base_suite = make_metrics().to(device), make_metrics().to(device)
     count = 0
     if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        if save_strips:
-            (out_dir / "strips").mkdir(exist_ok=True)
+        (out_dir / "strips" if save_strips else out_dir).mkdir(parents=True, exist_ok=True)
     for batch in tqdm(datamodule.test_dataloader(), desc="test pairs", unit="batch", leave=False):
-        batch = datamodule.on_after_batch_transfer(_move(batch, device), 0)
+        batch = datamodule.on_after_batch_transfer(move_data_to_device(batch, device), 0)
         fake = generator(batch["P1"], batch["BP1"], batch["BP2"])
         pred, target = to_unit(fake), to_unit(batch["P2"])
         source = to_unit(batch["P1"])

@@ -2,9 +2,8 @@
 
 :func:`build_trainer` is the group's ``_target_``: every key of the group except
 ``checkpoint_every_n_steps`` and ``channels_last`` is a ``lightning.Trainer`` argument and is
-passed through. A step count below 1 is refused, naming its key
-(:func:`check_trainer_arguments`); where a value cannot work as given it is changed, and the
-change is logged with its reason (:func:`adjusted_arguments`).
+passed through. A step count below 1 is refused, naming its key; where a value cannot work as
+given it is changed, and the change is logged with its reason (:func:`adjusted_arguments`).
 """
 
 from __future__ import annotations
@@ -67,21 +66,6 @@ def adjusted_arguments(kwargs: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def check_trainer_arguments(checkpoint_every_n_steps: int, kwargs: dict[str, Any]) -> None:
-    """ValueError naming the ``trainer.<key>`` whose value cannot work, and the valid range."""
-    steps = {
-        "checkpoint_every_n_steps": checkpoint_every_n_steps,
-        "val_check_interval": kwargs.get("val_check_interval", 1),
-        "max_steps": kwargs.get("max_steps", 1),
-        "log_every_n_steps": kwargs.get("log_every_n_steps", 1),
-    }
-    for key, value in steps.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(
-                f"trainer.{key} must be an integer >= 1 (generator steps), got {value!r}"
-            )
-
-
 def build_trainer(
     run_dir: str | Path,
     checkpoint_every_n_steps: int = 100,
@@ -102,7 +86,14 @@ def build_trainer(
         trainer_kwargs: ``lightning.Trainer`` arguments, passed through
             (:func:`adjusted_arguments` lists the exceptions).
     """
-    check_trainer_arguments(checkpoint_every_n_steps, trainer_kwargs)
+    steps = {"checkpoint_every_n_steps": checkpoint_every_n_steps}
+    for key in ("val_check_interval", "max_steps", "log_every_n_steps"):
+        steps[key] = trainer_kwargs.get(key, 1)
+    for key, value in steps.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(
+                f"trainer.{key} must be an integer >= 1 (generator steps), got {value!r}"
+            )
     own: list[Callback] = [
         AtomicCheckpoint(Path(run_dir) / "checkpoints", checkpoint_every_n_steps, config)
     ]
