@@ -62,8 +62,6 @@ class Annotations:
 
     def __post_init__(self) -> None:
         self.keypoints = np.asarray(self.keypoints, dtype=np.int64).reshape(-1, NUM_JOINTS, 2)
-        if not (len(self.names) == len(self.keypoints) == len(self.lines)):
-            raise ValueError("names, keypoints and lines must have the same length")
         self._index = {name: i for i, name in enumerate(self.names)}
 
     def __len__(self) -> int:
@@ -78,12 +76,6 @@ class Annotations:
 
     def line_of(self, name: str) -> int:
         return self.lines[self._index[name]]
-
-    def subset(self, names: Iterable[str]) -> Annotations:
-        """The rows of ``names`` (in the given order)."""
-        names = list(names)
-        rows = [self._index[n] for n in names]
-        return Annotations(names, self.keypoints[rows], [self.lines[r] for r in rows], self.path)
 
 
 @dataclass
@@ -250,10 +242,8 @@ def write_annotations(
 ) -> Path:
     """Write an annotation CSV (PATN style, with a space after each ':'), atomically."""
     keypoints = np.asarray(keypoints, dtype=np.int64).reshape(-1, NUM_JOINTS, 2)
-    if len(names) != len(keypoints):
-        raise ValueError(f"{len(names)} names but {len(keypoints)} keypoint sets")
-    rows = [ANNOTATION_HEADER] + [format_annotation_line(n, k) for n, k in zip(names, keypoints)]
-    return atomic_write_text(path, "\n".join(rows) + "\n")
+    rows = [format_annotation_line(n, k) for n, k in zip(names, keypoints, strict=True)]
+    return atomic_write_text(path, "\n".join([ANNOTATION_HEADER, *rows]) + "\n")
 
 
 def read_pairs(path: str | Path, annotations: Annotations | None = None) -> PairList:
@@ -273,27 +263,20 @@ def read_pairs(path: str | Path, annotations: Annotations | None = None) -> Pair
             check_image_name(name, where)
         pairs.append((fields[0], fields[1]))
         lines.append(lineno)
-    result = PairList(pairs, lines, path)
-    if annotations is not None:
-        check_pairs_annotated(result, annotations)
-    return result
-
-
-def check_pairs_annotated(pairs: PairList, annotations: Annotations) -> None:
-    """Raise DataFormatError if a pair names an image absent from the annotation file."""
     absent = [
         (line, col, name)
-        for (src, dst), line in zip(pairs.pairs, pairs.lines)
+        for (src, dst), line in zip(pairs, lines)
         for col, name in (("from", src), ("to", dst))
-        if name not in annotations
+        if annotations is not None and name not in annotations
     ]
     if absent:
         line, col, name = absent[0]
         raise DataFormatError(
-            f"{_where(pairs.path, line)}: image {name!r} (column {col!r}) is not in the "
+            f"{_where(path, line)}: image {name!r} (column {col!r}) is not in the "
             f"annotation file {_where(annotations.path)}; every pair must name annotated "
             f"images. Absent names: {_listing(list(dict.fromkeys(n for *_, n in absent)))}"
         )
+    return PairList(pairs, lines, path)
 
 
 def write_pairs(path: str | Path, pairs: Iterable[tuple[str, str]]) -> Path:

@@ -251,10 +251,9 @@ class PersonPoseDataModule(L.LightningDataModule):
         read, so that a wrong ``data.image_size`` is named as such (not as joints outside the
         image). Unreadable files are left to the full check of every image."""
         image_dir = split_paths(self.data_dir, self.layout, split)[2]
-        names = [e.name for e in os.scandir(image_dir) if e.name.lower().endswith(IMAGE_SUFFIXES)]
-        if not names:
+        images = (p for p in image_dir.iterdir() if p.name.lower().endswith(IMAGE_SUFFIXES))
+        if (first := min(images, default=None)) is None:
             return
-        first = image_dir / min(names)
         try:
             with Image.open(first) as img:
                 h, w = img.height, img.width
@@ -262,14 +261,11 @@ class PersonPoseDataModule(L.LightningDataModule):
             return
         if (h, w) == self.policy.source_size:
             return
-        key = "data.image_size" if self.policy.fit == "none" else "data.source_size"
-        size = list(self.policy.source_size)
-        hint = (
-            f" (or data.source_size=[{h},{w}] with data.fit=resize or center_crop to train "
-            f"at {size})"
-            if self.policy.fit == "none"
-            else ""
-        )
+        key, hint, size = "data.source_size", "", list(self.policy.source_size)
+        if self.policy.fit == "none":
+            key = "data.image_size"
+            hint = f" (or data.source_size=[{h},{w}] with data.fit=resize or center_crop to train "
+            hint += f"at {size})"
         raise DataFormatError(
             f"{key}={size} (H, W) does not match the images of {image_dir}: {first.name} is "
             f"{h}x{w}; set {key}=[{h},{w}]{hint}"
@@ -289,8 +285,8 @@ class PersonPoseDataModule(L.LightningDataModule):
         """Build the data sets of ``stage`` (fit: train + val; validate: val; test: test); each
         is built once, so the loaders call this freely."""
         if stage in (None, "fit") and self.train_set is None:
-            n_train = len(self.tables()["train"].pairs) if "train" in self.tables() else 0
-            per_epoch = self.pairs_per_epoch if self.pairs_per_epoch is not None else n_train
+            train = self.tables().get("train")
+            per_epoch = self.pairs_per_epoch or (len(train.pairs) if train else 0)
             self.train_set = self._dataset("train", pairs_per_epoch=per_epoch, seed=self.pair_seed)
         if stage in (None, "fit", "validate") and self.val_set is None:
             self.val_set = self._dataset("val")
@@ -300,18 +296,16 @@ class PersonPoseDataModule(L.LightningDataModule):
     @property
     def world_size(self) -> int:
         """Processes sharing the training draws (the trainer's, else env WORLD_SIZE, else 1)."""
-        if self.trainer is not None:
-            return int(self.trainer.world_size)
-        return int(os.environ.get("WORLD_SIZE", "1"))
+        trainer = self.trainer
+        return int(trainer.world_size if trainer is not None else os.environ.get("WORLD_SIZE", 1))
 
     def steps_per_epoch_for(self, world_size: int) -> int:
         """Training batches per epoch per process when ``world_size`` processes share the
         draws (pass devices x nodes before ``trainer.fit`` under DDP)."""
         self.setup("fit")
         per_rank = math.ceil(len(self.train_set) / int(world_size))
-        if self._drop_last(per_rank):
-            return per_rank // self.batch_size
-        return math.ceil(per_rank / self.batch_size)
+        rounding = math.floor if self._drop_last(per_rank) else math.ceil
+        return rounding(per_rank / self.batch_size)
 
     def _drop_last(self, per_rank: int) -> bool:
         # never drop the only (incomplete) batch of a tiny epoch

@@ -212,7 +212,7 @@ class PairDataset(Dataset):
                     f"{self.label_dir}: {len(missing)} of {len(targets)} target label maps "
                     f"do not exist (expected <image stem>.png): {', '.join(missing[:5])}"
                 )
-        self.keypoints = annotations.subset(names).keypoints
+        self.keypoints = np.stack([annotations[n] for n in names])
         index = {n: i for i, n in enumerate(names)}
         self.pair_index = np.array([(index[a], index[b]) for a, b in pairs], dtype=np.int64)
         self.pairs_per_epoch = None if pairs_per_epoch is None else int(pairs_per_epoch)

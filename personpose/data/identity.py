@@ -21,6 +21,5 @@ def data_identity(data_dir: str | Path, layout: Layout) -> dict[str, Any]:
     digest = hashlib.sha256()
     for path in paths:
         data = path.read_bytes()  # tens of MB at most
-        digest.update(f"{path.name}\0{len(data)}\0".encode())
-        digest.update(data)
+        digest.update(f"{path.name}\0{len(data)}\0".encode() + data)
     return {"root": str(root), "csv_sha256": digest.hexdigest(), "files": [p.name for p in paths]}

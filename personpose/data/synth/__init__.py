@@ -1,33 +1,15 @@
 """Embedded synthetic person data set: procedural, articulated, clothed people in PATN format.
 
 ``ensure_dataset(root, preset, ids, seed)`` returns a generated (cached) data folder;
-``python -m personpose.data.synth --out DIR ...`` writes one from the command line.
+``python -m personpose.data.synth --out DIR ...`` writes one from the command line. The other
+parts live in the submodules: ``settings`` (presets, ``SynthSettings``), ``scene``
+(``sample_keypoints`` without rendering), ``render`` (the part labels), ``writer`` (the
+folder layout, ``split_ids``) and ``cache`` (``is_complete``).
 """
 
-from personpose.data.synth.cache import ensure_dataset, is_complete
-from personpose.data.synth.render import LABEL, LABEL_DESCRIPTIONS, LABEL_NAMES
-from personpose.data.synth.scene import sample_keypoints
-from personpose.data.synth.settings import (
-    DEFAULT_IDS,
-    DEFAULT_IMAGES_PER_ID,
-    GENERATOR_VERSION,
-    PRESETS,
-    SynthSettings,
-)
-from personpose.data.synth.writer import generate_dataset, split_ids
+from personpose.data.synth.cache import ensure_dataset
+from personpose.data.synth.render import LABEL
+from personpose.data.synth.settings import DEFAULT_IDS, SynthSettings
+from personpose.data.synth.writer import generate_dataset
 
-__all__ = [
-    "DEFAULT_IDS",
-    "DEFAULT_IMAGES_PER_ID",
-    "GENERATOR_VERSION",
-    "LABEL",
-    "LABEL_DESCRIPTIONS",
-    "LABEL_NAMES",
-    "PRESETS",
-    "SynthSettings",
-    "ensure_dataset",
-    "generate_dataset",
-    "is_complete",
-    "sample_keypoints",
-    "split_ids",
-]
+__all__ = ["DEFAULT_IDS", "LABEL", "SynthSettings", "ensure_dataset", "generate_dataset"]

@@ -32,7 +32,7 @@ def _size(text: str) -> tuple[int, int]:
     return h, w
 
 
-def build_parser() -> argparse.ArgumentParser:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m personpose.data.synth", description=__doc__)
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--out", type=Path, help="output folder (must not exist or be empty)")
@@ -49,11 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1, help="processes (output is identical)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
     p.add_argument("--no-progress", action="store_true")
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    a = build_parser().parse_args(argv)
+    a = p.parse_args(argv)
     fields = {f.name: getattr(a, f.name) for f in dataclasses.fields(SynthSettings)}
     try:
         settings = SynthSettings(**fields)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import threading
 import uuid
 from pathlib import Path
 
@@ -66,9 +65,7 @@ def build_into(final: Path, settings: SynthSettings, progress: bool, workers: in
         shutil.rmtree(final)
     for stale in final.parent.glob(f".{final.name}.tmp-*"):
         shutil.rmtree(stale, ignore_errors=True)
-    tmp = final.with_name(
-        f".{final.name}.tmp-{os.getpid()}-{threading.get_ident()}-{uuid.uuid4().hex[:6]}"
-    )
+    tmp = final.with_name(f".{final.name}.tmp-{uuid.uuid4().hex}")
     try:
         generate_dataset(tmp, settings, progress=progress, workers=workers)
         os.replace(tmp, final)

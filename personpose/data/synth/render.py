@@ -240,8 +240,6 @@ class PersonPainter:
             hw = torso_half_width(fig, np.clip(v, cv[0], cv[-1])) * s
             u = lat / hw
             mask = (v >= v_lo) & (v < v_hi) & (np.abs(u) < 1)
-            if not mask.any():
-                return
             u = np.clip(u, -1, 1)
             # surface angle around the elliptic cross-section (0 = front centre)
             psi = torso_facing(fig, v)
@@ -379,8 +377,6 @@ class PersonPainter:
             mask = np.ones(np.broadcast_shapes(ys.shape, xs.shape), bool)
             for p, q in zip(hull, np.roll(hull, -1, axis=0)):
                 mask &= (q[0] - p[0]) * (xs - p[1]) - (q[1] - p[1]) * (ys - p[0]) <= 0
-            if not mask.any():
-                return
             lat = (ys - top[0]) * perp[0] + (xs - top[1]) * perp[1]
             v = ((ys - top[0]) * axis[0] + (xs - top[1]) * axis[1]) / self.al
             rgb = garment_rgb(app.lower, lat / s, v / s)
@@ -414,8 +410,7 @@ def degrade(rgb: np.ndarray, style: Style, rng: np.random.Generator) -> np.ndarr
     img = img * style.gain * (1 + style.cast)
     grey = img.mean(-1, keepdims=True)
     img = img + style.desaturate * (grey - img)
-    u8 = (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
-    pil = Image.fromarray(u8)
+    pil = Image.fromarray((np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8))
     if style.blur > 0.05:
         pil = pil.filter(ImageFilter.GaussianBlur(style.blur))
     arr = np.asarray(pil, dtype=np.float32)
@@ -423,8 +418,7 @@ def degrade(rgb: np.ndarray, style: Style, rng: np.random.Generator) -> np.ndarr
     pil = Image.fromarray(np.clip(arr + 0.5, 0, 255).astype(np.uint8))
     buf = io.BytesIO()
     pil.save(buf, format="JPEG", quality=style.jpeg)
-    buf.seek(0)
-    return np.asarray(Image.open(buf).convert("RGB"))
+    return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
 
 
 def render(

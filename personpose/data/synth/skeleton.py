@@ -295,23 +295,20 @@ class Camera:
         )
 
 
-def _extent(fig: Figure) -> tuple[float, float, float, float]:
-    """Top, bottom (Y) and left, right (X) of the figure incl. head, shoes and girth."""
-    p = fig.points
-    top = p["crown"][1] + 0.02
-    bottom = min(p[k][1] for k in ("rheel", "rtoe", "lheel", "ltoe")) - fig.body.radii["shoe"]
-    xs = np.array([v[0] for v in p.values()])
-    return float(top), float(bottom), float(xs.min() - 0.1), float(xs.max() + 0.1)
-
-
 def place_camera(
     rng: np.random.Generator, fig: Figure, size: tuple[int, int], preset: str
 ) -> Camera:
     """Frame the figure like the data set's crops (Market: detector boxes of the whole person;
     fashion: full-length shots or close-ups that cut the legs)."""
     h, w = size
-    top, bottom, left, right = _extent(fig)
-    cxw = 0.5 * (left + right)
+    p = fig.points
+    # top, bottom (Y) and centre (X) of the figure incl. head, shoes and girth
+    top = float(p["crown"][1] + 0.02)
+    bottom = float(
+        min(p[k][1] for k in ("rheel", "rtoe", "lheel", "ltoe")) - fig.body.radii["shoe"]
+    )
+    xs = np.array([v[0] for v in p.values()])
+    cxw = 0.5 * (float(xs.min() - 0.1) + float(xs.max() + 0.1))
     if preset == "fashion" and rng.random() < 0.7:  # close-up: torso ~ 0.47 H, neck ~ 0.31 H
         scale = h * rng.normal(0.47, 0.035)
         neck_row = h * rng.normal(0.31, 0.03)

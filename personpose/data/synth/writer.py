@@ -12,7 +12,7 @@ import csv
 import json
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import nullcontext
-from itertools import permutations
+from itertools import groupby, permutations
 from pathlib import Path
 
 import numpy as np
@@ -76,12 +76,9 @@ def make_pairs(
 ) -> list[tuple[str, str]]:
     """All ordered pairs of different usable images of one person (shoulders and hips present),
     optionally a seeded subset of ``max_pairs_per_id`` per person."""
-    by_id: dict[str, list[str]] = {}
-    for name, kp in zip(names, kps):
-        if has_torso(kp):
-            by_id.setdefault(name.split("_")[0], []).append(name)
+    usable = [name for name, kp in zip(names, kps) if has_torso(kp)]
     pairs: list[tuple[str, str]] = []
-    for pid, group in by_id.items():
+    for pid, group in groupby(usable, key=lambda name: name.split("_")[0]):  # names by person
         perms = list(permutations(group, 2))
         cap = settings.max_pairs_per_id
         if cap is not None and len(perms) > cap:
@@ -106,15 +103,9 @@ def generate_dataset(
         (out / f"{split}-labels").mkdir()
     jobs = [(settings, split, pid, out) for split in SPLITS for pid in ids[split]]
     desc = f"synthetic {settings.preset} data ({settings.ids} ids)"
-    total = len(jobs) * settings.images_per_id
-    with tqdm(total=total, desc=desc, unit="img", disable=not progress) as bar:
-        with ProcessPoolExecutor(workers) if workers > 1 else nullcontext() as pool:
-            results = []
-            for rows in (
-                pool.map(_write_identity, jobs, chunksize=4) if pool else map(_write_identity, jobs)
-            ):
-                results.append(rows)
-                bar.update(len(rows))
+    with ProcessPoolExecutor(workers) if workers > 1 else nullcontext() as pool:
+        rows = pool.map(_write_identity, jobs, chunksize=4) if pool else map(_write_identity, jobs)
+        results = list(tqdm(rows, total=len(jobs), desc=desc, unit="id", disable=not progress))
     summary = {}
     for split in SPLITS:
         rows = [r for job, res in zip(jobs, results) if job[1] == split for r in res]
