@@ -75,10 +75,11 @@ def make_pairs(
     names: list[str], kps: list[np.ndarray], settings: SynthSettings
 ) -> list[tuple[str, str]]:
     """All ordered pairs of different usable images of one person (shoulders and hips present),
-    optionally a seeded subset of ``max_pairs_per_id`` per person."""
+    optionally a seeded subset of ``max_pairs_per_id`` per person. ``names`` lists each
+    person's images one after the other (as ``generate_dataset`` writes them)."""
     usable = [name for name, kp in zip(names, kps) if has_torso(kp)]
     pairs: list[tuple[str, str]] = []
-    for pid, group in groupby(usable, key=lambda name: name.split("_")[0]):  # names by person
+    for pid, group in groupby(usable, key=lambda name: name.split("_")[0]):
         perms = list(permutations(group, 2))
         cap = settings.max_pairs_per_id
         if cap is not None and len(perms) > cap:
@@ -116,8 +117,7 @@ def generate_dataset(
         with open(out / f"synth-info-{split}.csv", "w", newline="") as f:
             w = csv.writer(f, lineterminator="\n")
             w.writerow(["name", "person", "view", "yaw_deg", "activity", "print_visible"])
-            for name, _, info in rows:
-                w.writerow([name, name.split("_")[0], *info])
+            w.writerows([name, name.split("_")[0], *info] for name, _, info in rows)
         summary[split] = {"ids": len(ids[split]), "images": len(names), "pairs": len(pairs)}
     meta = {
         "generator": "personpose.data.synth",
