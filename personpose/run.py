@@ -340,8 +340,7 @@ def save_hydra_files(cfg: DictConfig, hc: DictConfig, run_dir: Path) -> None:
         "overrides.yaml": OmegaConf.create(list(hc.overrides.task)),
     }
     for name, node in nodes.items():
-        path = atomic_write_text(run_dir / ".hydra" / name, OmegaConf.to_yaml(node))
-        scrub_file(path)
+        scrub_file(atomic_write_text(run_dir / ".hydra" / name, OmegaConf.to_yaml(node)))
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
