@@ -130,11 +130,9 @@ def evaluate_pairs(
                 )
             extras = {
                 key: torch.stack([torch.as_tensor(np.asarray(getattr(b, key))) for b in batch])
-                for key in ("kp2", "label2")
+                for key in ("kp2", "label2", "source")
                 if getattr(batch[0], key) is not None
             }
-            if batch[0].source is not None:
-                extras["source"] = torch.stack([b.source for b in batch])
             suite.update(pred, target, **{k: v.to(device) for k, v in extras.items()})
             count += len(batch)
             sizes.add(tuple(pred.shape[-2:]))

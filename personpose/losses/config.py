@@ -133,8 +133,6 @@ def register_schemas() -> None:
 def _to(schema: type, cfg: Any, what: str) -> Any:
     if isinstance(cfg, schema):
         return cfg
-    if cfg is None:
-        return schema()
     if not isinstance(cfg, dict | DictConfig):
         raise TypeError(
             f"{what}: expected a dict, DictConfig or {schema.__name__}, got {type(cfg).__name__}"
