@@ -105,7 +105,6 @@ def trusted_checkpoint(folder: Path) -> Path | None:
     """The newest checkpoint in ``folder`` whose SHA-256 was recorded: ``last.ckpt``, else
     ``previous.ckpt`` with a warning naming what is wrong with ``last.ckpt``. None when the
     folder holds neither; :class:`CheckpointError` when neither can be trusted."""
-    folder = Path(folder)
     candidates = [folder / LAST, folder / PREVIOUS]
     if not any(p.is_file() for p in candidates):
         return None
