@@ -169,15 +169,9 @@ def iteration_gflop(model: str, h: int, w: int, n: int) -> float:
     return counter.get_total_flops() / 1e9
 
 
-def _optimizers(module) -> list:
-    """G's optimiser, then the discriminators' (schedulers dropped)."""
-    opts = module.configure_optimizers()
-    return opts[0] if isinstance(opts, tuple) else opts
-
-
 def _plain_loop(module, loader, steps: int) -> float:
     """Seconds for ``steps`` iterations of the module's computation without Lightning."""
-    optimizers, discs = _optimizers(module), module.discriminators
+    optimizers, discs = module.configure_optimizers()[0], module.discriminators  # no schedulers
     loss_g = lambda fake, batch: module.loss(fake, batch, discs)["total"]  # noqa: E731
     it = iter(loader)
     t0 = time.perf_counter()
@@ -430,7 +424,7 @@ def bench_parts(args: argparse.Namespace) -> list[dict]:
     batch_iter = (transfer(b, 0) for _ in itertools.count() for b in loader)
     module = build_module(cfg, datamodule.steps_per_epoch_for(1), allow_random_vgg=True)
     module.train()
-    optimizers, loss = _optimizers(module), module.loss
+    optimizers, loss = module.configure_optimizers()[0], module.loss
     probe = next(batch_iter)
     with torch.no_grad():
         fake = module.generator(probe["P1"], probe["BP1"], probe["BP2"])

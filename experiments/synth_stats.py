@@ -36,23 +36,13 @@ from skimage.morphology import closing
 sys.path.insert(0, str(Path(__file__).parent))  # the scripts' shared helpers
 from _common import REAL, RESULTS, SKIMAGE_GAUSSIAN, write_json  # noqa: E402
 
-from personpose.data import annotations  # noqa: E402
+from personpose.data.annotations import read_annotations, read_pairs  # noqa: E402
 from personpose.data.keypoints import PATN_MASK_LIMBS, PATN_MASK_RADIUS  # noqa: E402
 from personpose.data.pose_stats import pair_displacement, proportion_ratios  # noqa: E402
 
 # docs/data.md#pair-statistics: copy-source baseline on 100 real Market test pairs; displacement.
 REFERENCE = {"ssim": 0.148, "mask_ssim": 0.718, "l1": 0.194, "displacement_median": 0.45}
 SPLITS = ("train", "val", "test")
-
-
-def read_annotations(path: Path) -> dict[str, np.ndarray]:
-    """PATN annotation CSV -> {name: (18, 2) int (row, col), -1 missing} (validated)."""
-    ann = annotations.read_annotations(path)
-    return dict(zip(ann.names, ann.keypoints, strict=True))
-
-
-def read_pairs(path: Path) -> list[tuple[str, str]]:
-    return [tuple(pair) for pair in annotations.read_pairs(path).pairs]
 
 
 def quartiles(x) -> list[float]:
@@ -64,7 +54,7 @@ def ratio_stats(kps: np.ndarray, height: int) -> dict[str, list[float]]:
     return {k: quartiles(v) for k, v in proportion_ratios(kps, height).items()}
 
 
-def displacements(ann: dict[str, np.ndarray], pairs: list[tuple[str, str]]) -> np.ndarray:
+def displacements(ann, pairs) -> np.ndarray:
     """Per pair with a defined value: :func:`pair_displacement` (target = second name)."""
     d = np.array([pair_displacement(ann[a], ann[b]) for a, b in pairs])
     return d[np.isfinite(d)]
@@ -130,9 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         data = ensure_dataset(root, "market", ids=ids, seed=a.seed, progress=False)
     gen_cpu = time.process_time() - t0
     meta = json.loads((data / "synth-meta.json").read_text())
-    ann = {}
-    for split in SPLITS:
-        ann.update(read_annotations(data / f"synth-annotation-{split}.csv"))
+    splits = [read_annotations(data / f"synth-annotation-{s}.csv") for s in SPLITS]
+    ann = {name: kp for a in splits for name, kp in zip(a.names, a.keypoints, strict=True)}
     pairs = [pr for s in SPLITS for pr in read_pairs(data / f"synth-pairs-{s}.csv")]
     test = read_pairs(data / "synth-pairs-test.csv")[: 100 if a.quick else None]
     synth = {"data": str(data), "settings": meta["settings"]}
@@ -144,8 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     real = {}
     real_ann, sample = REAL / "annotations", REAL / "market"
     if (real_ann / "market-annotation-train.csv").is_file():
-        train = read_annotations(real_ann / "market-annotation-train.csv")
-        real["ratios"] = ratio_stats(np.stack(list(train.values())), 128)
+        train = read_annotations(real_ann / "market-annotation-train.csv").keypoints
+        real["ratios"] = ratio_stats(train, 128)
         real_test = read_annotations(real_ann / "market-annotation-test.csv")
         d = displacements(real_test, read_pairs(real_ann / "market-pairs-test.csv"))
         real["displacement"] = quartiles(d)

@@ -54,12 +54,10 @@ class EvalItem:
 def _as_item(x) -> EvalItem:
     if isinstance(x, EvalItem):
         return x
-    if isinstance(x, Mapping):
-        return EvalItem(**x)
     if isinstance(x, tuple | list) and 2 <= len(x) <= 6:
         return EvalItem(*x)
     raise TypeError(
-        f"expected EvalItem, dict or (pred, target, source, kp2, name[, label2]); got {type(x)}"
+        f"expected EvalItem or (pred, target, source, kp2, name[, label2]); got {type(x)}"
     )
 
 
@@ -109,9 +107,9 @@ def evaluate_pairs(
 ) -> dict[str, Any]:
     """Score pairs with ``suite`` (from ``build_metrics``), batched.
 
-    ``items``: :class:`EvalItem`, dicts with its fields, or tuples ``(pred, target, source,
-    kp2, name[, label2])``. Returns ``{"metrics", "skipped", "excluded", "protocol", "count",
-    "image_sizes"}``; ``suite`` is reset first.
+    ``items``: :class:`EvalItem` or tuples ``(pred, target, source, kp2, name[, label2])``.
+    Returns ``{"metrics", "skipped", "excluded", "protocol", "count", "image_sizes"}``;
+    ``suite`` is reset first.
     """
     from tqdm.auto import tqdm
 
@@ -130,11 +128,9 @@ def evaluate_pairs(
                 )
             extras = {
                 key: torch.stack([torch.as_tensor(np.asarray(getattr(b, key))) for b in batch])
-                for key in ("kp2", "label2")
+                for key in ("kp2", "label2", "source")
                 if getattr(batch[0], key) is not None
             }
-            if batch[0].source is not None:
-                extras["source"] = torch.stack([b.source for b in batch])
             suite.update(pred, target, **{k: v.to(device) for k, v in extras.items()})
             count += len(batch)
             sizes.add(tuple(pred.shape[-2:]))
@@ -152,8 +148,8 @@ def evaluate_pairs(
 
 def result_document(result: Mapping[str, Any], inputs: Mapping[str, Any], info=None) -> dict:
     """The JSON document of an evaluation: metrics, protocol, count, excluded, inputs,
-    skipped and versions (plus ``pairs`` when ``result`` has it)."""
-    doc = {
+    skipped and versions."""
+    return {
         "metrics": dict(result["metrics"]),
         "protocol": dict(result["protocol"]),
         "count": result["count"],
@@ -165,9 +161,6 @@ def result_document(result: Mapping[str, Any], inputs: Mapping[str, Any], info=N
         "versions": versions(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    if "pairs" in result:
-        doc["pairs"] = dict(result["pairs"])
-    return doc
 
 
 def markdown_table(result: Mapping[str, Any], reason_chars: int = 90) -> str:
@@ -273,7 +266,6 @@ def run_folder(cfg) -> dict:
         total=len(files),
         progress=cfg.progress,
     )
-    result["pairs"] = counts
     inputs = {
         "pred_dir": str(cfg.pred_dir),
         "layout": cfg.layout,
@@ -288,7 +280,7 @@ def run_folder(cfg) -> dict:
         "ground_truth": "gt_dir" if files and files[0].gt_path else "target panel of each strip",
         "precision": cfg.precision,
     }
-    return result_document(result, inputs, suite.info)
+    return result_document(result, inputs, suite.info) | {"pairs": counts}
 
 
 TRUSTED_PACKAGES = ("personpose.models", "personpose.data", "personpose.losses")
@@ -392,9 +384,7 @@ def run_trained(cfg) -> dict:
         "data": str(datamodule.data_dir),
         "precision": cfg.precision,
     }
-    doc = result_document(test, inputs)
-    doc["baselines"] = {"copy_source": test["copy_source"]}
-    return doc
+    return result_document(test, inputs) | {"baselines": {"copy_source": test["copy_source"]}}
 
 
 def main(cfg) -> dict:

@@ -34,6 +34,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from personpose.config.callbacks import ERROR, RESULTS
 from personpose.config.removed import check_environment
 from personpose.config.resolvers import jobdir, register_resolvers
 from personpose.config.schema import check_overrides, register_configs
@@ -54,8 +55,6 @@ from personpose.training.score_test_pairs import score_test_pairs
 
 log = logging.getLogger("personpose.run")
 
-RESULTS = "results.json"
-ERROR = "error.json"
 RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID")
 # Messages a user can do nothing about, silenced while a run lasts (:func:`quiet_lightning`).
 QUIET_WARNINGS = (
@@ -77,11 +76,6 @@ def is_first_process() -> bool:
     """False in the processes a launcher started for the other ranks of a multi-process run
     (they share the first process's folder and lock)."""
     return all(os.environ.get(k, "0") == "0" for k in RANK_VARIABLES)
-
-
-def config_document(cfg: DictConfig) -> dict:
-    """The resolved config as ``results.json`` records it (secrets redacted, JSON types)."""
-    return json.loads(json.dumps(redact(OmegaConf.to_container(cfg, resolve=True)), default=str))
 
 
 def changed_settings(old: Any, new: Any, prefix: str = "") -> list[str]:
@@ -201,8 +195,9 @@ def train_and_evaluate(
     datamodule = build_datamodule(cfg.data)
     datamodule.prepare_data()
     identity = data_identity(datamodule.data_dir, datamodule.layout)
+    config = redact(OmegaConf.to_container(cfg, resolve=True))  # as results.json records it
     if cfg.resume and (done := finished_results(cfg, run_dir, identity)) is not None:
-        ignored = changed_settings(done.get("config"), config_document(cfg))
+        ignored = changed_settings(done.get("config"), json.loads(json.dumps(config, default=str)))
         log.log(
             logging.WARNING if ignored else logging.INFO,
             "%s already holds finished results; nothing to do (resume=false to redo)%s",
@@ -269,7 +264,7 @@ def train_and_evaluate(
                 "wall_time_s": round(time.time() - t0, 2),
                 "pretrained": {"vgg19": module.loss.pretrained_source or "not used"},
                 "test_outputs": "test_outputs" if cfg.eval.save_outputs else None,
-                "config": redact(OmegaConf.to_container(cfg, resolve=True)),
+                "config": config,
                 "versions": versions(),
             }
             atomic_write_json(run_dir / RESULTS, results)
@@ -340,8 +335,7 @@ def save_hydra_files(cfg: DictConfig, hc: DictConfig, run_dir: Path) -> None:
         "overrides.yaml": OmegaConf.create(list(hc.overrides.task)),
     }
     for name, node in nodes.items():
-        path = atomic_write_text(run_dir / ".hydra" / name, OmegaConf.to_yaml(node))
-        scrub_file(path)
+        scrub_file(atomic_write_text(run_dir / ".hydra" / name, OmegaConf.to_yaml(node)))
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")

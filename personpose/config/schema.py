@@ -146,6 +146,5 @@ def register_configs() -> None:
     """Register the schemas with Hydra's ConfigStore (idempotent)."""
     from personpose.losses.config import register_schemas
 
-    cs = ConfigStore.instance()
-    cs.store(name="run_schema", node=RunConfig)
-    register_schemas(cs)
+    ConfigStore.instance().store(name="run_schema", node=RunConfig)
+    register_schemas()

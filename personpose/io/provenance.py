@@ -74,8 +74,6 @@ def redact(obj: Any) -> Any:
 
 def scrub_file(path: Path) -> None:
     """Redact ``key: value`` / ``key=value`` lines with secret-looking keys in a text file."""
-    if not path.is_file():
-        return
     lines = path.read_text(encoding="utf-8").splitlines()
     new = [SECRET_LINE.sub(lambda m: m.group("head") + REDACTED, ln) for ln in lines]
     if new != lines:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 # Term names: config keys of both groups and log names ("train/g/<term>").
@@ -122,12 +123,9 @@ class WeightsConfig:
     adversarial: float = 0.0
 
 
-def register_schemas(cs: Any = None) -> None:
+def register_schemas() -> None:
     """Store ``loss/schema`` and ``weights/schema`` in Hydra's ConfigStore (idempotent)."""
-    if cs is None:
-        from hydra.core.config_store import ConfigStore
-
-        cs = ConfigStore.instance()
+    cs = ConfigStore.instance()
     cs.store(group="loss", name="schema", node=LossConfig)
     cs.store(group="weights", name="schema", node=WeightsConfig)
 
@@ -135,8 +133,6 @@ def register_schemas(cs: Any = None) -> None:
 def _to(schema: type, cfg: Any, what: str) -> Any:
     if isinstance(cfg, schema):
         return cfg
-    if cfg is None:
-        return schema()
     if not isinstance(cfg, dict | DictConfig):
         raise TypeError(
             f"{what}: expected a dict, DictConfig or {schema.__name__}, got {type(cfg).__name__}"

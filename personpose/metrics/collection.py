@@ -19,7 +19,6 @@ from collections.abc import Mapping, Sequence
 from functools import partial
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import Tensor
 from torchmetrics import Metric, MetricCollection
@@ -128,7 +127,7 @@ def build_metrics(
     names: str | Sequence[str] | None = "all",
     *,
     pretrained: Mapping[str, str | None] | None = None,
-    fid_reference: str | Path | Mapping | None = None,
+    fid_reference: str | Path | None = None,
     fid_cache_dir: str | Path | None = None,
     fid_drop_last: bool | None = None,
     movenet_model: str | Path | None = None,
@@ -144,7 +143,7 @@ def build_metrics(
         pretrained: explicit weight files ``{"alexnet": path, "inception_v3": path}`` (else
             the torch cache, else a download unless ``PERSONPOSE_OFFLINE=1``).
         fid_reference: the reference images of ``fid_tv``: a folder (statistics computed and
-            cached), an ``.npz`` with ``mu``/``sigma``/``n``, or a dict of those; None skips it.
+            cached) or an ``.npz`` with ``mu``/``sigma``/``n``; None skips it.
         fid_cache_dir: where reference statistics are cached (None: not cached).
         fid_drop_last: drop the last partial batch of 64 (GFLA); None: True iff the protocol
             is ``gfla``.
@@ -243,15 +242,8 @@ def _weights(kind: str, label: str, pretrained: Mapping | None, names: list, una
 
 
 def _load_reference(ref, extractor, cache_dir, drop_last, device, progress) -> dict:
-    """FID reference statistics ``{"mu", "sigma", "n", "folder", ...}`` from a dict, an
-    ``.npz`` file or a folder of images (computed, and cached in ``cache_dir``)."""
-    if isinstance(ref, Mapping):
-        return {
-            "mu": np.asarray(ref["mu"]),
-            "sigma": np.asarray(ref["sigma"]),
-            "n": int(ref.get("n", 0)),
-            "folder": str(ref.get("folder", "given statistics")),
-        }
+    """FID reference statistics ``{"mu", "sigma", "n", "folder", ...}`` from an ``.npz`` file
+    or a folder of images (computed, and cached in ``cache_dir``)."""
     path = Path(ref)
     if path.is_file() and path.suffix == ".npz":
         return read_statistics(path, folder=str(path))

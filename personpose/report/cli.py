@@ -8,26 +8,8 @@ from pathlib import Path
 import personpose.report as package
 from personpose.io.atomic import atomic_write_text
 from personpose.report.figures import has_qualitative, plot_bars, plot_curves, plot_qualitative
-from personpose.report.runs import Group, collect, group_runs
+from personpose.report.runs import collect, group_runs
 from personpose.report.table import markdown, metric_names, summarise, write_csv
-
-
-def draw_figures(rows: list[dict], metrics: list[str], groups: list[Group], out: Path) -> list[str]:
-    """Write every figure to ``out``; returns the Markdown note lines on them."""
-    bars = plot_bars(rows, metrics, out)
-    plot_curves(groups, out / "curves.png")
-    lines = [
-        f"Figures: {', '.join(p.name for p in bars)} (bars: 95% intervals); curves.png "
-        "(train/g/total and a validation metric, mean over seeds)."
-    ]
-    if n := plot_qualitative(groups, out / "qualitative.png"):
-        lines.append(
-            f"qualitative.png: {n} fixed test pairs (rows); columns source, target pose, ground "
-            "truth, then each configuration's smallest seed (grey: no image)."
-        )
-    else:
-        lines.append("No run folder has `qualitative/`: no qualitative grid.")
-    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,12 +34,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"warning: {w}")
     metrics = metric_names(runs)
     rows = summarise(groups, metrics)
-    if args.no_plots:
-        figures = ["Figures not drawn (--no-plots)."]
-        if not has_qualitative(groups):
-            figures.append("No run folder has `qualitative/`: no qualitative grid.")
-    else:
-        figures = draw_figures(rows, metrics, groups, out)
+    figures = ["Figures not drawn (--no-plots)."]
+    if not args.no_plots:
+        bars = plot_bars(rows, metrics, out)
+        plot_curves(groups, out / "curves.png")
+        figures = [
+            f"Figures: {', '.join(p.name for p in bars)} (bars: 95% intervals); curves.png "
+            "(train/g/total and a validation metric, mean over seeds)."
+        ]
+        if n := plot_qualitative(groups, out / "qualitative.png"):
+            figures.append(
+                f"qualitative.png: {n} fixed test pairs (rows); columns source, target pose, "
+                "ground truth, then each configuration's smallest seed (grey: no image)."
+            )
+    if not has_qualitative(groups):
+        figures.append("No run folder has `qualitative/`: no qualitative grid.")
     md = markdown(rows, metrics, runs, problems, warnings, figures)
     atomic_write_text(out / "ablation.md", md)
     write_csv(rows, out / "ablation.csv")

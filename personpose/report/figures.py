@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import defaultdict
 from pathlib import Path
@@ -148,9 +149,7 @@ def plot_qualitative(groups: list[Group], path: Path) -> int:
     inputs = next((d for d in dirs if d is not None), None)
     if inputs is None:
         return 0
-    n = 0
-    while (inputs / f"{n}_generated.png").is_file():
-        n += 1
+    n = next(k for k in itertools.count() if not (inputs / f"{k}_generated.png").is_file())
 
     def files(folder: Path | None, kind: str) -> list[Path | None]:
         paths = [None if folder is None else folder / f"{k}_{kind}.png" for k in range(n)]

@@ -31,12 +31,9 @@ def digest_path(path: Path) -> Path:
 
 
 def sha256(path: Path) -> str:
-    """Hex SHA-256 of the file at ``path`` (read in 1 MiB chunks)."""
-    h = hashlib.sha256()
+    """Hex SHA-256 of the file at ``path``."""
     with Path(path).open("rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 class AtomicCheckpoint(Callback):
@@ -108,7 +105,6 @@ def trusted_checkpoint(folder: Path) -> Path | None:
     """The newest checkpoint in ``folder`` whose SHA-256 was recorded: ``last.ckpt``, else
     ``previous.ckpt`` with a warning naming what is wrong with ``last.ckpt``. None when the
     folder holds neither; :class:`CheckpointError` when neither can be trusted."""
-    folder = Path(folder)
     candidates = [folder / LAST, folder / PREVIOUS]
     if not any(p.is_file() for p in candidates):
         return None

@@ -75,13 +75,6 @@ class PoseTransferModule(L.LightningModule):
                 f"adversarial term (loss.adversarial.enabled={loss.adversarial is not None}, "
                 f"discriminators={'None' if discriminators is None else sorted(discriminators)})"
             )
-        if discriminators is not None and sorted(discriminators) != sorted(PATNAdversarial.ORDER):
-            raise ValueError(
-                f"PoseTransferModule: discriminators must be named {PATNAdversarial.ORDER}, "
-                f"got {sorted(discriminators)}"
-            )
-        if discriminators is not None and d_optimizer is None:
-            raise ValueError("PoseTransferModule: discriminators need a d_optimizer")
         self.generator = generator
         self.discriminators = None if discriminators is None else nn.ModuleDict(discriminators)
         self.loss = loss

@@ -39,14 +39,8 @@ def fixed_pairs(pairs: list[tuple[str, str]], views: dict[str, str], n: int = 4)
     then the first remaining pairs in file order."""
     chosen: list[int] = []
     for view in VIEWS:
-        hit = next(
-            (
-                i
-                for i, (a, b) in enumerate(pairs)
-                if views.get(b) == view and views.get(a) != view and i not in chosen
-            ),
-            None,
-        )
+        hits = (i for i, (a, b) in enumerate(pairs) if views.get(b) == view != views.get(a))
+        hit = next((i for i in hits if i not in chosen), None)
         if hit is not None and len(chosen) < n:
             chosen.append(hit)
     chosen += [i for i in range(len(pairs)) if i not in chosen][: max(0, n - len(chosen))]

@@ -13,7 +13,7 @@ class PATNSchedule:
     ``LambdaLR``'s state dict stays plain data.
     """
 
-    def __init__(self, steps_per_epoch: int, niter: int, niter_decay: int, epoch_count: int = 1):
+    def __init__(self, steps_per_epoch: int, niter: int, niter_decay: int):
         if steps_per_epoch < 1:
             raise ValueError(f"steps_per_epoch must be >= 1, got {steps_per_epoch}")
         if niter < 0 or niter_decay < 0:
@@ -21,9 +21,8 @@ class PATNSchedule:
         self.steps_per_epoch = steps_per_epoch
         self.niter = niter
         self.niter_decay = niter_decay
-        self.epoch_count = epoch_count
 
     def __call__(self, step: int) -> float:
         epoch = step // self.steps_per_epoch
-        decayed = max(0, epoch + 1 + self.epoch_count - self.niter)
+        decayed = max(0, epoch + 2 - self.niter)  # epoch + 1 + epoch_count - niter
         return max(0.0, 1.0 - decayed / float(self.niter_decay + 1))
