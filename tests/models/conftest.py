@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
@@ -27,6 +28,16 @@ def build(name: str, **overrides) -> tuple[nn.Module, nn.Module, nn.Module]:
         g,
         instantiate(cfg.discriminator, in_channels=21),
         instantiate(cfg.discriminator, in_channels=6),
+    )
+
+
+def generator_inputs(n: int, h: int, w: int, seed: int = 0):
+    """Random (P1 in [-1, 1] (N, 3, H, W), BP1, BP2 in [0, 1] (N, 18, H, W)) for a generator."""
+    g = torch.Generator().manual_seed(seed)
+    return (
+        torch.rand(n, 3, h, w, generator=g) * 2 - 1,
+        torch.rand(n, 18, h, w, generator=g),
+        torch.rand(n, 18, h, w, generator=g),
     )
 
 

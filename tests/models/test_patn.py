@@ -9,16 +9,7 @@ import torch
 from torch import nn
 
 from personpose.models import PATBlock, PATNGenerator, init_weights
-from tests.models.conftest import build, n_params
-
-
-def _inputs(n: int, h: int, w: int, seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    return (
-        torch.rand(n, 3, h, w, generator=g) * 2 - 1,
-        torch.rand(n, 18, h, w, generator=g),
-        torch.rand(n, 18, h, w, generator=g),
-    )
+from tests.models.conftest import build, generator_inputs, n_params
 
 
 def test_paper_size_generator_has_41_4_M_parameters():
@@ -61,7 +52,7 @@ def test_batch_norm_convs_have_no_bias_except_output():
 @pytest.mark.parametrize("size", [(128, 64), (256, 176)])
 def test_output_shape_and_range_tiny(tiny, size):
     g, _, _ = tiny
-    P1, BP1, BP2 = _inputs(2, *size)
+    P1, BP1, BP2 = generator_inputs(2, *size)
     out = g(P1, BP1, BP2)
     assert out.shape == (2, 3, *size)
     assert out.min() >= -1 and out.max() <= 1
@@ -71,7 +62,7 @@ def test_output_shape_and_range_tiny(tiny, size):
 def test_output_shape_and_range_paper_size():
     g, _, _ = build("patn")
     with torch.no_grad():  # train mode: batch statistics (fresh running stats shrink outputs)
-        out = g.train()(*_inputs(1, 128, 64))
+        out = g.train()(*generator_inputs(1, 128, 64))
     assert out.shape == (1, 3, 128, 64)
     assert out.min() >= -1 and out.max() <= 1 and out.std() > 0.1
 
@@ -106,7 +97,7 @@ def test_attention_gates_the_image_stream():
 def test_closed_attention_cuts_the_pose_out_of_the_generator():
     torch.manual_seed(0)
     g = PATNGenerator(ngf=8, n_blocks=2, norm="instance").eval()
-    P1, BP1, BP2 = _inputs(1, 32, 16)
+    P1, BP1, BP2 = generator_inputs(1, 32, 16)
     other = torch.rand_like(BP2)
     with torch.no_grad():
         assert (g(P1, BP1, BP2) - g(P1, BP1, other)).abs().max() > 1e-3
@@ -169,7 +160,7 @@ def test_unknown_init_is_named():
 def test_state_dict_round_trip():
     torch.manual_seed(0)
     g = PATNGenerator(ngf=8, n_blocks=2)
-    P1, BP1, BP2 = _inputs(2, 32, 16)
+    P1, BP1, BP2 = generator_inputs(2, 32, 16)
     g.train()(P1, BP1, BP2)  # update the batch-norm running statistics
     buf = io.BytesIO()
     torch.save(g.state_dict(), buf)
@@ -183,7 +174,7 @@ def test_state_dict_round_trip():
 
 def test_bf16_autocast_on_cpu_runs_forward_and_backward(tiny):
     g, d_shape, _ = tiny
-    P1, BP1, BP2 = _inputs(2, 32, 16)
+    P1, BP1, BP2 = generator_inputs(2, 32, 16)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = g(P1, BP1, BP2)
         logits = d_shape(torch.cat((out, BP2), 1))
@@ -197,7 +188,7 @@ def test_bf16_autocast_on_cpu_runs_forward_and_backward(tiny):
 def test_channels_last_matches_contiguous(norm):
     torch.manual_seed(0)
     g = PATNGenerator(ngf=8, n_blocks=2, norm=norm)
-    P1, BP1, BP2 = _inputs(2, 32, 16)
+    P1, BP1, BP2 = generator_inputs(2, 32, 16)
     ref = g(P1, BP1, BP2)
     g_cl = g.to(memory_format=torch.channels_last)
     cl = [t.contiguous(memory_format=torch.channels_last) for t in (P1, BP1, BP2)]
@@ -211,7 +202,7 @@ def test_padding_options_change_only_the_padding():
     zero = PATNGenerator(ngf=8, n_blocks=1, padding="zero")
     assert not any(isinstance(m, (nn.ReflectionPad2d, nn.ReplicationPad2d)) for m in zero.modules())
     assert n_params(zero) == n_params(PATNGenerator(ngf=8, n_blocks=1))
-    assert zero(*_inputs(1, 16, 8)).shape == (1, 3, 16, 8)
+    assert zero(*generator_inputs(1, 16, 8)).shape == (1, 3, 16, 8)
 
 
 @pytest.mark.parametrize(

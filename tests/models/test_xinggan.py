@@ -9,16 +9,7 @@ from torch import nn
 
 from personpose.models.discriminator import PATNDiscriminator
 from personpose.models.xinggan import CrossingBlock, XingGANGenerator
-from tests.models.conftest import build, load_model_conf, n_params
-
-
-def _inputs(n: int, h: int, w: int, seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    return (
-        torch.rand(n, 3, h, w, generator=g) * 2 - 1,
-        torch.rand(n, 18, h, w, generator=g),
-        torch.rand(n, 18, h, w, generator=g),
-    )
+from tests.models.conftest import build, generator_inputs, load_model_conf, n_params
 
 
 def _set_gammas(g: nn.Module, value: float) -> None:
@@ -105,7 +96,7 @@ def test_zero_gamma_attention_contributes_nothing():
     # the whole generator: q/k/v weights do not matter while every gamma is 0 (train mode:
     # batch statistics, so that feature changes are not shrunk by fresh running statistics)
     g = XingGANGenerator(ngf=8, n_blocks=2).train()
-    P1, BP1, BP2 = _inputs(1, 32, 16)
+    P1, BP1, BP2 = generator_inputs(1, 32, 16)
     with torch.no_grad():
         ref = g(P1, BP1, BP2)
         for b in g.blocks:
@@ -181,7 +172,7 @@ def test_the_21_maps_sum_to_one_at_every_pixel():
     maps: list = []
     handle = _capture_maps(g, maps)
     with torch.no_grad():
-        out = g(*_inputs(2, 32, 16))
+        out = g(*generator_inputs(2, 32, 16))
     handle.remove()
     assert maps[0].shape == (2, 21, 32, 16) and (maps[0] >= 0).all()
     torch.testing.assert_close(maps[0].sum(1), torch.ones(2, 32, 16))
@@ -194,7 +185,7 @@ def test_map_20_at_one_returns_the_source_image():
     one_hot = torch.zeros(1, 21, 1, 1)
     one_hot[0, 20] = 1
     handle = _capture_maps(g, [], replace=one_hot)
-    P1, BP1, BP2 = _inputs(2, 32, 16)
+    P1, BP1, BP2 = generator_inputs(2, 32, 16)
     with torch.no_grad():
         out = g(P1, BP1, BP2)
     handle.remove()
@@ -218,7 +209,7 @@ def test_map_20_at_one_returns_the_source_image():
 def test_small_preset_shapes(n, size, norm):
     g, _, _ = build("xinggan_small", norm=norm)
     assert isinstance(g, XingGANGenerator)
-    out = g(*_inputs(n, *size))
+    out = g(*generator_inputs(n, *size))
     assert out.shape == (n, 3, *size) and out.min() >= -1 and out.max() <= 1
     out.mean().backward()
     assert all(p.grad is not None for p in g.parameters() if p.requires_grad)
@@ -231,7 +222,7 @@ def test_small_preset_shapes(n, size, norm):
 def test_paper_size_shapes(n, size, norm):
     g, _, _ = build("xinggan", norm=norm)
     with torch.no_grad():
-        out = g.train()(*_inputs(n, *size))
+        out = g.train()(*generator_inputs(n, *size))
     assert out.shape == (n, 3, *size) and out.min() >= -1 and out.max() <= 1
 
 
