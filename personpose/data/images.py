@@ -28,6 +28,11 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")  # image files of a folder (l
 FIT_HINT = "; set data.fit to 'center_crop' or 'resize' and data.source_size to the file size"
 
 
+def to_uint8(images01: torch.Tensor) -> np.ndarray:
+    """Images (..., 3, H, W) in [0, 1] -> (..., H, W, 3) uint8 (rounded, clamped)."""
+    return (images01.clamp(0, 1) * 255).round().byte().movedim(-3, -1).cpu().numpy()
+
+
 def image_files(folder: Path, what: str, error: type[Exception] = FileNotFoundError) -> list[Path]:
     """The image files directly in ``folder``, sorted by name; ``error`` (naming the folder) if
     it does not exist or holds none. ``what``: the folder's role, for the message."""

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from personpose.data.images import to_uint8
 from personpose.data.keypoints import MISSING
 from personpose.data.movenet import MoveNet
 from personpose.metrics.base import SuiteMetric
@@ -70,8 +71,7 @@ class MoveNetPCK(SuiteMetric):
             self.missing += preds.shape[0]
             return
         kp = torch.as_tensor(kp2).cpu().numpy()
-        images = (preds.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-        errs, heads = pose_errors(self.estimator, images, kp)
+        errs, heads = pose_errors(self.estimator, to_uint8(preds), kp)
         counted = ~np.isnan(errs)
         self.pck_hit += int((errs[counted] < PCK_ALPHA * preds.shape[-2]).sum())
         self.pck_n += int(counted.sum())
@@ -86,8 +86,12 @@ class MoveNetPCK(SuiteMetric):
             nan = self.skip(f"needs kp2, missing for {int(self.missing)} images", *self.outputs)
             return dict.fromkeys(self.outputs, nan)
         out: dict[str, Tensor] = {}
-        for name in self.outputs:  # states pck_hit, pck_n and pckh_hit, pckh_n
-            hit, n = (getattr(self, name.replace("movenet", s)) for s in ("hit", "n"))
+        counts = {
+            "pck_movenet": (self.pck_hit, self.pck_n),
+            "pckh_movenet": (self.pckh_hit, self.pckh_n),
+        }
+        for name in self.outputs:
+            hit, n = counts[name]
             out[name] = hit.double() / n  # NaN when no joint was counted
             if int(n) == 0:
                 self.skipped[name] = "no joint could be scored"

@@ -13,6 +13,7 @@ from PIL import Image
 from torch import nn
 from tqdm.auto import tqdm
 
+from personpose.data.images import to_uint8
 from personpose.training.module import extras_of, to_unit
 
 OUTPUT_SEP = "___"  # generated image of pair (a, b) is saved as "<a>___<b>.png"
@@ -21,11 +22,6 @@ OUTPUT_SEP = "___"  # generated image of pair (a, b) is saved as "<a>___<b>.png"
 def output_name(name1: str, name2: str, suffix: str = ".png") -> str:
     """File name of the generated image for the pair (name1 -> name2)."""
     return f"{name1}{OUTPUT_SEP}{name2}{suffix}"
-
-
-def _to_uint8(img01: torch.Tensor) -> np.ndarray:
-    """(3, H, W) in [0, 1] -> (H, W, 3) uint8."""
-    return (img01.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
 
 
 @torch.no_grad()
@@ -64,10 +60,10 @@ def score_test_pairs(
         if out_dir is None:
             continue
         for i, (n1, n2) in enumerate(zip(batch["name1"], batch["name2"])):
-            gen = _to_uint8(pred[i])
+            gen = to_uint8(pred[i])
             Image.fromarray(gen).save(out_dir / output_name(n1, n2))
             if save_strips:
-                strip = np.concatenate([_to_uint8(source[i]), _to_uint8(target[i]), gen], axis=1)
+                strip = np.concatenate([to_uint8(source[i]), to_uint8(target[i]), gen], axis=1)
                 Image.fromarray(strip).save(
                     out_dir / "strips" / output_name(n1, n2, "_vis.jpg"), quality=95
                 )
