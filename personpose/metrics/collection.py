@@ -165,43 +165,12 @@ def build_metrics(
     fill = {
         "drop": "last partial batch of 64 dropped (GFLA)" if fid_drop_last else "every image used"
     }
-    lpips_names = [n for n in wanted if n in LPIPS_NAMES]
-    w = _weights("alexnet", "AlexNet", pretrained, lpips_names, unavailable)
-    if w is not None:
-        metrics.update({n: LPIPSMetric(n, w.state_dict) for n in lpips_names})
-        info["alexnet_weights"] = w.location
-    inception_names = [n for n in wanted if n in INCEPTION_NAMES]
-    w = _weights("inception_v3", "Inception-v3", pretrained, inception_names, unavailable)
-    if w is not None:  # FID and IS on one Inception-v3; FID against the reference statistics
-        extractor = InceptionFeatures(w.state_dict)
-        info["inception_weights"] = w.location
-        if "fid_tv" in inception_names and fid_reference is None:
-            unavailable["fid_tv"] = (
-                "no reference set: give fid.reference_dir=DIR (GFLA: the training "
-                "images) or fid.reference_stats=NPZ"
-            )
-        elif "fid_tv" in inception_names:
-            ref = _load_reference(
-                fid_reference, extractor.to(device), fid_cache_dir, fid_drop_last, device, progress
-            )
-            info["fid_reference"] = {"folder": ref["folder"], "n": ref["n"]}
-            fill["reference"] = f"{ref['folder']} ({ref['n']} images)"
-            metrics["fid_tv"] = FID(extractor, ref, drop_last=fid_drop_last)
-        for n in ("is_tv", "mask_is_tv"):
-            if n in inception_names:
-                metrics[n] = InceptionScore(extractor, masked=(n == "mask_is_tv"))
-    pose_names = [n for n in wanted if n in POSE_NAMES]  # PCK and PCKh of MoveNet, in one pass
-    if pose_names and movenet_model is None:
-        reason = f"no MoveNet model given (movenet_model=PATH to {MOVENET_FILE})"
-        unavailable.update(dict.fromkeys(pose_names, reason))
-    elif pose_names:
-        try:
-            estimator = MoveNet(movenet_model)
-        except MoveNetUnavailable as exc:
-            unavailable.update(dict.fromkeys(pose_names, str(exc)))
-        else:
-            metrics["movenet"] = MoveNetPCK(estimator, outputs=pose_names)
-            info["movenet_model"] = str(estimator.path)
+    found = (metrics, unavailable, info)  # each part below adds to these
+    _lpips_metrics(wanted, pretrained, *found)
+    fid = (fid_reference, fid_cache_dir, fid_drop_last, device, progress)
+    if ref := _inception_metrics(wanted, pretrained, fid, *found):
+        fill["reference"] = f"{ref['folder']} ({ref['n']} images)"
+    _pose_metrics(wanted, movenet_model, *found)
     if isinstance(names, str) and names in PROTOCOLS:
         info["protocol_name"] = names
     return MetricSuite(metrics, wanted, unavailable, definitions(wanted, **fill), info)
@@ -227,6 +196,61 @@ def _weight_free_metrics(
         "gt_fg_ssim": partial(gt_part.GtFgSSIM, dtype),
     }
     return {n: makers[n]() for n in wanted if n in makers}
+
+
+def _lpips_metrics(wanted, pretrained, metrics: dict, unavailable: dict, info: dict) -> None:
+    """LPIPS-Alex (v0.1 and v0.0) on resolved AlexNet weights."""
+    names = [n for n in wanted if n in LPIPS_NAMES]
+    w = _weights("alexnet", "AlexNet", pretrained, names, unavailable)
+    if w is not None:
+        metrics.update({n: LPIPSMetric(n, w.state_dict) for n in names})
+        info["alexnet_weights"] = w.location
+
+
+def _inception_metrics(
+    wanted, pretrained, fid: tuple, metrics: dict, unavailable: dict, info: dict
+) -> dict | None:
+    """FID and IS on one Inception-v3; FID against the reference statistics of ``fid``
+    (reference, cache_dir, drop_last, device, progress). Returns those statistics, if used."""
+    names = [n for n in wanted if n in INCEPTION_NAMES]
+    w = _weights("inception_v3", "Inception-v3", pretrained, names, unavailable)
+    if w is None:
+        return None
+    extractor = InceptionFeatures(w.state_dict)
+    info["inception_weights"] = w.location
+    reference, cache_dir, drop_last, device, progress = fid
+    ref = None
+    if "fid_tv" in names and reference is None:
+        unavailable["fid_tv"] = (
+            "no reference set: give fid.reference_dir=DIR (GFLA: the training "
+            "images) or fid.reference_stats=NPZ"
+        )
+    elif "fid_tv" in names:
+        ref = _load_reference(
+            reference, extractor.to(device), cache_dir, drop_last, device, progress
+        )
+        info["fid_reference"] = {"folder": ref["folder"], "n": ref["n"]}
+        metrics["fid_tv"] = FID(extractor, ref, drop_last=drop_last)
+    for n in ("is_tv", "mask_is_tv"):
+        if n in names:
+            metrics[n] = InceptionScore(extractor, masked=(n == "mask_is_tv"))
+    return ref
+
+
+def _pose_metrics(wanted, movenet_model, metrics: dict, unavailable: dict, info: dict) -> None:
+    """PCK and PCKh of MoveNet, in one pass."""
+    names = [n for n in wanted if n in POSE_NAMES]
+    if names and movenet_model is None:
+        reason = f"no MoveNet model given (movenet_model=PATH to {MOVENET_FILE})"
+        unavailable.update(dict.fromkeys(names, reason))
+    elif names:
+        try:
+            estimator = MoveNet(movenet_model)
+        except MoveNetUnavailable as exc:
+            unavailable.update(dict.fromkeys(names, str(exc)))
+        else:
+            metrics["movenet"] = MoveNetPCK(estimator, outputs=names)
+            info["movenet_model"] = str(estimator.path)
 
 
 def _weights(kind: str, label: str, pretrained: Mapping | None, names: list, unavailable: dict):
