@@ -135,34 +135,71 @@ class TwoStreamBlock(nn.Module):
         )
 
 
-def run_trunk(
-    generator: nn.Module, P1: torch.Tensor, BP1: torch.Tensor, BP2: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The generators' shared trunk: ``image_encoder(P1)``, ``pose_encoder(cat(BP1, BP2))``, then
-    the ``blocks``; returns their last (img, pose) features at 1 / 2**n_down resolution.
+class TwoStreamGenerator(nn.Module):
+    """The generators' shared trunk: ``image_encoder`` (P1), ``pose_encoder`` (cat(BP1, BP2))
+    and ``n_blocks`` of the class's ``block`` (a :class:`TwoStreamBlock`) at C =
+    ``ngf * 2**n_down`` channels, 1 / 2**n_down resolution (``n_down >= min_down``). Arguments as
+    :class:`~personpose.models.patn.PATNGenerator`; subclasses add their decoders using
+    ``self.layer_args`` (norm, padding and the resolved conv bias) and ``self.width`` (C).
+    """
 
-    First raises naming the generator's class and the tensor unless P1 is (N, image_channels,
-    H, W), BP1 and BP2 are (N, pose_channels, H, W), and H and W are divisible by
-    ``2**n_down`` (the generator's attributes of those names)."""
-    owner, k = type(generator).__name__, 2**generator.n_down
-    channels = (generator.image_channels, generator.pose_channels, generator.pose_channels)
-    for name, t, c in zip(("P1", "BP1", "BP2"), (P1, BP1, BP2), channels):
-        if t.dim() != 4 or t.shape[1] != c:
+    block: type[TwoStreamBlock]
+    min_down = 0
+
+    def __init__(
+        self,
+        ngf: int,
+        n_blocks: int,
+        norm: str,
+        dropout: bool,
+        padding: str,
+        use_bias: bool | None,
+        image_channels: int,
+        pose_channels: int,
+        n_down: int,
+    ) -> None:
+        super().__init__()
+        if n_blocks < 1 or ngf < 1 or n_down < self.min_down:
             raise ValueError(
-                f"{owner}.forward: {name} has shape {tuple(t.shape)}; expected (N, {c}, H, W)"
+                f"{type(self).__name__}: need n_blocks >= 1, ngf >= 1, n_down >= {self.min_down}; "
+                f"got n_blocks={n_blocks}, ngf={ngf}, n_down={n_down}"
             )
-        if t.shape[0] != P1.shape[0] or t.shape[2:] != P1.shape[2:]:
-            raise ValueError(
-                f"{owner}.forward: {name} shape {tuple(t.shape)} does not match "
-                f"P1 {tuple(P1.shape)} in N, H, W"
-            )
-    if P1.shape[2] % k or P1.shape[3] % k:
-        raise ValueError(
-            f"{owner}.forward: H x W = {P1.shape[2]}x{P1.shape[3]} px; expected both "
-            f"divisible by {k} (n_down={generator.n_down})"
+        self.image_channels, self.pose_channels, self.n_down = image_channels, pose_channels, n_down
+        c = self.width = ngf * 2**n_down
+        kw = self.layer_args = dict(norm=norm, padding=padding, bias=resolve_bias(norm, use_bias))
+        self.image_encoder = encoder(image_channels, ngf, n_down, **kw)
+        self.pose_encoder = encoder(2 * pose_channels, ngf, n_down, **kw)
+        self.blocks = nn.ModuleList(
+            self.block(c, pose_in_channels=c if i == 0 else 2 * c, dropout=dropout, **kw)
+            for i in range(n_blocks)
         )
-    img = generator.image_encoder(P1)
-    pose = generator.pose_encoder(torch.cat((BP1, BP2), dim=1))
-    for block in generator.blocks:
-        img, pose = block(img, pose)
-    return img, pose
+
+    def trunk(
+        self, P1: torch.Tensor, BP1: torch.Tensor, BP2: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The last block's (img, pose) features at 1 / 2**n_down resolution.
+
+        First raises naming the class and the tensor unless P1 is (N, image_channels, H, W),
+        BP1 and BP2 are (N, pose_channels, H, W), and H and W are divisible by 2**n_down."""
+        owner, k = type(self).__name__, 2**self.n_down
+        channels = (self.image_channels, self.pose_channels, self.pose_channels)
+        for name, t, c in zip(("P1", "BP1", "BP2"), (P1, BP1, BP2), channels):
+            if t.dim() != 4 or t.shape[1] != c:
+                raise ValueError(
+                    f"{owner}.forward: {name} has shape {tuple(t.shape)}; expected (N, {c}, H, W)"
+                )
+            if t.shape[0] != P1.shape[0] or t.shape[2:] != P1.shape[2:]:
+                raise ValueError(
+                    f"{owner}.forward: {name} shape {tuple(t.shape)} does not match "
+                    f"P1 {tuple(P1.shape)} in N, H, W"
+                )
+        if P1.shape[2] % k or P1.shape[3] % k:
+            raise ValueError(
+                f"{owner}.forward: H x W = {P1.shape[2]}x{P1.shape[3]} px; expected both "
+                f"divisible by {k} (n_down={self.n_down})"
+            )
+        img = self.image_encoder(P1)
+        pose = self.pose_encoder(torch.cat((BP1, BP2), dim=1))
+        for block in self.blocks:
+            img, pose = block(img, pose)
+        return img, pose

@@ -11,14 +11,7 @@ import torch
 from torch import nn
 
 from personpose.models.init import apply_init
-from personpose.models.layers import (
-    TwoStreamBlock,
-    encoder,
-    padded_conv,
-    resolve_bias,
-    run_trunk,
-    upsampler,
-)
+from personpose.models.layers import TwoStreamBlock, TwoStreamGenerator, padded_conv, upsampler
 
 
 class PATBlock(TwoStreamBlock):
@@ -35,7 +28,7 @@ class PATBlock(TwoStreamBlock):
         return img, torch.cat((pose_out, img), dim=1)
 
 
-class PATNGenerator(nn.Module):
+class PATNGenerator(TwoStreamGenerator):
     """PATN generator: ``forward(P1, BP1, BP2)`` -> generated image (N, 3, H, W) in [-1, 1].
 
     Args:
@@ -54,6 +47,8 @@ class PATNGenerator(nn.Module):
             RNG) | "default" (PyTorch's own init).
     """
 
+    block = PATBlock
+
     def __init__(
         self,
         ngf: int = 64,
@@ -67,22 +62,11 @@ class PATNGenerator(nn.Module):
         n_down: int = 2,
         init: str = "normal",
     ) -> None:
-        super().__init__()
-        if n_blocks < 1 or ngf < 1 or n_down < 0:
-            raise ValueError(
-                f"PATNGenerator: need n_blocks >= 1, ngf >= 1, n_down >= 0; got "
-                f"n_blocks={n_blocks}, ngf={ngf}, n_down={n_down}"
-            )
-        bias = resolve_bias(norm, use_bias)
-        self.image_channels, self.pose_channels, self.n_down = image_channels, pose_channels, n_down
-        c = ngf * 2**n_down
-        kw = dict(norm=norm, padding=padding, bias=bias)
-        self.image_encoder = encoder(image_channels, ngf, n_down, **kw)
-        self.pose_encoder = encoder(2 * pose_channels, ngf, n_down, **kw)
-        self.blocks = nn.ModuleList(
-            PATBlock(c, pose_in_channels=c if i == 0 else 2 * c, dropout=dropout, **kw)
-            for i in range(n_blocks)
+        super().__init__(
+            ngf, n_blocks, norm, dropout, padding, use_bias, image_channels, pose_channels, n_down
         )
+        bias = self.layer_args["bias"]
+        c = self.width
         up = upsampler([c // 2**i for i in range(n_down + 1)], norm=norm, bias=bias)
         up += padded_conv(ngf, image_channels, 7, padding, bias=True)
         up.append(nn.Tanh())
@@ -91,4 +75,4 @@ class PATNGenerator(nn.Module):
 
     def forward(self, P1: torch.Tensor, BP1: torch.Tensor, BP2: torch.Tensor) -> torch.Tensor:
         """P1 (N, 3, H, W) in [-1, 1], BP1 and BP2 (N, 18, H, W) -> (N, 3, H, W) in [-1, 1]."""
-        return self.decoder(run_trunk(self, P1, BP1, BP2)[0])
+        return self.decoder(self.trunk(P1, BP1, BP2)[0])

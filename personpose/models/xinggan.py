@@ -18,11 +18,9 @@ from torch import nn
 from personpose.models.init import apply_init
 from personpose.models.layers import (
     TwoStreamBlock,
-    encoder,
+    TwoStreamGenerator,
     norm_layer,
     padded_conv,
-    resolve_bias,
-    run_trunk,
     upsampler,
 )
 
@@ -67,7 +65,7 @@ class CrossingBlock(TwoStreamBlock):
         return img, torch.cat((img, pose), dim=1)
 
 
-class XingGANGenerator(nn.Module):
+class XingGANGenerator(TwoStreamGenerator):
     """XingGAN generator: ``forward(P1, BP1, BP2)`` -> generated image (N, 3, H, W) in [-1, 1].
 
     ``output = sum_i maps[i] * image_candidate[i] + sum_i maps[10 + i] * pose_candidate[i]
@@ -81,6 +79,9 @@ class XingGANGenerator(nn.Module):
     ("normal": PATN's N(0, 0.02) conv weights, q/k/v included, and N(1, 0.02) BN scales;
     "default": PyTorch's), plus ``n_candidates`` per stream (10 in the paper).
     """
+
+    block = CrossingBlock
+    min_down = 1
 
     def __init__(
         self,
@@ -96,23 +97,12 @@ class XingGANGenerator(nn.Module):
         n_candidates: int = 10,
         init: str = "normal",
     ) -> None:
-        super().__init__()
-        if n_blocks < 1 or ngf < 1 or n_down < 1 or n_candidates < 1:
-            raise ValueError(
-                f"XingGANGenerator: need n_blocks, ngf, n_down, n_candidates >= 1; got "
-                f"n_blocks={n_blocks}, ngf={ngf}, n_down={n_down}, n_candidates={n_candidates}"
-            )
-        bias = resolve_bias(norm, use_bias)
-        self.image_channels, self.pose_channels, self.n_down = image_channels, pose_channels, n_down
-        self.n_candidates = n_candidates
-        c = ngf * 2**n_down
-        kw = dict(norm=norm, padding=padding, bias=bias)
-        self.image_encoder = encoder(image_channels, ngf, n_down, **kw)
-        self.pose_encoder = encoder(2 * pose_channels, ngf, n_down, **kw)
-        self.blocks = nn.ModuleList(
-            CrossingBlock(c, pose_in_channels=c if i == 0 else 2 * c, dropout=dropout, **kw)
-            for i in range(n_blocks)
+        if n_candidates < 1:
+            raise ValueError(f"XingGANGenerator: need n_candidates >= 1; got {n_candidates}")
+        super().__init__(
+            ngf, n_blocks, norm, dropout, padding, use_bias, image_channels, pose_channels, n_down
         )
+        self.n_candidates, bias, c = n_candidates, self.layer_args["bias"], self.width
         widths = [c // 2**i for i in range(n_down + 1)]  # 256, 128, 64
 
         def candidates() -> list[nn.Module]:  # upsampler, 7x7 conv to the K RGB candidates
@@ -136,7 +126,7 @@ class XingGANGenerator(nn.Module):
 
     def forward(self, P1: torch.Tensor, BP1: torch.Tensor, BP2: torch.Tensor) -> torch.Tensor:
         """P1 (N, 3, H, W) in [-1, 1], BP1 and BP2 (N, 18, H, W) -> (N, 3, H, W) in [-1, 1]."""
-        img, pose = run_trunk(self, P1, BP1, BP2)
+        img, pose = self.trunk(P1, BP1, BP2)
         maps = self.map_head(torch.cat((img, pose), dim=1))  # (N, 2K + 1, H, W), sums to 1
         n, _, height, width = P1.shape
         shape = (n, self.n_candidates, self.image_channels, height, width)

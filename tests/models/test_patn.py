@@ -219,6 +219,11 @@ def test_bad_inputs_are_named(shapes, match):
         g(*(torch.zeros(s) for s in shapes))
 
 
+def test_bad_sizes_are_named():
+    with pytest.raises(ValueError, match="PATNGenerator: need .* ngf >= 1.*ngf=0"):
+        PATNGenerator(ngf=0, n_blocks=1)
+
+
 def test_bad_norm_is_named():
     with pytest.raises(ValueError, match="norm='group'"):
         PATNGenerator(ngf=8, n_blocks=1, norm="group")

@@ -231,6 +231,19 @@ def test_too_narrow_blocks_are_an_error():
         XingGANGenerator(ngf=1, n_blocks=1)
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"n_down": 0}, "XingGANGenerator: need .* n_down >= 1; got .*n_down=0"),
+        ({"n_blocks": 0}, "XingGANGenerator: need n_blocks >= 1"),
+        ({"n_candidates": 0}, "XingGANGenerator: need n_candidates >= 1; got 0"),
+    ],
+)
+def test_bad_sizes_are_named(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        XingGANGenerator(**{"ngf": 8, "n_blocks": 1, **kwargs})
+
+
 def test_bad_inputs_name_the_generator():
     g = XingGANGenerator(ngf=8, n_blocks=1)
     with pytest.raises(ValueError, match="XingGANGenerator.forward: BP2"):
