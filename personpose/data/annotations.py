@@ -167,9 +167,10 @@ def check_keypoints(
         raise DataFormatError(f"{where}: joint {j} ({KEYPOINT_NAMES[j]}){label} {problem}")
 
 
-def _read_csv_lines(path: Path, header: str, kind: str) -> list[str]:
-    """The lines of a UTF-8 CSV whose first line is ``header`` (spaces ignored); raises
-    :class:`DataFormatError` naming the file (and line 1 for a wrong header)."""
+def _csv_rows(path: Path, header: str, kind: str) -> list[tuple[int, str]]:
+    """``(line number, line)`` of each non-blank data line of a UTF-8 CSV whose first line is
+    ``header`` (spaces ignored); raises :class:`DataFormatError` naming the file (and line 1
+    for a wrong header)."""
     try:
         raw_lines = path.read_text(encoding="utf-8-sig").splitlines()  # a BOM is accepted
     except OSError as exc:
@@ -179,7 +180,7 @@ def _read_csv_lines(path: Path, header: str, kind: str) -> list[str]:
     if not raw_lines or raw_lines[0].replace(" ", "").strip() != header:
         first = raw_lines[0][:60] if raw_lines else ""
         raise DataFormatError(f"{_where(path, 1)}: expected header {header!r}, got {first!r}")
-    return raw_lines
+    return [(i, line) for i, line in enumerate(raw_lines[1:], start=2) if line.strip()]
 
 
 def read_annotations(path: str | Path, image_size: tuple[int, int] | None = None) -> Annotations:
@@ -189,11 +190,8 @@ def read_annotations(path: str | Path, image_size: tuple[int, int] | None = None
     image files): every present joint must satisfy 0 <= y < H and 0 <= x < W.
     """
     path = Path(path)
-    raw_lines = _read_csv_lines(path, ANNOTATION_HEADER, "annotation")
     rows: dict[str, tuple[int, list[int], list[int]]] = {}  # name -> (line, ys, xs)
-    for lineno, line in enumerate(raw_lines[1:], start=2):
-        if not line.strip():
-            continue
+    for lineno, line in _csv_rows(path, ANNOTATION_HEADER, "annotation"):
         where = _where(path, lineno)
         fields = line.rsplit(":", 2)
         if len(fields) != 3:
@@ -249,12 +247,9 @@ def write_annotations(
 def read_pairs(path: str | Path, annotations: Annotations | None = None) -> PairList:
     """Read a pairs CSV; with ``annotations``, every name must be in that annotation file."""
     path = Path(path)
-    raw_lines = _read_csv_lines(path, PAIRS_HEADER, "pairs")
     pairs: list[tuple[str, str]] = []
     lines: list[int] = []
-    for lineno, line in enumerate(raw_lines[1:], start=2):
-        if not line.strip():
-            continue
+    for lineno, line in _csv_rows(path, PAIRS_HEADER, "pairs"):
         where = _where(path, lineno)
         fields = [f.strip() for f in line.split(",")]
         if len(fields) != 2 or not all(fields):

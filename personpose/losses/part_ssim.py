@@ -71,7 +71,8 @@ class PartSSIMResult:
     present: Tensor
 
 
-def _check_missing_parts(missing_parts: str, fn: str) -> None:
+def check_missing_parts(missing_parts: str, fn: str) -> None:
+    """Raise ValueError naming ``fn`` unless ``missing_parts`` is one of :data:`MISSING_PARTS`."""
     if missing_parts not in MISSING_PARTS:
         raise ValueError(
             f"{fn}: missing_parts must be one of {MISSING_PARTS}, got {missing_parts!r}"
@@ -110,7 +111,7 @@ def part_ssim_terms(
     ``missing_parts`` is ``"faithful"`` or ``"exclude"`` (module docstring); ``compile`` runs
     the computation through ``torch.compile``.
     """
-    _check_missing_parts(missing_parts, "part_ssim")
+    check_missing_parts(missing_parts, "part_ssim")
     x, y, taps, c1, c2 = prepare_pair(
         x, y, win_size, win_sigma, data_range, check_range, "part_ssim"
     )
@@ -165,7 +166,7 @@ class PartSSIMLoss(SSIMLoss):
         compile: bool = False,
     ) -> None:
         super().__init__(win_size, win_sigma, compile)
-        _check_missing_parts(missing_parts, "PartSSIMLoss")
+        check_missing_parts(missing_parts, "PartSSIMLoss")
         self.missing_parts = missing_parts
 
     def forward(self, fake: Tensor, target: Tensor, masks: Tensor) -> Tensor:

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from personpose.data.pose import part_masks
-from personpose.losses.part_ssim import MISSING_PARTS, part_ssim_terms
+from personpose.losses.part_ssim import check_missing_parts, part_ssim_terms
 from personpose.metrics.base import PerImageMetric
 from personpose.metrics.ssim_variants import chunked
 
@@ -55,10 +55,7 @@ class PartSSIM(PerImageMetric):
 
     def __init__(self, missing_parts: str = "faithful", compile: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
-        if missing_parts not in MISSING_PARTS:
-            raise ValueError(
-                f"pssim: missing_parts must be 'faithful' or 'exclude'; got {missing_parts!r}"
-            )
+        check_missing_parts(missing_parts, "pssim")
         self.missing_parts, self.use_compile = missing_parts, compile
 
     def score(self, preds, target, kp2):
