@@ -8,12 +8,9 @@ Prints a Markdown table and writes JSON (default experiments/results/synth_stats
   mask-SSIM and L1 under the PATN protocol, synthetic vs the real Market test sample.
 
 Definitions: torso length = |neck - mid-hip| px (joints 1 and mean of 8, 11), only where
-all three are present; height = image height (px). PATN protocol: skimage
-``structural_similarity(gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
-channel_axis=-1, data_range=generated.max() - generated.min())`` on uint8 images;
-mask-SSIM multiplies both images by PATN's keypoint mask (segments of half-width 4 px along
-the 23 mask limbs, disks of radius 4 px at the joints, 5x5 closing) of the target pose; L1 =
-mean |generated - target| on [0, 1] intensities.
+all three are present; height = image height (px). PATN protocol: the package's
+``ssim_patn`` and ``mask_ssim`` (scikit-image 0.14.2's Gaussian SSIM as PATN ran it, the mask
+of the target pose; docs/protocols.md); L1 = mean |generated - target| on [0, 1] intensities.
 
     python experiments/synth_stats.py [--data DIR | --cache-root ROOT] [--quick]
 """
@@ -28,20 +25,19 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-from skimage.draw import disk, polygon
-from skimage.metrics import structural_similarity
-from skimage.morphology import closing
+import torch
 
 sys.path.insert(0, str(Path(__file__).parent))  # the scripts' shared helpers
-from _common import REAL, RESULTS, SKIMAGE_GAUSSIAN, write_json  # noqa: E402
+from _common import REAL, RESULTS, write_json  # noqa: E402
 
 from personpose.data.annotations import read_annotations, read_pairs  # noqa: E402
-from personpose.data.keypoints import PATN_MASK_LIMBS, PATN_MASK_RADIUS  # noqa: E402
+from personpose.data.images import read_rgb  # noqa: E402
 from personpose.data.pose_stats import pair_displacement, proportion_ratios  # noqa: E402
+from personpose.metrics.pixel import l1  # noqa: E402
+from personpose.metrics.ssim_variants import mask_ssim, ssim_patn  # noqa: E402
 
 # docs/data.md#pair-statistics: copy-source baseline on 100 real Market test pairs; displacement.
-REFERENCE = {"ssim": 0.148, "mask_ssim": 0.718, "l1": 0.194, "displacement_median": 0.45}
+REFERENCE = {"ssim": 0.148, "mask_ssim": 0.716, "l1": 0.194, "displacement_median": 0.45}
 SPLITS = ("train", "val", "test")
 
 
@@ -60,42 +56,18 @@ def displacements(ann, pairs) -> np.ndarray:
     return d[np.isfinite(d)]
 
 
-def patn_mask(kp: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """PATN keypoint mask (H, W) bool of a target pose (18, 2) (row, col)."""
-    m = np.zeros(size, bool)
-    vis = (kp >= 0).all(-1)
-    r = PATN_MASK_RADIUS
-    for a, b in PATN_MASK_LIMBS:
-        if not (vis[a] and vis[b]):
-            continue
-        p, q = kp[a].astype(float), kp[b].astype(float)
-        d = q - p
-        n = np.array([-d[1], d[0]]) / (np.hypot(*d) + 1e-9) * r
-        corners = np.array([p + n, q + n, q - n, p - n])
-        m[polygon(corners[:, 0], corners[:, 1], shape=size)] = True
-    for j in np.flatnonzero(vis):
-        m[disk((kp[j, 0], kp[j, 1]), r, shape=size)] = True
-    return closing(m, np.ones((5, 5), bool)).astype(bool)
+def copy_source_scores(img_dir: Path, ann, pairs: list[tuple[str, str]]) -> dict[str, float]:
+    """Copy-source baseline (generated := source image) over ``pairs``: the package's
+    ``ssim_patn``, ``mask_ssim`` (NaN images left out) and ``l1`` on uint8-level images."""
 
+    def load(names):  # (N, 3, H, W) in [0, 1]
+        images = np.stack([read_rgb(img_dir / n) for n in names])
+        return torch.from_numpy(images).permute(0, 3, 1, 2) / 255.0
 
-def patn_ssim(gen: np.ndarray, tgt: np.ndarray) -> float:
-    data_range = float(gen.max()) - float(gen.min())
-    return float(
-        structural_similarity(gen, tgt, sigma=1.5, data_range=data_range, **SKIMAGE_GAUSSIAN)
-    )
-
-
-def copy_source_scores(img_dir: Path, ann: dict, pairs: list[tuple[str, str]]) -> dict[str, float]:
-    """Copy-source baseline (generated := source image) over ``pairs``."""
-    scores = {"ssim": [], "mask_ssim": [], "l1": []}
-    for a, b in pairs:
-        src = np.asarray(Image.open(img_dir / a).convert("RGB"))
-        tgt = np.asarray(Image.open(img_dir / b).convert("RGB"))
-        m = patn_mask(ann[b], tgt.shape[:2])[..., None].astype(np.uint8)
-        scores["ssim"].append(patn_ssim(src, tgt))
-        scores["mask_ssim"].append(patn_ssim(src * m, tgt * m))
-        scores["l1"].append(np.abs(src.astype(float) - tgt.astype(float)).mean() / 255.0)
-    return {k: round(float(np.mean(v)), 4) for k, v in scores.items()} | {"pairs": len(pairs)}
+    src, tgt = load(a for a, _ in pairs), load(b for _, b in pairs)
+    kp2 = torch.as_tensor(np.stack([ann[b] for _, b in pairs]))
+    scores = dict(ssim=ssim_patn(src, tgt), mask_ssim=mask_ssim(src, tgt, kp2), l1=l1(src, tgt))
+    return {k: round(float(v.nanmean()), 4) for k, v in scores.items()} | {"pairs": len(pairs)}
 
 
 def main(argv: list[str] | None = None) -> int:
