@@ -51,6 +51,7 @@ def test_synthetic_study_is_seven_arms_times_three_seeds_on_the_same_data():
         assert cfg.model.name == "patn_small" and cfg.data.name == "synthetic"
         assert cfg.data.seed == 0 and cfg.data.batch_size == 8 and cfg.data.synth.ids == 300
         assert cfg.trainer.max_steps == 700 and cfg.sweep_name == "synthetic_study"
+        assert cfg.trainer.precision == "bf16-mixed"
         assert cfg.hydra.sweep.dir == "multirun/synthetic_study"
     assert set(seeds) == STUDY_ARMS
     assert all(s == {0, 1, 2} for s in seeds.values())  # every configuration, every seed
