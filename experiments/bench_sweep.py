@@ -10,7 +10,8 @@ validation, test scoring and writing included. Configurations, all in one script
 - ``new_1x<cores>``: this checkout, one job with ``cores`` threads;
 - ``new_<cores>x1``: this checkout, a sweep of ``cores`` jobs (``seed=0,1,..``) at once through
   Hydra's joblib launcher (``hydra/launcher=joblib``), one thread each;
-- with ``--variants``: further ``name=override,...`` settings of the new code, one job.
+- with ``--variants``: further ``name=override,...`` settings of the new code, one job;
+- ``--only NAME ...`` keeps those configurations (and the ``old_1x<cores>`` reference).
 
 Threads are set through the command's environment (``OMP_NUM_THREADS``/``MKL_NUM_THREADS``,
 inherited by the launcher's worker processes), never by the package.
@@ -21,7 +22,7 @@ file exists) and give the load it records with the figures.
 
 Usage:
     python experiments/bench_sweep.py [--quick] [--old ../old] [--steps 300] [--old-parallel]
-        [--variants channels_last=trainer.channels_last=true]
+        [--variants bf16=trainer.precision=bf16-mixed] [--only new_1x2_bf16]
         [--extra OVERRIDE ...] [--out experiments/results/bench_sweep.json]
 """
 
@@ -145,7 +146,10 @@ def configurations(args: argparse.Namespace, old: Path) -> list[tuple]:
     for variant in args.variants:
         name, _, overrides = variant.partition("=")
         configs.append((f"new_1x{n}_{name}", REPO, "new", 1, n, overrides.split(",")))
-    return configs
+    names = [c[0] for c in configs]
+    if set(args.only or ()) - set(names):
+        raise SystemExit(f"--only {' '.join(args.only)}: expected names among {names}")
+    return [c for c in configs if not args.only or c[0] in args.only or c[0] == f"old_1x{n}"]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -160,6 +164,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--variants", nargs="*", default=[], metavar="NAME=OVERRIDE[,OVERRIDE]")
     extra = "overrides of every configuration, old and new (e.g. a tiny model)"
     p.add_argument("--extra", nargs="*", default=[], metavar="OVERRIDE", help=extra)
+    only = "run only these configurations (by name; old_1x<cores>, the reference, always runs)"
+    p.add_argument("--only", nargs="*", default=None, metavar="NAME", help=only)
     p.add_argument("--quiet-file", type=Path, default=None, help="wait while this file exists")
     p.add_argument("--out", type=Path, default=RESULTS / "bench_sweep.json")
     return p.parse_args(argv)

@@ -44,6 +44,10 @@ def test_parallel_jobs_are_a_joblib_sweep_with_one_thread_each(tmp_path):
     assert "seed=0,1" in sweep and sweep[-1] == "x=1"
     one = bench.command("old", 30, 10, 1, tmp_path / "o", [])
     assert one[0] == f"hydra.run.dir={tmp_path / 'o'}" and "trainer.val_every_n_steps=10" in one
+    only = bench.parse_args(["--cores", "2", "--variants", "bf16=x=1", "--only", "new_1x2_bf16"])
+    assert [c[0] for c in bench.configurations(only, tmp_path)] == ["old_1x2", "new_1x2_bf16"]
+    with pytest.raises(SystemExit, match="--only new_9x9: expected names among"):
+        bench.configurations(bench.parse_args(["--only", "new_9x9"]), tmp_path)
     env = bench.job_env(tmp_path, 1)
     assert env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "1"
     assert env["PYTHONPATH"] == str(tmp_path)
