@@ -45,6 +45,7 @@ OLD_COMMIT = "72ec8c9"
 PROGRESS_BAR = {"old": "trainer.progress_bar", "new": "trainer.enable_progress_bar"}
 VAL_INTERVAL = {"old": "trainer.val_every_n_steps", "new": "trainer.val_check_interval"}
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+HEADLINE = ("gt_part_l1", "gt_fg_ssim", "mask_ssim", "ssim_patn", "pssim")  # test metrics kept
 
 # Run in a tree: its data folder for the overrides in argv[1:] (generated if missing), and the
 # old commit's native kernels built.
@@ -128,7 +129,7 @@ def run_config(config: tuple, steps: int, val_every: int, work: Path) -> dict:
         "wall_s": round(wall, 1),
         "iterations_per_hour": round(jobs * steps / wall * 3600),
         "job_wall_s": [d.get("wall_time_s") for d in docs],
-        "mask_ssim": [d["metrics"].get("mask_ssim") for d in docs],
+        **{m: [d["metrics"].get(m) for d in docs] for m in HEADLINE},
         "load_1min_before": round(load, 2),
         "overrides": args,
     }
