@@ -40,12 +40,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))  # the scripts' shared helpers
 from _common import REPO, RESULTS, machine, markdown_table, write_json  # noqa: E402
 
+from personpose.report.table import HEADLINE  # noqa: E402
+
 OLD_COMMIT = "72ec8c9"
 # Keys renamed since the old commit: {code: name}.
 PROGRESS_BAR = {"old": "trainer.progress_bar", "new": "trainer.enable_progress_bar"}
 VAL_INTERVAL = {"old": "trainer.val_every_n_steps", "new": "trainer.val_check_interval"}
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
-HEADLINE = ("gt_part_l1", "gt_fg_ssim", "mask_ssim", "ssim_patn", "pssim")  # test metrics kept
 
 # Run in a tree: its data folder for the overrides in argv[1:] (generated if missing), and the
 # old commit's native kernels built.
@@ -129,7 +130,7 @@ def run_config(config: tuple, steps: int, val_every: int, work: Path) -> dict:
         "wall_s": round(wall, 1),
         "iterations_per_hour": round(jobs * steps / wall * 3600),
         "job_wall_s": [d.get("wall_time_s") for d in docs],
-        **{m: [d["metrics"].get(m) for d in docs] for m in HEADLINE},
+        **{m: [d["metrics"].get(m) for d in docs] for m in HEADLINE},  # the report's headline
         "load_1min_before": round(load, 2),
         "overrides": args,
     }
@@ -176,12 +177,13 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     steps = 30 if args.quick else args.steps
     val_every = max(1, steps // 3)  # the default run validates 3 times (300 steps, every 100)
+    configs = configurations(args, args.old)  # a bad --only fails before any set-up
     old = ensure_old_checkout(args.old)
     for tree in (old, REPO):
         prepare(tree, args.extra)
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench_sweep_") as tmp:
-        for *config, extra in configurations(args, old):
+        for *config, extra in configs:
             while args.quiet_file is not None and args.quiet_file.exists():
                 time.sleep(20)
             rows.append(run_config((*config, [*args.extra, *extra]), steps, val_every, Path(tmp)))
