@@ -162,6 +162,52 @@ def test_runs_differing_in_model_or_steps_are_separate_rows(tmp_path):
     assert "so no difference: l1 [model=patn_small, steps=2], l1 [model=patn_tiny, steps=2]." in md
 
 
+def test_two_backbones_get_a_table_each_and_their_own_reference(tmp_path):
+    """A ``model=patn_small,xinggan_small`` sweep of the pilot pair: each backbone's rows under
+    its heading (means and differences), the best mean bold per backbone, and part_ssim
+    compared with the l1_perceptual of its own backbone."""
+    values = {  # (model, loss) -> gt_part_l1 of seeds 0, 1, 2
+        ("xinggan_small", "l1_perceptual"): (0.30, 0.32, 0.31),
+        ("xinggan_small", "part_ssim"): (0.20, 0.24, 0.21),
+        ("patn_small", "l1_perceptual"): (0.40, 0.41, 0.45),
+        ("patn_small", "part_ssim"): (0.42, 0.42, 0.46),
+    }
+    for (model, loss), seeds in values.items():
+        for seed, v in enumerate(seeds):
+            _run(tmp_path / f"{model}_{loss}_{seed}", loss, seed, v, model=model)
+
+    assert main([str(tmp_path), "--no-plots"]) == 0
+    rows = _csv(tmp_path)
+    for model in ("patn_small", "xinggan_small"):
+        row = rows[("part_ssim", f"model={model}")]
+        diffs = np.subtract(values[(model, "part_ssim")], values[(model, "l1_perceptual")])
+        assert float(row["gt_part_l1_diff"]) == pytest.approx(diffs.mean())
+        assert float(row["gt_part_l1_diff_ci95"]) == pytest.approx(_ci(diffs))
+        assert row["model"] == model and row["n_pairs"] == "3"
+    md = (tmp_path / "ablation.md").read_text()
+    means, rest = md.split("## Paired difference")
+    for section in (means, rest.split("## Notes")[0]):
+        patn, xing = (
+            section.index("### Backbone `patn_small`"),
+            section.index("### Backbone `xinggan_small`"),
+        )
+        assert patn < section.index("| part_ssim [model=patn_small]") < xing
+        assert xing < section.index("| part_ssim [model=xinggan_small]")
+    # copy-source closes each backbone's means table; each backbone has its own bold best
+    assert means.count("| copy-source |") == 2 and means.count("**") == 2 * 2 * 2
+    assert "| l1_perceptual [model=patn_small] | 3 | 10 | 60.0 | **0.4200" in means
+    assert "2 backbones (`patn_small`, `xinggan_small`): one table each" in md
+
+
+def test_one_backbone_has_no_backbone_headings(tmp_path):
+    for seed in (0, 1):
+        _run(tmp_path / f"a{seed}", "l1_perceptual", seed, 0.3, model="xinggan_small")
+        _run(tmp_path / f"b{seed}", "part_ssim", seed, 0.2, model="xinggan_small")
+    assert main([str(tmp_path), "--no-plots"]) == 0
+    md = (tmp_path / "ablation.md").read_text()
+    assert "Backbone" not in md and "backbones" not in md and "| part_ssim | 2 |" in md
+
+
 def test_duplicate_seed_is_a_warning_naming_both_folders(tmp_path, capsys):
     _run(tmp_path / "outputs" / "a", "l1", 0, 0.2)
     _run(tmp_path / "outputs" / "b", "l1", 0, 0.4)

@@ -10,8 +10,11 @@ to ``OUT`` (default: the first DIR):
   term on and every setting outside the loss equal; pairs are runs with the same ``seed`` and
   ``data_seed``) with its own interval. An interval needs two seeds (two pairs); without an
   ``l1_perceptual`` row the differences are empty; the notes say which cells are empty and why.
-  Also the number of seeds, the training steps, the wall time per job and of the grid, the best
-  mean per column (bold), every metric's protocol, duplicate seeds and failed jobs.
+  With more than one backbone (``model`` choice, e.g. a ``model=patn_small,xinggan_small``
+  sweep) each table is split by backbone, and each row is compared with its own backbone's
+  ``l1_perceptual``. Also the number of seeds, the training steps, the wall time per job and
+  of the grid, the best mean per column (bold), every metric's protocol, duplicate seeds and
+  failed jobs.
 - ``ablation_<metric>.png`` (headline metrics: bars with intervals), ``curves.png`` (generator
   loss and a validation metric per configuration, mean over seeds) and ``qualitative.png`` (the
   fixed test pairs each run writes to ``qualitative/``: source, target pose, ground truth, then

@@ -131,7 +131,8 @@ def _set_suffixes(groups: list[Group]) -> None:
 
 
 def group_runs(runs: list[dict]) -> tuple[list[Group], list[str]]:
-    """Configurations (sorted by label) with one run per seed, and duplicate-seed warnings."""
+    """Configurations (sorted by backbone, then label) with one run per seed, and
+    duplicate-seed warnings."""
     by_key: dict[tuple, Group] = {}
     for r in sorted(runs, key=lambda r: r["_dir"]):
         s = settings_of(r)
@@ -150,7 +151,7 @@ def group_runs(runs: list[dict]) -> tuple[list[Group], list[str]]:
             else:
                 kept[seed] = r
         g.runs = [kept[k] for k in sorted(kept, key=lambda k: (k[0] or 0, k[1] or 0))]
-    return sorted(groups, key=lambda g: g.label), warnings
+    return sorted(groups, key=lambda g: (g.settings.get("model", ""), g.label)), warnings
 
 
 def copy_groups(groups: list[Group]) -> list[Group]:

@@ -146,6 +146,21 @@ def test_synthetic_study_jobs_that_fail_end_the_sweep_non_zero_in_one_line(tmp_p
     assert len(jobs) == 2 and [j.split("__")[0] for j in jobs] == ["arm-l1", "arm-part_ssim_noadv"]
 
 
+def test_backbone_is_a_sweep_axis_and_the_report_splits_by_it(tmp_path, data_cache):
+    """``model=patn_tiny,xinggan_small`` in one sweep: a job per generator, each recording its
+    own, and a report with a table per backbone."""
+    out = run_cli(["-m", *SWEEP, "loss=l1", "model=patn_tiny,xinggan_small"], cwd=tmp_path)
+    assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
+    sweep = tmp_path / "multirun" / "s"
+    results = [json.loads(p.read_text()) for p in sorted(sweep.glob("*/results.json"))]
+    assert sorted(r["choices"]["model"] for r in results) == ["patn_tiny", "xinggan_small"]
+    targets = {r["config"]["model"]["generator"]["_target_"].rsplit(".", 1)[1] for r in results}
+    assert targets == {"PATNGenerator", "XingGANGenerator"}
+    assert report([str(sweep), "--no-plots"]) == 0
+    md = (sweep / "ablation.md").read_text()
+    assert md.count("### Backbone `patn_tiny`") == md.count("### Backbone `xinggan_small`") == 2
+
+
 @pytest.mark.slow  # three processes: the sweep and its two jobs
 def test_submitit_local_launcher_runs_a_sweep(tmp_path, data_cache):
     out = run_cli(
