@@ -147,23 +147,18 @@ def _diffs_table(rows: list[dict], metrics: list[str]) -> list[str]:
     return lines
 
 
-def backbones(rows: list[dict]) -> list[str]:
-    """The generators (``model`` choices) of the trained rows, in row order."""
-    return list(dict.fromkeys(r["model"] for r in rows if r["loss"] != COPY))
-
-
 def _by_backbone(rows: list[dict], table, metrics: list[str]) -> list[str]:
-    """``table(rows, metrics)``, or with more than one backbone one table per backbone under
-    its own heading (its rows, then the copy-source rows; bold: the backbone's best)."""
-    models = backbones(rows)
+    """``table(rows, metrics)``, or with more than one backbone (``model``) one table per
+    backbone under its own heading: its rows, then the copy-source rows (whose model is "")."""
+    models = dict.fromkeys(r["model"] for r in rows if r["loss"] != COPY)
+    copies = [r for r in rows if r["loss"] == COPY]
     if len(models) < 2:
         return table(rows, metrics)
-    copies = [r for r in rows if r["loss"] == COPY]
-    out: list[str] = []
-    for m in models:
-        mine = [r for r in rows if r["loss"] != COPY and r["model"] == m]
-        out += [f"### Backbone `{m}`", "", *table(mine + copies, metrics), ""]
-    return out[:-1]
+    per = [
+        [f"### Backbone `{m}`", "", *table([r for r in rows if r["model"] == m] + copies, metrics)]
+        for m in models
+    ]
+    return [line for lines in per for line in [*lines, ""]][:-1]
 
 
 def notes(rows: list[dict], runs: list[dict], figures: list[str]) -> list[str]:
@@ -183,11 +178,6 @@ def notes(rows: list[dict], runs: list[dict], figures: list[str]) -> list[str]:
                 f"No `{REFERENCE}` run with the same settings and seeds, so no difference: "
                 f"{', '.join(unpaired)}."
             )
-    if len(models := backbones(rows)) > 1:
-        out.append(
-            f"{len(models)} backbones ({', '.join(f'`{m}`' for m in models)}): one table each; "
-            f"differences are taken from the `{REFERENCE}` row of the same backbone."
-        )
     out.append(f"`{COPY}`: the source image as the output (no training, no seeds).")
     walls = [r["wall_time_s"] for r in runs if "wall_time_s" in r]
     out.append(
