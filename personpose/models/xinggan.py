@@ -120,18 +120,22 @@ class XingGANGenerator(TwoStreamGenerator):
         self.map_head = nn.Sequential(
             *upsampler([3 * c, *widths[:-1]], norm=norm, bias=bias),  # 768, 256, 128
             nn.ConvTranspose2d(widths[-2], 2 * n_candidates + 1, 1, bias=bias),
-            nn.Softmax(dim=1),
         )
+        self.maps = nn.Softmax(dim=1)  # of the head's logits, in float32 (forward)
         apply_init(self, init)
 
     def forward(self, P1: torch.Tensor, BP1: torch.Tensor, BP2: torch.Tensor) -> torch.Tensor:
         """P1 (N, 3, H, W) in [-1, 1], BP1 and BP2 (N, 18, H, W) -> (N, 3, H, W) in [-1, 1]."""
         img, pose = self.trunk(P1, BP1, BP2)
-        maps = self.map_head(torch.cat((img, pose), dim=1))  # (N, 2K + 1, H, W), sums to 1
+        logits = self.map_head(torch.cat((img, pose), dim=1))  # (N, 2K + 1, H, W)
         n, _, height, width = P1.shape
         shape = (n, self.n_candidates, self.image_channels, height, width)
         candidates = torch.cat(
             (self.image_decoder(img).reshape(shape), self.pose_decoder(pose).reshape(shape)), dim=1
         )  # (N, 2K, 3, H, W)
-        blend = (maps[:, :-1, None] * candidates).sum(1)
-        return blend + maps[:, -1:] * P1
+        # The convex blend in float32: under bf16 autocast the maps sum to 1 only to ~1e-2 and
+        # the output leaves [-1, 1] (a no-op without autocast).
+        with torch.autocast(P1.device.type, enabled=False):
+            maps = self.maps(logits.float())  # sums to 1
+            blend = (maps[:, :-1, None] * candidates.float()).sum(1)
+            return blend + maps[:, -1:] * P1.float()

@@ -163,7 +163,7 @@ def _capture_maps(g: XingGANGenerator, store: list, replace: torch.Tensor | None
         store.append(output)
         return replace.expand_as(output) if replace is not None else None
 
-    return g.map_head.register_forward_hook(hook)
+    return g.maps.register_forward_hook(hook)
 
 
 def test_the_21_maps_sum_to_one_at_every_pixel():
@@ -177,6 +177,21 @@ def test_the_21_maps_sum_to_one_at_every_pixel():
     assert maps[0].shape == (2, 21, 32, 16) and (maps[0] >= 0).all()
     torch.testing.assert_close(maps[0].sum(1), torch.ones(2, 32, 16))
     assert out.min() >= -1 and out.max() <= 1  # a convex blend of tanh images and P1
+
+
+def test_under_bf16_autocast_the_blend_stays_float32_and_convex():
+    """The maps and the blend are computed in float32 under autocast: maps sum to 1 (in bf16
+    they would only to ~1e-2) and the output stays in [-1, 1]."""
+    torch.manual_seed(0)
+    g = XingGANGenerator(ngf=8, n_blocks=2).eval()
+    maps: list = []
+    handle = _capture_maps(g, maps)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = g(*generator_inputs(2, 32, 16))
+    handle.remove()
+    assert maps[0].dtype == out.dtype == torch.float32
+    torch.testing.assert_close(maps[0].sum(1), torch.ones(2, 32, 16), rtol=0, atol=1e-6)
+    assert out.min() >= -1 - 1e-6 and out.max() <= 1 + 1e-6
 
 
 def test_map_20_at_one_returns_the_source_image():
