@@ -128,8 +128,7 @@ class XingGANGenerator(TwoStreamGenerator):
         """P1 (N, 3, H, W) in [-1, 1], BP1 and BP2 (N, 18, H, W) -> (N, 3, H, W) in [-1, 1]."""
         img, pose = self.trunk(P1, BP1, BP2)
         logits = self.map_head(torch.cat((img, pose), dim=1))  # (N, 2K + 1, H, W)
-        n, _, height, width = P1.shape
-        shape = (n, self.n_candidates, self.image_channels, height, width)
+        shape = (P1.shape[0], self.n_candidates, self.image_channels, *P1.shape[2:])
         candidates = torch.cat(
             (self.image_decoder(img).reshape(shape), self.pose_decoder(pose).reshape(shape)), dim=1
         )  # (N, 2K, 3, H, W)
@@ -137,5 +136,4 @@ class XingGANGenerator(TwoStreamGenerator):
         # the output leaves [-1, 1] (a no-op without autocast).
         with torch.autocast(P1.device.type, enabled=False):
             maps = self.maps(logits.float())  # sums to 1
-            blend = (maps[:, :-1, None] * candidates.float()).sum(1)
-            return blend + maps[:, -1:] * P1.float()
+            return (maps[:, :-1, None] * candidates.float()).sum(1) + maps[:, -1:] * P1.float()
