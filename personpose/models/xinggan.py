@@ -132,8 +132,7 @@ class XingGANGenerator(TwoStreamGenerator):
         candidates = torch.cat(
             (self.image_decoder(img).reshape(shape), self.pose_decoder(pose).reshape(shape)), dim=1
         )  # (N, 2K, 3, H, W)
-        # The convex blend in float32: under bf16 autocast the maps sum to 1 only to ~4e-3 and
-        # the output leaves [-1, 1] (a no-op without autocast).
-        with torch.autocast(P1.device.type, enabled=False):
-            maps = self.maps(logits.float())  # sums to 1
-            return (maps[:, :-1, None] * candidates.float()).sum(1) + maps[:, -1:] * P1.float()
+        # The convex blend in float32 (softmax, products and sum are not autocast ops): in bf16
+        # the maps sum to 1 only to ~4e-3 and the output leaves [-1, 1]. No-op in float32.
+        maps = self.maps(logits.float())  # sums to 1
+        return (maps[:, :-1, None] * candidates.float()).sum(1) + maps[:, -1:] * P1.float()
