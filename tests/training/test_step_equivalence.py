@@ -38,7 +38,8 @@ def side(kind: str, work: Path) -> dict:
         from personpose.training.module import PoseTransferModule
 
         dm = run.build_datamodule(cfg)
-        dm.prepare_data(), dm.setup("fit")
+        dm.prepare_data()
+        dm.setup("fit")
         m = PoseTransferModule(cfg, dm.steps_per_epoch_for(1), allow_random_vgg=True)
         nets = {"generator": m.generator, "vgg": m.loss.extractor}
         nets |= {"appearance": m.d_appearance, "shape": m.d_shape}
