@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,19 @@ def _threads():
 
     torch.set_num_threads(2)
     yield
+
+
+def bench_sweep_with_old_commit():
+    """``experiments/bench_sweep.py`` as a module; the test is skipped when this clone does
+    not hold its ``OLD_COMMIT`` (72ec8c9, which ``ensure_old_checkout`` extracts)."""
+    bench = load_experiment("bench_sweep")
+    has_old = subprocess.run(
+        ["git", "-C", str(REPO), "cat-file", "-e", f"{bench.OLD_COMMIT}^{{commit}}"],
+        capture_output=True,
+    )
+    if has_old.returncode != 0:
+        pytest.skip(f"commit {bench.OLD_COMMIT} is not in this clone")
+    return bench
 
 
 def load_experiment(name: str):

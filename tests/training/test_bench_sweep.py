@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import load_experiment
+from tests.conftest import bench_sweep_with_old_commit, load_experiment
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "experiments" / "bench_sweep.py"
@@ -55,13 +54,8 @@ def test_parallel_jobs_are_a_joblib_sweep_with_one_thread_each(tmp_path):
 
 @pytest.mark.slow  # five training processes (old, new, a sweep of two)
 def test_tiny_run_end_to_end(tmp_path, monkeypatch):
-    has_old = subprocess.run(
-        ["git", "-C", str(REPO), "cat-file", "-e", "72ec8c9^{commit}"], capture_output=True
-    )
-    if has_old.returncode != 0:
-        pytest.skip("commit 72ec8c9 is not in this clone")
     monkeypatch.setenv("PERSONPOSE_DATA", str(tmp_path / "data"))
-    bench = load_experiment("bench_sweep")
+    bench = bench_sweep_with_old_commit()
     out = tmp_path / "bench_sweep.json"
     argv = ["--steps", "2", "--cores", "2", "--old", str(tmp_path / "old"), "--out", str(out)]
     results = bench.main([*argv, "--extra", *TINY])

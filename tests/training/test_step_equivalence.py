@@ -20,7 +20,6 @@ import pytest
 import torch
 
 OVERRIDES = ["model.discriminator.dropout=false", "loss.adversarial.pool_size=0"]
-REPO = Path(__file__).resolve().parents[2]
 
 
 def side(kind: str, work: Path) -> dict:
@@ -81,16 +80,11 @@ def _relative(old: list, new: list) -> float:
     return float(diff / torch.stack([a.norm() for a in old]).norm())
 
 
-@pytest.mark.slow  # the old commit's module and data in a second process (~1 min)
+@pytest.mark.slow  # the old commit's module and data in a second process (~30 s)
 def test_one_training_step_equals_72ec8c9s(tmp_path):
-    from tests.conftest import load_experiment  # not at the top: the old side runs this file
+    from tests.conftest import bench_sweep_with_old_commit  # the old side runs this file
 
-    has_old = subprocess.run(
-        ["git", "-C", str(REPO), "cat-file", "-e", "72ec8c9^{commit}"], capture_output=True
-    )
-    if has_old.returncode != 0:
-        pytest.skip("commit 72ec8c9 is not in this clone")
-    bench = load_experiment("bench_sweep")
+    bench = bench_sweep_with_old_commit()
     old_tree = bench.ensure_old_checkout(tmp_path / "old")
     cmd = [sys.executable, __file__, "--side", str(tmp_path)]
     subprocess.run(cmd, cwd=old_tree, env=bench.job_env(old_tree, None), check=True)
